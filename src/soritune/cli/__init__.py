@@ -1,0 +1,26 @@
+"""`soritune` console script: one module per stage registers its verbs on the shared app."""
+
+from __future__ import annotations
+
+import sys
+
+from soritune.cli.app import app, console
+
+# Each module below only imports typer at top level; importing them is cheap.
+from soritune.cli import models as _models  # noqa: F401,E402
+from soritune.cli import transcribe as _transcribe  # noqa: F401,E402
+from soritune.cli import data as _data  # noqa: F401,E402
+from soritune.cli import synth as _synth  # noqa: F401,E402
+from soritune.cli import evaluate as _evaluate  # noqa: F401,E402
+from soritune.cli import serve as _serve  # noqa: F401,E402
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the app; user errors (SoritunError) print one line, exit code 2."""
+    from soritune.errors import SoritunError
+
+    try:
+        app(args=argv if argv is not None else sys.argv[1:], standalone_mode=True)
+    except SoritunError as e:
+        console.print(f"[bold red]error:[/] {e}", highlight=False)
+        sys.exit(2)
