@@ -79,15 +79,14 @@ def decode_bytes(data: bytes, name: str = "<bytes>", *, target_sr: int = SAMPLE_
     """Decode an in-memory audio file (any format soundfile or PyAV reads) to mono float32 at target_sr."""
     if not data:
         raise AudioError(name, "empty", "0 bytes")
-    errors = []
     for decoder in (_decode_soundfile, _decode_av):
         try:
             audio, sr = decoder(data)
             break
-        except Exception as e:  # noqa: BLE001 - try the next decoder, report all
-            errors.append(f"{decoder.__name__.strip('_')}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+        except Exception:  # noqa: BLE001 - try the next decoder
+            continue
     else:
-        raise AudioError(name, "not_audio", "; ".join(errors))
+        raise AudioError(name, "not_audio", "no audio decoder recognised the data")
     if audio.size == 0:
         raise AudioError(name, "empty", "no samples decoded")
     if not np.isfinite(audio).all():

@@ -9,10 +9,13 @@ from soritune.cli.app import app, console
 # Each module below only imports typer at top level; importing them is cheap.
 from soritune.cli import models as _models  # noqa: F401,E402
 from soritune.cli import transcribe as _transcribe  # noqa: F401,E402
+from soritune.cli import speech as _speech  # noqa: F401,E402
 from soritune.cli import data as _data  # noqa: F401,E402
+from soritune.cli import curate as _curate  # noqa: F401,E402
 from soritune.cli import synth as _synth  # noqa: F401,E402
 from soritune.cli import evaluate as _evaluate  # noqa: F401,E402
 from soritune.cli import serve as _serve  # noqa: F401,E402
+from soritune.cli import train as _train  # noqa: F401,E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -22,5 +25,5 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv if argv is not None else sys.argv[1:], standalone_mode=True)
     except SoritunError as e:
-        console.print(f"[bold red]error:[/] {e}", highlight=False)
+        console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
         sys.exit(2)

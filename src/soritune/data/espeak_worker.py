@@ -55,6 +55,8 @@ def _synth_child(req: dict) -> tuple[int, int, bytes]:
     lib, sample_rate = _load_library()
     if sample_rate <= 0:
         return 0, 1, b"libespeak-ng failed to initialise"
+    if hasattr(lib, "espeak_ng_SetRandSeed"):  # breath noise of some voices is seeded from the clock
+        lib.espeak_ng_SetRandSeed(ctypes.c_long(12345))
     status, payload = _speak(lib, req)
     return sample_rate, status, payload
 

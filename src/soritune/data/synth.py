@@ -22,6 +22,7 @@ from soritune.errors import SoritunError
 VOICES = {
     "ko": "ko", "ko-m1": "ko+m1", "ko-m2": "ko+m2", "ko-m3": "ko+m3", "ko-m6": "ko+m6",
     "ko-f1": "ko+f1", "ko-f2": "ko+f2", "ko-f4": "ko+f4", "ko-belinda": "ko+belinda", "ko-steph": "ko+steph",
+    "en": "en",  # English, for tests whose transcripts must be exact (zero-shot Whisper reads it well)
 }
 
 _lock = threading.Lock()

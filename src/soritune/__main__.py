@@ -1,0 +1,5 @@
+"""`python -m soritune` runs the CLI."""
+
+from soritune.cli import main
+
+main()

@@ -1,0 +1,94 @@
+"""CTranslate2 backend: ctranslate2.models.Whisper under soritune's own batching loop.
+
+ct2:DIR and bundled:whisper-base run as they are; other specs (hf directories, tiny:, adapters) are
+converted with CTranslate2's own converter into a temporary directory first.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from soritune.errors import SoritunError
+from soritune.infer.base import MAX_NEW_TOKENS, Transcription, batches
+
+
+def convert_to_ct2(model, processor, out_dir: str | Path, quantization: str | None = None) -> Path:
+    """Save a transformers Whisper (adapters merged) and convert it with ctranslate2's converter."""
+    from ctranslate2.converters import TransformersConverter
+
+    out_dir = Path(out_dir)
+    with tempfile.TemporaryDirectory(prefix="soritune-hf-") as tmp:
+        model.save_pretrained(tmp)
+        processor.save_pretrained(tmp)
+        processor.feature_extractor.to_json_file(str(Path(tmp) / "preprocessor_config.json"))
+        copy = [f for f in ("tokenizer.json", "preprocessor_config.json") if (Path(tmp) / f).exists()]
+        TransformersConverter(tmp, copy_files=copy).convert(str(out_dir), quantization=quantization, force=True)
+    return out_dir
+
+
+def ct2_max_length(max_new_tokens: int) -> int:
+    """CTranslate2's Whisper generates at most max_length // 2 new tokens (Whisper's sample_len rule)."""
+    return min(448, 2 * max_new_tokens)
+
+
+class CT2Backend:
+    name = "ct2"
+
+    def __init__(self, ct2_dir: str | Path, processor, spec: str = "", device: str = "cpu",
+                 compute_type: str | None = None, threads: int | None = None, info: dict | None = None,
+                 owned_tmp: tempfile.TemporaryDirectory | None = None):
+        import ctranslate2
+
+        self.ct2_dir, self.processor, self.spec, self.device = Path(ct2_dir), processor, spec, device
+        self.compute_type = compute_type or ("float32" if device == "cpu" else "float16")
+        self.threads = threads or int(os.environ.get("SORITUNE_THREADS", 0)) or os.cpu_count() or 1
+        self._tmp = owned_tmp  # keeps a converted directory alive as long as the backend
+        try:
+            self.model = ctranslate2.models.Whisper(
+                str(self.ct2_dir), device=device, compute_type=self.compute_type, intra_threads=self.threads)
+        except ValueError as e:
+            raise SoritunError(f"ct2 backend: {e}") from None
+        tok = processor.tokenizer
+        self.info = dict(info or {})
+        self.eos = tok.eos_token_id
+        self._ids = {t: tok.convert_tokens_to_ids(t) for t in ("<|startoftranscript|>", "<|transcribe|>",
+                                                               "<|translate|>", "<|notimestamps|>")}
+
+    def prompt(self, language: str, task: str) -> list[int]:
+        lang_id = self.processor.tokenizer.convert_tokens_to_ids(f"<|{language}|>")
+        if lang_id is None or lang_id == self.processor.tokenizer.unk_token_id:
+            raise SoritunError(f"unknown language code {language!r} (use a Whisper code such as ko, en, ja)")
+        return [self._ids["<|startoftranscript|>"], lang_id, self._ids[f"<|{task}|>"], self._ids["<|notimestamps|>"]]
+
+    def features(self, audios: list[np.ndarray]) -> np.ndarray:
+        feats = self.processor.feature_extractor(audios, sampling_rate=16000, return_tensors="np").input_features
+        return np.ascontiguousarray(feats, dtype=np.float32)
+
+    def transcribe(self, audios, *, language="ko", task="transcribe", batch_size=8,
+                   max_new_tokens=MAX_NEW_TOKENS, progress=None) -> list[Transcription]:
+        import ctranslate2
+
+        prompt = self.prompt(language, task)
+        out: list[Transcription | None] = [None] * len(audios)
+        for idx in batches(len(audios), batch_size):
+            feats = ctranslate2.StorageView.from_array(self.features([audios[i] for i in idx]))
+            results = self.model.generate(
+                feats, [prompt] * len(idx), beam_size=1, max_length=ct2_max_length(max_new_tokens),
+                return_scores=False, suppress_blank=True,
+            )
+            for i, r in zip(idx, results):
+                ids = [t for t in r.sequences_ids[0] if t < self.eos]
+                text = self.processor.tokenizer.decode(ids, skip_special_tokens=True).strip()
+                out[i] = Transcription(text=text, tokens=ids, n_tokens=len(ids),
+                                       hit_max_tokens=len(r.sequences_ids[0]) >= max_new_tokens)
+            if progress:
+                progress(len(idx))
+        return out  # type: ignore[return-value]
+
+    def describe(self) -> dict:
+        return {"backend": self.name, "spec": self.spec, "dtype": self.compute_type, "device": self.device,
+                "threads": self.threads, "decoding": "greedy", **self.info}
