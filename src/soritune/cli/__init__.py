@@ -10,12 +10,15 @@ from soritune.cli.app import app, console
 from soritune.cli import models as _models  # noqa: F401,E402
 from soritune.cli import transcribe as _transcribe  # noqa: F401,E402
 from soritune.cli import speech as _speech  # noqa: F401,E402
+from soritune.cli import report as _report  # noqa: F401,E402
+from soritune.cli import demo as _demo  # noqa: F401,E402
 from soritune.cli import data as _data  # noqa: F401,E402
 from soritune.cli import curate as _curate  # noqa: F401,E402
 from soritune.cli import synth as _synth  # noqa: F401,E402
 from soritune.cli import evaluate as _evaluate  # noqa: F401,E402
 from soritune.cli import serve as _serve  # noqa: F401,E402
 from soritune.cli import train as _train  # noqa: F401,E402
+from soritune.cli import compress as _compress  # noqa: F401,E402
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -23,5 +23,5 @@ out = Console()
 
 def fail(message: str, code: int = 2) -> None:
     """Print one line to stderr and exit with `code` (user errors never show a traceback)."""
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)

@@ -1,3 +1,151 @@
-"""CLI verbs for this stage (registered on soritune.cli.app.app)."""
+"""CLI verbs of the eval stage: `score`, `eval`, `compare` (registered on soritune.cli.app.app)."""
 
-from soritune.cli.app import app  # noqa: F401
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from soritune.cli.app import app, console, out
+
+
+def _print_summary(summary: dict, out_dir: Path) -> None:
+    from rich.table import Table
+
+    from soritune.eval.report_md import pct
+
+    t = Table(title=f"{summary['n_utts']} utterances, {summary['n_ref_chars']} reference chars "
+                    f"({summary['normalization']['name']} v{summary['normalization']['version']})")
+    for col in ("metric", "%", "errors / denominator", "95% CI"):
+        t.add_column(col, justify="right" if col != "metric" else "left")
+    for m in ("cer", "cer_spaced", "wer", "swer", "cer_reading"):
+        pm = summary["per_metric"][m]
+        ci = summary["ci95"].get(m)
+        t.add_row(m, pct(summary[m]), f"{pm['errors']} / {pm['n_ref']}",
+                  f"[{pct(ci[0])}, {pct(ci[1])}]" if ci else "")
+    out.print(t)
+    h = summary["hallucination"]
+    console.print(f"insertions {pct(h['insertion_rate'])}%, loops {h['n_loops']}, empty outputs "
+                  f"{h['n_empty_outputs']}, max-token hits {h['n_hit_max_tokens']}; "
+                  f"empty references {summary['n_empty_refs']}. Report: {out_dir}/report.md", highlight=False)
+
+
+@app.command()
+def score(
+    refs: Path = typer.Argument(..., help="References: a manifest (JSONL: id, text, optional text_pron) or TSV id<TAB>text."),
+    hyps: Path = typer.Argument(..., help="Hypotheses: JSONL {id, text}, TSV id<TAB>text, or an eval output dir."),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="Output directory (report.json, report.md, utterances.tsv)."),
+    slice_by: Optional[List[str]] = typer.Option(None, "--slice-by", help="Reference field to slice by (repeatable); duration_bucket buckets `duration`."),
+    n_boot: int = typer.Option(1000, min=10, help="Bootstrap resamples for the 95% intervals."),
+    seed: int = typer.Option(0, help="Bootstrap seed."),
+) -> None:
+    """Score any system's output against references, no model needed: CER (primary, spaces
+    removed), CER with spaces, WER, sWER, reading-aware CER, S/D/I, 95% bootstrap intervals and
+    hallucination indicators, under the versioned scoring normalisation. Ids must match exactly.
+
+    Example: soritune score data/test.jsonl other_system.tsv --out scores/other
+    """
+    from soritune.config import load_config
+    from soritune.eval.scoring import ScoreConfig, run_score
+
+    config = load_config(ScoreConfig, refs=refs, hyps=hyps, out=out_dir, slice_by=slice_by or None,
+                         n_boot=n_boot, seed=seed)
+    from soritune.jsonio import read_json
+
+    with console.status("scoring"):
+        run_score(config)
+    _print_summary(read_json(out_dir / "report.json"), out_dir)
+
+
+@app.command("eval")
+def eval_(
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model spec, e.g. bundled:whisper-base (see `soritune --help`)."),
+    manifest: Optional[Path] = typer.Option(None, "--manifest", help="Manifest to transcribe and score."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory."),
+    adapter: Optional[Path] = typer.Option(None, help="PEFT adapter directory applied on the model."),
+    backend: Optional[str] = typer.Option(None, help="torch (default) | ct2."),
+    device: Optional[str] = typer.Option(None, help="cpu (default) | cuda | cuda:N."),
+    compute_type: Optional[str] = typer.Option(None, help="torch: float32|float16|bfloat16; ct2: int8|float16|..."),
+    batch_size: Optional[int] = typer.Option(None, min=1, help="Clips per generate() call (default 8)."),
+    limit: Optional[int] = typer.Option(None, min=1, help="Only the first N manifest rows."),
+    language: Optional[str] = typer.Option(None, help="Forced language code (default ko; never auto-detected)."),
+    task: Optional[str] = typer.Option(None, help="transcribe (default) | translate."),
+    max_new_tokens: Optional[int] = typer.Option(None, min=1, max=448, help="Generation limit per 30-s clip (default 225)."),
+    slice_by: Optional[List[str]] = typer.Option(None, "--slice-by", help="Manifest field to slice by (repeatable), e.g. source, duration_bucket."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML with EvalConfig fields; flags given override it."),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="key=value overrides of EvalConfig fields (applied last)."),
+) -> None:
+    """Transcribe a manifest with a model (batched greedy decoding, language and task forced),
+    then score it exactly as `soritune score` would, adding model identity, decoding settings and
+    RTFx (audio seconds / model seconds). hypotheses.jsonl in the output re-scores with `score`.
+
+    Example: soritune eval --model bundled:whisper-base --manifest data/test.jsonl --out eval/base --slice-by source
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from soritune.config import apply_overrides, read_yaml, validate
+    from soritune.eval.evaluate import EvalConfig, run_eval
+    from soritune.jsonio import read_json
+
+    flags = dict(model=model, manifest=manifest, out=out_dir, adapter=adapter, backend=backend, device=device,
+                 compute_type=compute_type, batch_size=batch_size, limit=limit, language=language, task=task,
+                 max_new_tokens=max_new_tokens, slice_by=slice_by or None)
+    data = read_yaml(config) if config else {}
+    data.update({k: v for k, v in flags.items() if v is not None})
+    cfg = validate(EvalConfig, apply_overrides(data, set_))
+    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, transient=True) as bar:
+        t = bar.add_task(f"eval {cfg.model}", total=None)
+        run_eval(cfg, progress=lambda done, total: bar.update(t, completed=done, total=total))
+    summary = read_json(cfg.out / "report.json")
+    _print_summary(summary, cfg.out)
+    timing = summary["timing"]
+    rtfx = timing["rtfx"]
+    console.print(f"{timing['audio_s']:.1f} s of audio in {timing['model_wall_s']:.1f} s of model time "
+                  f"(RTFx {rtfx:.1f})" if rtfx else "no audio transcribed", highlight=False)
+    n_err = summary["inputs"]["n_audio_errors"]
+    if n_err:
+        console.print(f"[yellow]{n_err} utterances with unreadable audio left out; see {cfg.out}/errors.jsonl[/]",
+                      highlight=False)
+
+
+@app.command()
+def compare(
+    report_a: Path = typer.Argument(..., help="Report A: an eval/score output dir or its report.json."),
+    report_b: Path = typer.Argument(..., help="Report B: an eval/score output dir or its report.json."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write compare.json and compare.md here."),
+    n_boot: int = typer.Option(1000, min=10, help="Bootstrap resamples."),
+    seed: int = typer.Option(0, help="Bootstrap seed."),
+    top: int = typer.Option(15, min=0, help="Utterances that changed most to list."),
+) -> None:
+    """Compare two systems on their shared utterances with a paired bootstrap: B - A for CER and
+    WER with a 95% interval, the probability that B is better, and the utterances that changed most.
+
+    Example: soritune compare eval/base eval/lora --out eval/base-vs-lora
+    """
+    from rich.table import Table
+
+    from soritune.eval.compare import run_compare, write_compare
+    from soritune.eval.report_md import pct
+
+    result = run_compare(report_a, report_b, n_boot=n_boot, seed=seed, top=max(top, 1))
+    t = Table(title=f"B vs A on {result.n_shared} shared utterances "
+                    f"({result.n_only_a} only in A, {result.n_only_b} only in B)")
+    for col in ("metric", "A %", "B %", "B - A (pt)", "95% CI (pt)", "P(B better)"):
+        t.add_column(col, justify="left" if col == "metric" else "right")
+    for m, p in result.metrics.items():
+        ci = f"[{100 * p['ci95'][0]:+.2f}, {100 * p['ci95'][1]:+.2f}]" if p["ci95"] else "n/a"
+        t.add_row(m.upper(), pct(p["a"]), pct(p["b"]), f"{100 * p['diff']:+.2f}", ci, f"{p['p_b_better']:.3f}")
+    out.print(t)
+    if top and result.changed:
+        c = Table(title="utterances that changed most (CER errors)")
+        for col in ("id", "A", "B", "change", "reference", "hyp A", "hyp B"):
+            c.add_column(col, overflow="fold")
+        for row in result.changed[:top]:
+            c.add_row(row["id"], str(row["a_errors"]), str(row["b_errors"]), f"{row['delta']:+d}",
+                      row["ref"], row["hyp_a"], row["hyp_b"])
+        out.print(c)
+    if out_dir:
+        write_compare(result, out_dir)
+        console.print(f"wrote {out_dir}/compare.json and compare.md", highlight=False)

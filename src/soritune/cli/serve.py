@@ -1,3 +1,74 @@
-"""CLI verbs for this stage (registered on soritune.cli.app.app)."""
+"""`soritune serve`: an OpenAI-compatible transcription server with a web page."""
 
-from soritune.cli.app import app  # noqa: F401
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from soritune.cli.app import app, console
+
+
+@app.command()
+def serve(
+    model: str = typer.Option("bundled:whisper-base", "--model", "-m", help="Model spec (see `soritune --help`)."),
+    adapter: Optional[Path] = typer.Option(None, help="PEFT LoRA/DoRA adapter directory, merged at load."),
+    backend: str = typer.Option("torch", help="torch | ct2 (CTranslate2, faster on CPU)."),
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on (0.0.0.0 exposes it to the network)."),
+    port: int = typer.Option(8000, min=0, max=65535, help="TCP port."),
+    api_key: Optional[str] = typer.Option(
+        None, envvar="SORITUNE_API_KEY", help="Require `Authorization: Bearer KEY` on /v1/* (env SORITUNE_API_KEY)."),
+    max_upload_mb: float = typer.Option(50.0, min=0.001, help="Largest accepted upload in MB; larger gets 413."),
+    max_batch: int = typer.Option(8, min=1, max=256, help="Most clips per model call; 1 turns micro-batching off."),
+    batch_window_ms: float = typer.Option(20.0, min=0, max=5000, help="How long a clip waits for batch mates."),
+    max_new_tokens: int = typer.Option(225, min=1, max=440, help="Token limit per <= 30 s chunk."),
+    language: str = typer.Option("ko", help="Language for requests that name none (never auto-detected)."),
+    device: str = typer.Option("cpu", help="cpu | cuda."),
+    compute_type: Optional[str] = typer.Option(None, help="torch: float32|float16|bfloat16; ct2: float32|int8|..."),
+    model_name: Optional[str] = typer.Option(None, help="Model id shown by /v1/models (default: the spec)."),
+    log_level: str = typer.Option("info", help="uvicorn log level: debug | info | warning | error."),
+) -> None:
+    """Serve a model over HTTP: OpenAI-compatible POST /v1/audio/transcriptions (json, text, srt, vtt,
+    verbose_json), GET /v1/models, /health (ready once the model is loaded), /metrics (Prometheus)
+    and a web page at / to upload or record audio. Concurrent requests are micro-batched onto the
+    model; audio longer than 30 s is cut at pauses. Needs the extra: pip install 'soritune[serve]'.
+
+    Example: soritune serve --model bundled:whisper-base --backend ct2 --port 8000
+
+    Then: OpenAI(base_url="http://127.0.0.1:8000/v1", api_key="x").audio.transcriptions.create(
+    model="whisper-1", file=open("a.wav", "rb"), language="ko")
+    """
+    from soritune.cli.app import fail
+
+    try:
+        import fastapi  # noqa: F401
+        import multipart  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as e:
+        fail(f"serving needs the serve extra ({e.name} is missing): pip install 'soritune[serve]'")
+    from soritune.config import validate
+    from soritune.models.specs import parse_spec
+    from soritune.serve.app import ServeConfig
+    from soritune.serve.runner import serve as run_server
+
+    if backend not in ("torch", "ct2"):
+        fail(f"--backend must be torch or ct2, got {backend!r}")
+    parse_spec(model)  # a bad spec fails now, in one line, not after the server started
+    if adapter is not None and not adapter.is_dir():
+        fail(f"--adapter {adapter}: not a directory")
+    config = validate(ServeConfig, dict(
+        model=model, adapter=str(adapter) if adapter else None, backend=backend, host=host, port=port,
+        api_key=api_key, max_upload_mb=max_upload_mb, max_batch=max_batch, batch_window_ms=batch_window_ms,
+        max_new_tokens=max_new_tokens, language=language, device=device, compute_type=compute_type,
+        model_name=model_name))
+    if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
+        console.print(f"[yellow]warning:[/] listening on {host} without --api-key: anyone who can reach it "
+                      "can use it", highlight=False)
+    shown = f"[{host}]" if ":" in host else host
+    console.print(f"soritune serving {model} ({backend}) on http://{shown}:{port}  web page: /  API: /v1  "
+                  f"micro-batching: {'off' if max_batch == 1 else f'up to {max_batch}, {batch_window_ms:g} ms window'}"
+                  f"; the model loads in the background (GET /health says when it is ready)", highlight=False)
+    error = run_server(config, log_level=log_level)
+    if error:
+        fail(f"loading {model} failed: {error}")

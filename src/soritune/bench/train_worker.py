@@ -1,0 +1,167 @@
+"""One `bench train` measurement in a fresh process: `python -m soritune.bench.train_worker JOB OUT`.
+
+JOB (JSON) names the runner: "soritune" (soritune.train.run with the job's method) or
+"hf-peft-recipe" (soritune.bench.train_recipe). OUT receives the row as JSON, or {"error": ...}.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from pathlib import Path
+
+from soritune.bench.memory import MemoryMeter
+from soritune.bench.timing import clock, summarize
+
+BIG_STEPS = 1_000_000  # "until the time budget": the clock stops the run
+
+
+class BudgetReached(Exception):
+    """Raised from the progress callback once the timed window is over."""
+
+
+class StepClock:
+    """Times each optimizer step; raises BudgetReached after `warmup + steps` steps or `seconds` of
+    timed steps (the window starts when the last warm-up step ends)."""
+
+    def __init__(self, device: str, warmup: int, steps: int | None, seconds: float | None, raise_at_end: bool = True):
+        self.device, self.warmup, self.steps, self.seconds = device, warmup, steps, seconds
+        self.raise_at_end = raise_at_end
+        self.t_start: float | None = None
+        self.times: list[float] = []
+
+    def mark_start(self) -> None:
+        self.t_start = clock(self.device)
+
+    def mark_step(self) -> bool:
+        """Record a finished step; True when the window is complete."""
+        self.times.append(clock(self.device))
+        timed = len(self.times) - self.warmup
+        if timed <= 0:
+            return False
+        if self.steps is not None:
+            return timed >= self.steps
+        return self.times[-1] - self.window_start >= (self.seconds or 0.0)
+
+    def __call__(self, event: dict) -> None:  # soritune.train progress callback
+        if event.get("event") == "start":
+            self.mark_start()
+        elif event.get("event") == "step" and self.mark_step() and self.raise_at_end:
+            raise BudgetReached()
+
+    @property
+    def window_start(self) -> float:
+        return self.times[self.warmup - 1] if self.warmup > 0 else (self.t_start or self.times[0])
+
+    def summary(self, batch_size: int) -> dict:
+        timed = self.times[self.warmup:]
+        if not timed:
+            return {"steps_timed": 0, "samples_per_s": None, "step_s": summarize([])}
+        edges = [self.window_start] + timed
+        durations = [b - a for a, b in zip(edges, edges[1:])]
+        wall = timed[-1] - self.window_start
+        return {"steps_timed": len(timed), "samples_per_s": batch_size * len(timed) / wall if wall > 0 else None,
+                "step_s": summarize(durations)}
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def memory_fields(reading, device: str) -> dict:
+    if device.startswith("cuda"):
+        return {"peak_mem_mb": reading.gpu_peak_allocated_mb, "memory_kind": "gpu allocated",
+                "memory": {"gpu_peak_allocated_mb": reading.gpu_peak_allocated_mb,
+                           "gpu_peak_reserved_mb": reading.gpu_peak_reserved_mb,
+                           "gpu_peak_device_used_mb": reading.gpu_peak_device_used_mb,
+                           "peak_rss_mb": reading.peak_rss_mb}}
+    return {"peak_mem_mb": reading.peak_rss_mb, "memory_kind": "cpu rss",
+            "memory": {"peak_rss_mb": reading.peak_rss_mb, "rss_before_load_mb": reading.start_rss_mb,
+                       "rss_delta_mb": reading.rss_delta_mb}}
+
+
+def run_soritune(job: dict) -> dict:
+    import torch
+
+    import soritune.train.adapters as adapters
+    from soritune.train import TrainConfig
+    from soritune.train.run import run
+
+    torch.set_num_threads(job["threads"])
+    device = resolve_device(job["device"])
+    captured: dict = {}
+    original = adapters.build_model
+
+    def build_model(*args, **kwargs):  # keep the parameter counts when the clock ends the run early
+        built = original(*args, **kwargs)
+        captured.update(trainable=built.trainable_params, total=built.total_params)
+        return built
+
+    adapters.build_model = build_model
+    steps = job["warmup_steps"] + job["steps"] if job.get("steps") else BIG_STEPS
+    cfg = TrainConfig(model=job["model"], train=job["manifest"], out=str(Path(job["workdir"]) / f"run-{job['name']}"),
+                      method=job["method"], batch_size=job["batch_size"], max_steps=steps, warmup_steps=0,
+                      eval_at_start=False, save_every=10 ** 9, log_every=10 ** 6, device=job["device"],
+                      mixed_precision=job["mixed_precision"], gradient_checkpointing=job["gradient_checkpointing"],
+                      dynamic_length=job["dynamic_length"], threads=job["threads"], overwrite=True)
+    step_clock = StepClock(device, job["warmup_steps"], job.get("steps"), job.get("seconds"))
+    meter = MemoryMeter(device, interval_s=0.01).start()
+    mixed = None
+    try:
+        result = run(cfg, progress=step_clock)
+        mixed = result.mixed_precision
+    except BudgetReached:
+        pass
+    finally:
+        adapters.build_model = original
+        reading = meter.stop()
+    return {"method": job["method"], "runner": "soritune", **step_clock.summary(job["batch_size"]),
+            **memory_fields(reading, device), "trainable_params": captured.get("trainable"),
+            "total_params": captured.get("total"),
+            "encoder_frames": "dynamic (per batch)" if job["dynamic_length"] else "3000 (30 s)",
+            "settings": {"loop": "soritune.train.run", "method": job["method"], "lora_r": cfg.lora_r,
+                         "lora_alpha": cfg.lora_alpha, "target": cfg.target, "target_side": cfg.target_side,
+                         "gradient_checkpointing": cfg.gradient_checkpointing, "mixed_precision": mixed or cfg.mixed_precision,
+                         "optimizer": cfg.optimizer, "dynamic_length": cfg.dynamic_length, "device": device}}
+
+
+def export_hf(job: dict) -> dict:
+    """Write the model's weights (seed 0, as soritune.train loads them) as a Hugging Face directory."""
+    from soritune.models import load
+
+    loaded = load(job["model"], seed=0)
+    loaded.model.save_pretrained(job["dest"])
+    loaded.processor.save_pretrained(job["dest"])
+    return {"dir": job["dest"]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    job_path, out_path = Path(argv[0]), Path(argv[1])
+    job = json.loads(job_path.read_text())
+    try:
+        if job["runner"] == "soritune":
+            res = run_soritune(job)
+        elif job["runner"] == "export-hf":
+            res = export_hf(job)
+        elif job["runner"] == "hf-peft-recipe":
+            from soritune.bench.train_recipe import run_recipe
+
+            res = run_recipe(job)
+        else:
+            raise ValueError(f"unknown runner {job['runner']!r}")
+    except Exception as e:  # noqa: BLE001 - the parent records the reason and goes on
+        res = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()[-2000:]}
+    from soritune.jsonio import write_json
+
+    write_json(out_path, res)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

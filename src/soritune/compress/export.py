@@ -1,0 +1,218 @@
+"""Export a model (+ merged adapter, + pruning masks) for deployment, with a parity check.
+
+    from soritune.compress.export import ExportConfig, run
+    result = run(ExportConfig(model="bundled:whisper-base", adapter="runs/a/adapter", to="ct2",
+                              quantization="int8", out="export/ct2-int8"))
+
+Targets (each one small function registered in TARGETS):
+- hf: the adapter merged into a plain Hugging Face Whisper directory (no peft needed to load it);
+  masks stored with a pruned source are re-applied after the merge.
+- ct2: CTranslate2 via ctranslate2's own converter (`soritune.infer.ct2_backend.convert_to_ct2`),
+  tokenizer.json and preprocessor_config.json copied, so `faster_whisper.WhisperModel(OUT)` and
+  `load_backend("ct2:OUT", "ct2")` load it directly.
+- torch-int8: PyTorch dynamic int8 quantisation of every nn.Linear (torch.ao `quantize_dynamic`,
+  CPU): OUT holds the HF config/processor files and `int8_model.pt` (the quantised state dict);
+  `load_int8(OUT)` rebuilds it.
+
+Parity: the exported model and the PyTorch model it came from transcribe the same few utterances
+(a manifest's, or synthetic Korean sentences); equal transcripts are counted and the CER between
+them (and against the references) recorded in OUT/export_report.json, with decoding time of both.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Literal
+
+from pydantic import Field, model_validator
+
+from soritune.config import StageConfig, save_config, validate
+from soritune.jsonio import write_json
+
+INT8_FILE = "int8_model.pt"
+REPORT_FILE = "export_report.json"
+CT2_QUANT = ("float32", "float16", "bfloat16", "int8", "int8_float16", "int8_float32", "int8_bfloat16", "int16")
+
+
+class ExportConfig(StageConfig):
+    """Settings of `soritune export`."""
+
+    model: str = Field(description="model spec (bundled:whisper-base, hf:DIR, a pruned or distilled OUT, tiny:)")
+    adapter: str | None = Field(None, description="PEFT adapter merged in before export")
+    to: Literal["hf", "ct2", "torch-int8"] = Field("ct2", description="export target")
+    quantization: str | None = Field(None, description="ct2 weight type: float16 | int8 | int8_float16 | ... (default: float32)")
+    out: Path = Field(description="output directory")
+    parity_manifest: str | None = Field(None, description="utterances for the parity check (default: synthetic Korean)")
+    parity_n: int = Field(3, ge=1, description="utterances in the parity check")
+    measure_speed: bool = Field(True, description="time the source and the export on the parity clips")
+    repeats: int = Field(3, ge=1, description="timed passes (median reported)")
+    threads: int | None = Field(None, ge=1, description="CPU threads for both sides of the timing (default: torch's)")
+    batch_size: int = Field(8, ge=1, description="decoding batch size")
+    max_new_tokens: int = Field(128, ge=1, le=224, description="decoding token limit")
+    seed: int = Field(0, description="initialisation seed for tiny:/random: specs")
+
+    @model_validator(mode="after")
+    def _check_quant(self):
+        if self.quantization and self.to != "ct2":
+            raise ValueError(f"quantization applies to --to ct2 only (torch-int8 is int8 by definition; hf is float), "
+                             f"got to={self.to!r}")
+        if self.quantization and self.quantization not in CT2_QUANT:
+            raise ValueError(f"quantization: {self.quantization!r}; allowed: {', '.join(CT2_QUANT)}")
+        return self
+
+
+@dataclass
+class ExportResult:
+    """What an export wrote; saved as OUT/export_report.json."""
+
+    out: str
+    target: str
+    quantization: str | None
+    model: str
+    adapter: str | None
+    files_mb: float
+    parity: dict
+    timing_source: dict | None = None
+    timing_export: dict | None = None
+    speedup: float | None = None  # source median time / export median time, same clips and threads
+    details: dict = field(default_factory=dict)
+
+
+# ---- targets ----------------------------------------------------------------------------------
+
+def export_hf(model, processor, out: Path, cfg: ExportConfig) -> Callable:
+    from soritune.compress.masks import load_masks, save_masks
+    from soritune.compress.modelio import local_dir, save_model
+
+    save_model(model, processor, out)
+    src = local_dir(cfg.model)
+    masks = load_masks(src) if src else None
+    if masks:
+        save_masks(out, masks, {"method": "carried by export"})
+    return lambda: _torch_backend_of(str(out))
+
+
+def export_ct2(model, processor, out: Path, cfg: ExportConfig) -> Callable:
+    from soritune.compress.modelio import CompressError, local_dir, read_structure
+    from soritune.infer.ct2_backend import CT2Backend, convert_to_ct2
+
+    src = local_dir(cfg.model)
+    if src and read_structure(src):
+        raise CompressError(f"{cfg.model}: a head-pruned model (structure.json) has unequal head counts, which "
+                            f"CTranslate2 cannot express; export it --to hf or --to torch-int8")
+    convert_to_ct2(model, processor, out, quantization=cfg.quantization)
+    return lambda: CT2Backend(out, processor, spec=f"ct2:{out}", compute_type="default", threads=cfg.threads)
+
+
+def quantize_int8(model):
+    """torch.ao dynamic int8 (per-tensor weights, dynamic activations) of every nn.Linear, CPU."""
+    import torch
+    from torch.ao.quantization import quantize_dynamic
+
+    with warnings.catch_warnings():  # torch.ao eager quantisation prints deprecation notices
+        warnings.simplefilter("ignore")
+        return quantize_dynamic(model.float().cpu().eval(), {torch.nn.Linear}, dtype=torch.qint8)
+
+
+def export_torch_int8(model, processor, out: Path, cfg: ExportConfig) -> Callable:
+    import copy
+
+    import torch
+
+    out.mkdir(parents=True, exist_ok=True)
+    model.config.save_pretrained(str(out))
+    model.generation_config.save_pretrained(str(out))
+    processor.save_pretrained(str(out))
+    q = quantize_int8(copy.deepcopy(model))
+    torch.save(q.state_dict(), out / INT8_FILE)
+    return lambda: _torch_backend_of(str(out))
+
+
+def load_int8(directory: str | Path):
+    """(model, processor) of a torch-int8 export."""
+    import torch
+    from transformers import GenerationConfig, WhisperConfig, WhisperForConditionalGeneration, WhisperProcessor
+
+    directory = Path(directory)
+    model = WhisperForConditionalGeneration(WhisperConfig.from_pretrained(str(directory))).eval()
+    q = quantize_int8(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        state = torch.load(directory / INT8_FILE, map_location="cpu", weights_only=False)
+        q.load_state_dict(state, strict=True)
+    q.generation_config = GenerationConfig.from_pretrained(str(directory))
+    return q.eval(), WhisperProcessor.from_pretrained(str(directory))
+
+
+def _torch_backend_of(directory: str):
+    from soritune.compress import measure
+    from soritune.compress.modelio import load_model
+
+    b = load_model(directory)
+    return measure.torch_backend(b.model, b.processor, spec=directory)
+
+
+TARGETS: dict[str, Callable] = {"hf": export_hf, "ct2": export_ct2, "torch-int8": export_torch_int8}
+
+
+# ---- run --------------------------------------------------------------------------------------
+
+def merge_logits_diff(cfg: ExportConfig, merged, clips) -> float | None:
+    """Max |logit difference| between the unmerged PEFT model and the merged one (first clip)."""
+    if not cfg.adapter:
+        return None
+    import torch
+
+    from soritune.compress.modelio import load_model
+    from soritune.models.adapters import apply_adapter
+
+    base = load_model(cfg.model, seed=cfg.seed)
+    if base.masks:  # masks re-applied after a merge change the function on purpose; no like-for-like
+        return None
+    peft = apply_adapter(base.model, cfg.adapter, merge=False)
+    feats = base.processor.feature_extractor(clips.audios[:1], sampling_rate=16000, return_tensors="pt").input_features
+    dec = torch.tensor([[merged.generation_config.decoder_start_token_id]])
+    with torch.inference_mode():
+        a = peft(input_features=feats, decoder_input_ids=dec).logits
+        b = merged(input_features=feats, decoder_input_ids=dec).logits
+    return float((a - b).abs().max())
+
+
+def run(config: ExportConfig | dict) -> ExportResult:
+    """Load (+ merge), export to the target, check parity and timing, write export_report.json."""
+    import torch
+
+    from soritune.compress import measure
+    from soritune.compress.modelio import dir_bytes, load_model, mb
+
+    cfg = config if isinstance(config, ExportConfig) else validate(ExportConfig, dict(config))
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    bundle = load_model(cfg.model, cfg.adapter, seed=cfg.seed)
+    clips = measure.load_clips(cfg.parity_manifest, cfg.parity_n)
+    source = measure.torch_backend(bundle.model, bundle.processor, spec=cfg.model)
+    kw = dict(batch_size=cfg.batch_size, max_new_tokens=cfg.max_new_tokens)
+    src_hyps = measure.transcribe(source, clips, **kw)
+    make_backend = TARGETS[cfg.to](bundle.model, bundle.processor, out, cfg)
+    exported = make_backend()
+    new_hyps = measure.transcribe(exported, clips, **kw)
+    parity = measure.parity(src_hyps, new_hyps, clips)
+    t_src = t_exp = None
+    if cfg.measure_speed:
+        t_src = measure.time_decoding(source, clips, repeats=cfg.repeats, **kw)
+        t_exp = measure.time_decoding(exported, clips, repeats=cfg.repeats, **kw)
+    save_config(cfg, out / "export_config.yaml")
+    result = ExportResult(
+        out=str(out), target=cfg.to, quantization=cfg.quantization, model=cfg.model, adapter=cfg.adapter,
+        files_mb=mb(dir_bytes(out)), parity=parity, timing_source=t_src, timing_export=t_exp,
+        speedup=round(t_src["median_s"] / t_exp["median_s"], 3) if t_src and t_exp and t_exp["median_s"] > 0 else None,
+        details={"merge_logits_max_abs_diff": merge_logits_diff(cfg, bundle.model, clips) if cfg.to == "hf" else None,
+                 "masks_reapplied": bool(bundle.masks), "source_backend": source.describe(),
+                 "export_backend": exported.describe(), "threads": torch.get_num_threads(),
+                 "ct2_compute_type": getattr(exported, "compute_type", None)},
+    )
+    write_json(out / REPORT_FILE, result)
+    return result

@@ -1,0 +1,202 @@
+"""Torch Dataset over a manifest and the Whisper collator (log-mel features + decoder labels).
+
+`ManifestDataset` keeps only the manifest columns in memory and decodes audio lazily (memory does
+not grow with the corpus); `offset`/`duration` rows read just their segment. Rows that cannot be
+trained on are kept out with a reason in `dataset.skipped` (never dropped silently).
+
+`WhisperCollator` turns items into
+    input_features   [B, n_mels, frames]   (frames = 3000, or the batch's bucketed length)
+    decoder_input_ids  <|startoftranscript|><|ko|><|transcribe|><|notimestamps|> text
+    labels             <|ko|><|transcribe|><|notimestamps|> text <|endoftext|>, padded with -100
+A log-mel computed on audio zero-padded to N frames equals the first N frames of the 30-s one
+(the padding is silence), so the dynamic length changes only how much padding the encoder sees.
+
+`length_grouped_batches` forms batches of similar length: whole batches inside each length bucket,
+the remainder sorted by length, then the batch order shuffled; deterministic in (seed, epoch).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from soritune.audio import SAMPLE_RATE, load_audio, resample
+from soritune.errors import SoritunError
+
+HOP = 160  # samples per log-mel frame
+MAX_FRAMES = 3000  # 30 s
+IGNORE = -100
+
+
+def load_segment(path: str, offset: float | None = None, duration: float | None = None) -> np.ndarray:
+    """16 kHz mono float32 for a whole file, or for [offset, offset + duration) of it."""
+    if not offset and duration is None:
+        return load_audio(path)
+    offset = float(offset or 0.0)
+    try:
+        import soundfile as sf
+
+        with sf.SoundFile(path) as f:
+            sr = f.samplerate
+            f.seek(int(round(offset * sr)))
+            n = -1 if duration is None else int(round(duration * sr))
+            data = f.read(n, dtype="float32", always_2d=True)
+        audio = data.mean(axis=1).astype(np.float32)
+        return resample(audio, sr, SAMPLE_RATE) if sr != SAMPLE_RATE else audio
+    except Exception:  # noqa: BLE001 - containers soundfile cannot seek: decode all, then slice
+        audio = load_audio(path)
+        start = int(round(offset * SAMPLE_RATE))
+        end = None if duration is None else start + int(round(duration * SAMPLE_RATE))
+        return audio[start:end]
+
+
+def prompt_ids(tokenizer, language: str = "ko", task: str = "transcribe") -> list[int]:
+    """<|startoftranscript|><|LANG|><|TASK|><|notimestamps|> as ids; unknown language -> error."""
+    toks = ["<|startoftranscript|>", f"<|{language}|>", f"<|{task}|>", "<|notimestamps|>"]
+    ids = [tokenizer.convert_tokens_to_ids(t) for t in toks]
+    if ids[1] is None or ids[1] == tokenizer.unk_token_id:
+        raise SoritunError(f"language: {language!r} is not a Whisper language code (e.g. ko, en, ja)")
+    return ids
+
+
+class ManifestDataset:
+    """Items {"id", "audio" (float32 16 kHz), "tokens" (prompt + text + <|endoftext|>)}.
+
+    source: a manifest path or rows from read_manifest. text_field: "text" or "text_pron" (rows
+    without text_pron fall back to text). Rows longer than max_audio_s or max_label_tokens, with
+    empty text or a missing audio file, are skipped with a reason.
+    """
+
+    def __init__(self, source: str | Path | Sequence[dict], tokenizer, *, language: str = "ko",
+                 task: str = "transcribe", text_field: str = "text", max_audio_s: float = 30.0,
+                 max_label_tokens: int = 448):
+        from soritune.data.manifest import read_manifest
+
+        rows = read_manifest(source) if isinstance(source, (str, Path)) else list(source)
+        self.tokenizer = tokenizer
+        self.prompt = prompt_ids(tokenizer, language, task)
+        self.eot = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+        self.skipped: list[dict] = []
+        texts = [(r.get(text_field) or r["text"]).strip() for r in rows]
+        n_tokens = self._token_counts(texts)
+        keep = []
+        for row, text, n_tok in zip(rows, texts, n_tokens):
+            reason = self._reject(row, text, n_tok + len(self.prompt) + 1, max_audio_s, max_label_tokens)
+            if reason:
+                self.skipped.append({"id": row["id"], "audio": row["audio"], "reason": reason[0], "detail": reason[1]})
+            else:
+                keep.append((row, text))
+        self.ids = [r["id"] for r, _ in keep]
+        self.paths = [r["audio"] for r, _ in keep]
+        self.texts = [t for _, t in keep]
+        self.offsets = np.array([float(r.get("offset") or 0.0) for r, _ in keep], dtype=np.float64)
+        self.has_offset = np.array([r.get("offset") is not None for r, _ in keep], dtype=bool)
+        self.durations_s = np.array([float(r["duration"]) for r, _ in keep], dtype=np.float64)
+
+    def _token_counts(self, texts: list[str]) -> list[int]:
+        counts: list[int] = []
+        for i in range(0, len(texts), 1000):
+            chunk = texts[i:i + 1000]
+            counts += [len(ids) for ids in self.tokenizer(chunk, add_special_tokens=False)["input_ids"]] if chunk else []
+        return counts
+
+    @staticmethod
+    def _reject(row: dict, text: str, n_labels: int, max_audio_s: float, max_tokens: int) -> tuple[str, str] | None:
+        if not text:
+            return "empty_text", "no transcript"
+        if row["duration"] <= 0:
+            return "empty_audio", "duration is 0"
+        if row["duration"] > max_audio_s:
+            return "too_long_audio", f"{row['duration']:.2f} s > {max_audio_s} s"
+        if n_labels > max_tokens:
+            return "too_long_text", f"{n_labels} label tokens > {max_tokens}"
+        if not Path(row["audio"]).exists():
+            return "missing_audio", f"{row['audio']} does not exist"
+        return None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def tokens(self, i: int) -> list[int]:
+        return self.prompt + self.tokenizer(self.texts[i], add_special_tokens=False)["input_ids"] + [self.eot]
+
+    def audio(self, i: int) -> np.ndarray:
+        if self.has_offset[i]:
+            return load_segment(self.paths[i], self.offsets[i], self.durations_s[i])
+        return load_segment(self.paths[i])
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return {"id": self.ids[i], "audio": self.audio(i), "tokens": self.tokens(i), "text": self.texts[i]}
+
+    def skipped_counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for s in self.skipped:
+            out[s["reason"]] = out.get(s["reason"], 0) + 1
+        return out
+
+
+def bucket_frames(n_samples: int, bucket_s: float = 1.0, max_frames: int = MAX_FRAMES) -> int:
+    """Frames for a clip of n_samples rounded up to a whole bucket (even, at most max_frames)."""
+    step = max(2, int(round(bucket_s * SAMPLE_RATE / HOP)))
+    step += step % 2
+    frames = math.ceil(max(1, n_samples) / HOP / step) * step
+    return min(max_frames, frames)
+
+
+@dataclass
+class WhisperCollator:
+    """Pad a list of dataset items into model inputs (see the module docstring)."""
+
+    feature_extractor: Any
+    pad_token_id: int
+    dynamic_length: bool = True
+    bucket_s: float = 1.0
+
+    def frames_for(self, n_samples: int) -> int:
+        return bucket_frames(n_samples, self.bucket_s) if self.dynamic_length else MAX_FRAMES
+
+    def __call__(self, items: list[dict], pad_frames: int | None = None) -> dict[str, Any]:
+        import torch
+
+        if not items:
+            raise ValueError("WhisperCollator: empty batch")
+        audios = [np.asarray(it["audio"], dtype=np.float32) for it in items]
+        # never cut audio: a manifest duration that rounds low still gets all its frames
+        frames = max(pad_frames or 0, max(self.frames_for(len(a)) for a in audios))
+        feats = self.feature_extractor(audios, sampling_rate=SAMPLE_RATE, padding="max_length",
+                                       max_length=frames * HOP, return_tensors="np").input_features
+        seqs = [it["tokens"] for it in items]
+        width = max(len(s) for s in seqs) - 1
+        dec = torch.full((len(seqs), width), self.pad_token_id, dtype=torch.long)
+        labels = torch.full((len(seqs), width), IGNORE, dtype=torch.long)
+        for row, s in enumerate(seqs):
+            dec[row, :len(s) - 1] = torch.tensor(s[:-1])
+            labels[row, :len(s) - 1] = torch.tensor(s[1:])
+        return {"input_features": torch.from_numpy(np.ascontiguousarray(feats)), "decoder_input_ids": dec,
+                "labels": labels, "ids": [it["id"] for it in items]}
+
+
+def length_grouped_batches(frames: Sequence[int], batch_size: int, seed: int, epoch: int, *,
+                           group_by_length: bool = True) -> list[list[int]]:
+    """Index batches for one epoch; identical for identical (frames, batch_size, seed, epoch)."""
+    rng = np.random.default_rng([seed, epoch])
+    n = len(frames)
+    order = rng.permutation(n)
+    if not group_by_length:
+        return [order[i:i + batch_size].tolist() for i in range(0, n, batch_size)]
+    frames = np.asarray(frames)
+    batches: list[list[int]] = []
+    rest: list[int] = []
+    for value in np.unique(frames):
+        members = order[frames[order] == value]
+        cut = len(members) - len(members) % batch_size
+        batches += [members[i:i + batch_size].tolist() for i in range(0, cut, batch_size)]
+        rest += members[cut:].tolist()
+    rest.sort(key=lambda i: (frames[i], i))
+    batches += [rest[i:i + batch_size] for i in range(0, len(rest), batch_size)]
+    perm = rng.permutation(len(batches))
+    return [batches[i] for i in perm]

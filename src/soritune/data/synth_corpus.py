@@ -1,0 +1,364 @@
+"""The synthetic Korean lecture-speech corpus: sentences from `lecture_text`, spoken by espeak-ng
+(`soritune.data.synth`) with a seeded voice, rate and pitch per utterance.
+
+    >>> result = build_synth_corpus(SynthCorpusConfig(out="data/synth", n=400, seed=0))
+
+Writes, under `out`:
+- `train.jsonl`, `dev.jsonl`, `test.jsonl`: lecture speech with some everyday speech mixed in;
+  `test` uses only held-out templates and vocabulary (see `lecture_text`);
+- `everyday.jsonl`: ordinary Korean outside the lecture domain (held-out everyday templates), to
+  check that a fine-tuned model has not forgotten ordinary speech;
+- `audio/<split>/<id>-<key>.wav` (16 kHz), where `key` hashes what was spoken and how;
+- `synth_report.json`: sizes and hours per split, vocabulary overlap of test with train, the
+  config hash.
+
+Same config -> byte-identical manifests and audio. Re-running skips finished work: WAVs whose key
+matches are reused, and a run whose report carries the same config hash returns at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from pydantic import Field, field_validator, model_validator
+
+from soritune.config import StageConfig
+from soritune.data.lecture_text import LectureTextGenerator, Sentence, find_held_out_items
+from soritune.errors import SoritunError
+
+GENERATOR_VERSION = 1  # bump when templates, vocabulary or synthesis settings change
+SPLITS = ("train", "dev", "test", "everyday")
+_DEFAULT_SHARES = {"dev": 0.15, "test": 0.25, "everyday": 0.10}
+_NUMBER = re.compile(r"\d+/\d+|\d[\d,]*(?:\.\d+)?")
+
+
+class SynthCorpusConfig(StageConfig):
+    """Settings of `soritune prepare synth`."""
+
+    out: Path = Field(description="output directory (manifests, audio/, synth_report.json)")
+    n: int = Field(400, ge=1, description="train utterances; dev/test/everyday default to 15%/25%/10% of it")
+    n_dev: int | None = Field(None, ge=0, description="dev utterances (default 15% of n, at least 1)")
+    n_test: int | None = Field(None, ge=0, description="test utterances (default 25% of n, at least 1)")
+    n_everyday: int | None = Field(None, ge=0, description="everyday check-set utterances (default 10% of n, min 1)")
+    seed: int = Field(0, description="seed for sentences and voices; same seed, same corpus")
+    everyday_share: float = Field(0.15, ge=0.0, le=1.0, description="share of everyday sentences in train/dev/test")
+    voices: list[str] | None = Field(None, description="names from synth.VOICES (default: reproducible Korean)")
+    rate_wpm: tuple[int, int] = Field((140, 200), description="speaking-rate range, words per minute")
+    pitch: tuple[int, int] = Field((35, 65), description="pitch range, 0-100")
+    pitch_range: tuple[int, int] = Field((30, 70), description="intonation-range range, 0-100")
+    workers: int = Field(1, ge=1, le=16, description="synthesis processes (does not change the output)")
+
+    @field_validator("voices")
+    @classmethod
+    def _known_voices(cls, v):
+        from soritune.data.synth import VOICES
+
+        if v is not None:
+            bad = [x for x in v if x not in VOICES]
+            if bad or not v:
+                raise ValueError(f"unknown voice(s) {bad or v}; choose from {', '.join(VOICES)}")
+        return v
+
+    @model_validator(mode="after")
+    def _ranges(self):
+        for name, (lo, hi), (lo_ok, hi_ok) in (
+            ("rate_wpm", self.rate_wpm, (80, 450)), ("pitch", self.pitch, (0, 100)),
+            ("pitch_range", self.pitch_range, (0, 100)),
+        ):
+            if not lo_ok <= lo <= hi <= hi_ok:
+                raise ValueError(f"{name} must be (low, high) with {lo_ok} <= low <= high <= {hi_ok}, got ({lo}, {hi})")
+        return self
+
+    def sizes(self) -> dict[str, int]:
+        """Utterances per split, resolving the proportional defaults."""
+        given = {"dev": self.n_dev, "test": self.n_test, "everyday": self.n_everyday}
+        out = {"train": self.n}
+        for split, share in _DEFAULT_SHARES.items():
+            out[split] = given[split] if given[split] is not None else max(1, round(self.n * share))
+        return out
+
+    def content_hash(self) -> str:
+        """Hash of everything that decides the corpus (not `out`, not `workers`)."""
+        data = self.model_dump(mode="json", exclude={"out", "workers"})
+        data["voices"] = self.voice_names()
+        data["sizes"] = self.sizes()
+        data["generator_version"] = GENERATOR_VERSION
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+    def voice_names(self) -> list[str]:
+        """The voices given, or every reproducible Korean voice of soritune.data.synth.VOICES."""
+        from soritune.data.synth import VOICES
+
+        if self.voices:
+            return list(self.voices)
+        return [v for v in VOICES if v == "ko" or v.startswith("ko-")]
+
+
+@dataclass(frozen=True)
+class PlannedUtterance:
+    """One utterance to synthesise: its sentence and how it is spoken."""
+
+    id: str
+    split: str
+    sentence: Sentence
+    voice: str
+    rate_wpm: int
+    pitch: int
+    pitch_range: int
+
+    @property
+    def key(self) -> str:
+        spec = [self.sentence.text_pron, self.voice, self.rate_wpm, self.pitch, self.pitch_range, GENERATOR_VERSION]
+        return hashlib.sha1(json.dumps(spec, ensure_ascii=False).encode()).hexdigest()[:10]
+
+    @property
+    def audio(self) -> str:
+        return f"audio/{self.split}/{self.id}-{self.key}.wav"
+
+
+@dataclass
+class SynthCorpusResult:
+    """What `build_synth_corpus` made; also written (with details) to `synth_report.json`."""
+
+    out_dir: str
+    manifests: dict[str, str]
+    utterances: dict[str, int]
+    hours: dict[str, float]
+    vocab_overlap: dict[str, dict]
+    config_hash: str
+    synthesized: int = 0
+    reused: int = 0
+    skipped: bool = False
+    duplicate_texts: int = 0
+    wall_s: float = 0.0
+    report: str = ""
+    details: dict = field(default_factory=dict)
+
+
+def plan_corpus(config: SynthCorpusConfig) -> tuple[list[PlannedUtterance], int]:
+    """Sentences and voice settings for every utterance, in manifest order; and how many texts
+    had to repeat because no new one was found (0 at the default sizes)."""
+    sizes = config.sizes()
+    seen: set[str] = set()
+    duplicates = 0
+    seen_side = LectureTextGenerator(config.seed, held_out=False, everyday_share=config.everyday_share)
+    held_side = LectureTextGenerator(config.seed, held_out=True, everyday_share=config.everyday_share)
+    everyday_side = LectureTextGenerator(f"{config.seed}:everyday", held_out=True)
+    draws = {"train": seen_side.next, "dev": seen_side.next, "test": held_side.next, "everyday": everyday_side.everyday}
+    voices = config.voice_names()
+    plan: list[PlannedUtterance] = []
+    for split in SPLITS:
+        rng = random.Random(f"soritune-synth-voice:{config.seed}:{split}")
+        for i in range(sizes[split]):
+            for _ in range(100):
+                sentence = draws[split]()
+                if sentence.text not in seen:
+                    break
+            else:
+                duplicates += 1
+            seen.add(sentence.text)
+            plan.append(PlannedUtterance(
+                id=f"synth-{split}-{i:05d}", split=split, sentence=sentence, voice=rng.choice(voices),
+                rate_wpm=rng.randint(*config.rate_wpm), pitch=rng.randint(*config.pitch),
+                pitch_range=rng.randint(*config.pitch_range),
+            ))
+    return plan, duplicates
+
+
+def _write_utterance(job: tuple[str, str, str, int, int, int]) -> int:
+    """Speak one utterance and write it atomically; returns its length in samples (runs in workers)."""
+    from soritune.audio import write_wav
+    from soritune.data.synth import speak
+
+    path, text_pron, voice, rate, pitch, pitch_range = job
+    audio = speak(text_pron, voice=voice, rate=rate, pitch=pitch, pitch_range=pitch_range)
+    target = Path(path)
+    tmp = target.with_name(f".{target.stem}.tmp.wav")
+    write_wav(tmp, audio)
+    os.replace(tmp, target)
+    return len(audio)
+
+
+def _existing_samples(path: Path) -> int | None:
+    """Length of a finished WAV, or None when it is missing or unreadable."""
+    if not path.exists():
+        return None
+    try:
+        import soundfile as sf
+
+        info = sf.info(str(path))
+    except Exception:  # noqa: BLE001 - unreadable: synthesise again
+        return None
+    return info.frames if info.frames > 0 and info.samplerate == 16000 else None
+
+
+def _synthesise(plan, out: Path, workers: int, progress) -> tuple[dict[str, int], int, int]:
+    """Samples per utterance id; reuses finished WAVs. Returns (samples, synthesized, reused)."""
+    samples: dict[str, int] = {}
+    todo = []
+    for u in plan:
+        n = _existing_samples(out / u.audio)
+        if n is None:
+            todo.append(u)
+        else:
+            samples[u.id] = n
+    reused = len(samples)
+    total = len(plan)
+    if progress:
+        progress(reused, total)
+    for split in SPLITS:
+        (out / "audio" / split).mkdir(parents=True, exist_ok=True)
+    jobs = [(str(out / u.audio), u.sentence.text_pron, u.voice, u.rate_wpm, u.pitch, u.pitch_range) for u in todo]
+    if workers > 1 and len(jobs) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawn: a forked child would share the parent's espeak worker pipes
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            results = pool.map(_write_utterance, jobs, chunksize=4)
+            for u, n in zip(todo, results):
+                samples[u.id] = n
+                if progress:
+                    progress(len(samples), total)
+    else:
+        for u, job in zip(todo, jobs):
+            samples[u.id] = _write_utterance(job)
+            if progress:
+                progress(len(samples), total)
+    return samples, len(todo), reused
+
+
+def _remove_stale_audio(plan, out: Path) -> None:
+    """Delete WAVs of ours that the current plan does not use (left by an earlier config)."""
+    keep = {str(out / u.audio) for u in plan}
+    for split in SPLITS:
+        for path in (out / "audio" / split).glob("*.wav"):
+            if path.name.startswith(("synth-", ".synth-")) and str(path) not in keep:
+                path.unlink()
+
+
+def _overlap(train_rows: list[dict], other_rows: list[dict]) -> dict:
+    """How much of `other` a model could have memorised from `train`."""
+    def words(rows, key):
+        return [w for r in rows for w in r[key].split()]
+
+    def numbers(rows):
+        return {m for r in rows for m in _NUMBER.findall(r["text"]) if not (m.isdigit() and int(m) < 10)}
+
+    out = {}
+    for key, name in (("text", "text"), ("text_pron", "pron")):
+        train_types = set(words(train_rows, key))
+        tokens = words(other_rows, key)
+        types = set(tokens)
+        out[f"{name}_word_types"] = len(types)
+        out[f"{name}_type_share_in_train"] = round(len(types & train_types) / max(len(types), 1), 4)
+        out[f"{name}_token_share_in_train"] = round(sum(t in train_types for t in tokens) / max(len(tokens), 1), 4)
+    train_numbers, other_numbers = numbers(train_rows), numbers(other_rows)
+    out["number_types"] = len(other_numbers)
+    out["number_type_share_in_train"] = round(len(other_numbers & train_numbers) / max(len(other_numbers), 1), 4)
+    train_templates = {r["template"] for r in train_rows}
+    out["templates"] = len({r["template"] for r in other_rows})
+    out["templates_shared_with_train"] = len({r["template"] for r in other_rows} & train_templates)
+    train_texts = {r["text"] for r in train_rows}
+    out["sentences_in_train"] = sum(r["text"] in train_texts for r in other_rows)
+    return out
+
+
+def _rows(plan, samples: dict[str, int]) -> dict[str, list[dict]]:
+    from soritune.audio import SAMPLE_RATE
+
+    rows: dict[str, list[dict]] = {s: [] for s in SPLITS}
+    for u in plan:
+        rows[u.split].append({
+            "id": u.id, "audio": u.audio, "duration": round(samples[u.id] / SAMPLE_RATE, 4),
+            "text": u.sentence.text, "text_pron": u.sentence.text_pron, "speaker": u.voice, "split": u.split,
+            "source": f"synth-{u.sentence.domain}", "template": u.sentence.template,
+            "rate_wpm": u.rate_wpm, "pitch": u.pitch, "pitch_range": u.pitch_range,
+        })
+    return rows
+
+
+def _finished(config: SynthCorpusConfig, out: Path) -> SynthCorpusResult | None:
+    """The earlier result when `out` already holds this exact corpus, complete."""
+    report = out / "synth_report.json"
+    if not report.exists():
+        return None
+    try:
+        data = json.loads(report.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    if data.get("config_hash") != config.content_hash():
+        return None
+    from soritune.data.manifest import ManifestError, read_manifest
+
+    try:
+        for split in SPLITS:
+            rows = read_manifest(out / f"{split}.jsonl")
+            if len(rows) != config.sizes()[split] or not all(Path(r["audio"]).exists() for r in rows):
+                return None
+    except ManifestError:
+        return None
+    known = {k: data[k] for k in SynthCorpusResult.__dataclass_fields__ if k in data}
+    known.update(out_dir=str(out), skipped=True, synthesized=0, reused=sum(config.sizes().values()), wall_s=0.0)
+    return SynthCorpusResult(**known)
+
+
+def build_synth_corpus(
+    config: SynthCorpusConfig, progress: Callable[[int, int], None] | None = None
+) -> SynthCorpusResult:
+    """Build (or finish, or confirm) the synthetic corpus under `config.out`.
+
+    `progress(done, total)` is called as utterances complete (reused ones count as done).
+    """
+    from soritune.data.manifest import write_manifest
+    from soritune.jsonio import write_json
+
+    t0 = time.perf_counter()
+    out = Path(config.out)
+    if out.exists() and not out.is_dir():
+        raise SoritunError(f"--out {out} exists and is not a directory")
+    done = _finished(config, out)
+    if done is not None:
+        if progress:
+            total = sum(done.utterances.values())
+            progress(total, total)
+        return done
+    out.mkdir(parents=True, exist_ok=True)
+    plan, duplicates = plan_corpus(config)
+    samples, synthesized, reused = _synthesise(plan, out, config.workers, progress)
+    _remove_stale_audio(plan, out)
+    rows = _rows(plan, samples)
+    manifests = {}
+    for split in SPLITS:
+        manifests[split] = str(write_manifest(out / f"{split}.jsonl", rows[split]))
+    seconds = {s: sum(r["duration"] for r in rows[s]) for s in SPLITS}
+    train_texts = [r["text"] for r in rows["train"] + rows["dev"]]
+    result = SynthCorpusResult(
+        out_dir=str(out), manifests=manifests, utterances={s: len(rows[s]) for s in SPLITS},
+        hours={s: round(seconds[s] / 3600, 4) for s in SPLITS},
+        vocab_overlap={s: _overlap(rows["train"], rows[s]) for s in ("dev", "test", "everyday")},
+        config_hash=config.content_hash(), synthesized=synthesized, reused=reused,
+        duplicate_texts=duplicates, wall_s=round(time.perf_counter() - t0, 2),
+        report=str(out / "synth_report.json"),
+        details={
+            "duration_s": {s: round(seconds[s], 2) for s in SPLITS},
+            "everyday_utterances": {s: sum(r["source"] == "synth-everyday" for r in rows[s]) for s in SPLITS},
+            "speakers": {s: len({r["speaker"] for r in rows[s]}) for s in SPLITS},
+            "held_out_items_in_train_or_dev": find_held_out_items(train_texts),
+            "config": config.model_dump(mode="json", exclude={"out", "workers"}),
+            "generator_version": GENERATOR_VERSION,
+        },
+    )
+    write_json(result.report, asdict(result))
+    return result
+
+
+run = build_synth_corpus

@@ -1,0 +1,114 @@
+"""Gather systems for a report from run dirs, eval dirs or a demo dir.
+
+- eval dir: report.json with `cer` (+ utterances.tsv for error examples);
+- run dir: summary.json from `soritune train` (+ eval/ and eval_everyday/ inside, if present);
+- a report dir (demo output): report.json with `systems` — its systems are taken as they are.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from soritune.errors import SoritunError
+from soritune.jsonio import read_json
+
+KEYS = ("cer", "cer_ci95", "wer", "cer_reading", "train_wall_s", "peak_mem_gb", "rtfx", "size_mb", "trainable_params")
+
+
+@dataclass
+class System:
+    """One row of the comparison: the keys of report.json per system, plus where it came from."""
+
+    name: str
+    cer: float | None = None
+    cer_ci95: list[float] | None = None
+    wer: float | None = None
+    cer_reading: float | None = None
+    train_wall_s: float | None = None
+    peak_mem_gb: float | None = None
+    rtfx: float | None = None
+    size_mb: float | None = None
+    trainable_params: int | None = None
+    cer_everyday: float | None = None
+    n_utts: int | None = None
+    sources: dict[str, str] = field(default_factory=dict)
+    examples: list[dict] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def worst_utterances(utterances_tsv: Path, k: int = 3) -> list[dict]:
+    """The k utterances with the most character errors (ties: longer reference first)."""
+    if not utterances_tsv.exists():
+        return []
+    with utterances_tsv.open(encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+
+    def errors(r: dict) -> int:
+        return sum(int(r.get(c) or 0) for c in ("sub", "del", "ins"))
+
+    rows.sort(key=lambda r: (-errors(r), -int(r.get("n_ref_chars") or 0), r["id"]))
+    return [{"id": r["id"], "ref": r["ref"], "hyp": r["hyp"], "cer": float(r["cer"]) if r.get("cer") else None,
+             "errors": errors(r)} for r in rows[:k]]
+
+
+def from_eval_dir(path: Path, name: str | None = None) -> System:
+    rep = read_json(path / "report.json")
+    model = rep.get("model") or {}
+    timing = rep.get("timing") or {}
+    sysm = System(
+        name=name or path.name, cer=rep.get("cer"), cer_ci95=(rep.get("ci95") or {}).get("cer"), wer=rep.get("wer"),
+        cer_reading=rep.get("cer_reading"), rtfx=timing.get("rtfx"), n_utts=rep.get("n_utts"),
+        sources={"eval": str(path)}, examples=worst_utterances(path / "utterances.tsv"),
+    )
+    if model.get("params"):
+        sysm.extra["params"] = model["params"]
+    return sysm
+
+
+def merge_run(sysm: System, run_dir: Path) -> System:
+    """Fill training figures from RUN/summary.json."""
+    summ = read_json(run_dir / "summary.json")
+    sysm.train_wall_s = summ.get("train_wall_s")
+    sysm.peak_mem_gb = summ.get("peak_mem_gb")
+    sysm.trainable_params = summ.get("trainable_params")
+    sysm.sources["run"] = str(run_dir)
+    if sysm.size_mb is None:
+        sysm.size_mb = artifact_size_mb(run_dir)
+    return sysm
+
+
+def artifact_size_mb(run_dir: Path) -> float | None:
+    """Size of what a user ships from the run: adapter/, model/ or the directory itself (CTranslate2 export)."""
+    for sub in ("adapter", "model", "merged", "."):
+        d = run_dir / sub
+        files = [p for p in d.rglob("*") if p.is_file() and "checkpoint" not in p.parts] if d.is_dir() else []
+        weights = [p for p in files if p.suffix in (".safetensors", ".bin", ".pt")]
+        if weights:
+            return round(sum(p.stat().st_size for p in weights) / 1e6, 3)
+    return None
+
+
+def collect(paths: list[str | Path]) -> list[System]:
+    systems: list[System] = []
+    for p in map(Path, paths):
+        if not p.is_dir():
+            raise SoritunError(f"report input {p}: not a directory (expected a run dir, an eval dir or a demo dir)")
+        rep = read_json(p / "report.json") if (p / "report.json").exists() else None
+        if rep and isinstance(rep.get("systems"), dict):
+            for name, values in rep["systems"].items():
+                known = {k: values.get(k) for k in System.__dataclass_fields__ if k in values and k != "name"}
+                systems.append(System(name=name, **known))
+        elif rep and "cer" in rep:
+            systems.append(from_eval_dir(p))
+        elif (p / "summary.json").exists():
+            ev = p / "eval"
+            sysm = from_eval_dir(ev, name=p.name) if (ev / "report.json").exists() else System(name=p.name)
+            if (p / "eval_everyday" / "report.json").exists():
+                sysm.cer_everyday = read_json(p / "eval_everyday" / "report.json").get("cer")
+            systems.append(merge_run(sysm, p))
+        else:
+            raise SoritunError(f"report input {p}: no report.json (eval/demo) or summary.json (run) there")
+    return systems

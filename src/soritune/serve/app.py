@@ -1,0 +1,308 @@
+"""The OpenAI-compatible transcription server: `create_app(ServeConfig(...))` -> FastAPI app.
+
+Routes:
+  POST /v1/audio/transcriptions   OpenAI-compatible (the official `openai` client works unchanged)
+  POST /v1/audio/translations     the same, task=translate (speech -> English text)
+  GET  /v1/models                 the one served model (any `model` value is accepted on POST)
+  GET  /health                    200 once the model is loaded; 503 while loading or if loading failed
+  GET  /metrics                   Prometheus text: requests, errors, latency, audio seconds, batch sizes
+  GET  /                          a web page to upload or record audio and see transcript and timings
+
+The model loads in a background thread after start-up (unless a loaded backend is passed in), so
+`/health` tells load balancers when the server is ready. With `api_key` set, `/v1/*` needs
+`Authorization: Bearer KEY`; `/`, `/health` and `/metrics` stay open. Every error is JSON in the
+OpenAI shape (see serve/errors.py); nothing a client sends stops the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import time
+from contextlib import asynccontextmanager
+from importlib import resources
+from typing import Literal
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.staticfiles import StaticFiles
+from pydantic import Field
+
+from soritune.config import StageConfig
+from soritune.serve.batcher import MicroBatcher
+from soritune.serve.errors import ApiError, install_error_handlers
+from soritune.serve.metrics import CONTENT_TYPE, ServeMetrics
+
+log = logging.getLogger("soritune.serve")
+ROUTES = ("/", "/health", "/metrics", "/v1/models", "/v1/audio/transcriptions", "/v1/audio/translations")
+
+
+class ServeConfig(StageConfig):
+    """Settings of `soritune serve` (each one a CLI flag)."""
+
+    model: str = Field("bundled:whisper-base", description="model spec served (see `soritune --help`)")
+    adapter: str | None = Field(None, description="PEFT adapter directory applied (merged) at load")
+    backend: Literal["torch", "ct2"] = Field("torch", description="inference backend; ct2 is faster on CPU")
+    device: str = Field("cpu", description="cpu or cuda")
+    compute_type: str | None = Field(None, description="backend dtype (torch: float32|float16|bfloat16; ct2: int8...)")
+    host: str = Field("127.0.0.1", description="interface to listen on")
+    port: int = Field(8000, ge=0, le=65535, description="TCP port (0: any free port)")
+    api_key: str | None = Field(None, description="if set, /v1/* requires `Authorization: Bearer KEY`")
+    max_upload_mb: float = Field(50.0, gt=0, description="largest accepted upload, in MB (10^6 bytes)")
+    max_audio_s: float | None = Field(4 * 3600.0, gt=0, description="longest accepted audio after decoding")
+    max_batch: int = Field(8, ge=1, le=256, description="most clips per model call; 1 turns micro-batching off")
+    batch_window_ms: float = Field(20.0, ge=0, le=5000, description="how long a clip may wait for batch mates")
+    max_new_tokens: int = Field(225, ge=1, le=440, description="token limit per <= 30 s chunk")
+    language: str = Field("ko", description="language when a request names none (never auto-detected)")
+    model_name: str | None = Field(None, description="model id reported by /v1/models (default: the spec)")
+
+    @property
+    def model_id(self) -> str:
+        return self.model_name or self.model
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1_000_000)
+
+
+class ServerState:
+    """What the routes share: config, metrics, the backend once loaded, the batcher."""
+
+    def __init__(self, config: ServeConfig, backend=None, on_load_error=None):
+        self.config = config
+        self.metrics = ServeMetrics.create()
+        self.backend = backend
+        self.load_error: str | None = None
+        self.on_load_error = on_load_error
+        self.languages: dict[str, str] = {}
+        self.batcher: MicroBatcher | None = None
+        self.loaded_at: float | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.backend is not None and self.loaded_at is not None
+
+    def mark_ready(self, backend) -> None:
+        self.backend = backend
+        self.languages = model_languages(backend)
+        if self.config.language not in self.languages:
+            from soritune.errors import ConfigError
+
+            raise ConfigError(f"--language {self.config.language!r} is not a language this model knows "
+                              f"(known: {', '.join(sorted(self.languages))})")
+        self.loaded_at = time.time()
+        self.metrics.model_ready.set(1)
+
+    def load(self):
+        from soritune.infer import load_backend
+
+        c = self.config
+        return load_backend(c.model, backend=c.backend, adapter=c.adapter, device=c.device,
+                            compute_type=c.compute_type)
+
+    def run_batch(self, audios, language: str, task: str):
+        return self.backend.transcribe(audios, language=language, task=task, batch_size=len(audios),
+                                       max_new_tokens=self.config.max_new_tokens)
+
+    def describe(self) -> dict:
+        try:
+            return dict(self.backend.describe()) if self.backend is not None else {}
+        except Exception:  # noqa: BLE001 - reporting only
+            return {}
+
+
+def model_languages(backend) -> dict[str, str]:
+    """Whisper language code -> English name, limited to the tokens the model's tokenizer has."""
+    from transformers.models.whisper.tokenization_whisper import LANGUAGES
+
+    tok = getattr(getattr(backend, "processor", None), "tokenizer", None)
+    if tok is None:
+        return dict(LANGUAGES)
+    unk = getattr(tok, "unk_token_id", None)
+    return {c: n for c, n in LANGUAGES.items() if tok.convert_tokens_to_ids(f"<|{c}|>") not in (None, unk)}
+
+
+def create_app(config: ServeConfig, backend=None, *, on_load_error=None):
+    """The FastAPI app. Pass a loaded `backend` to skip loading (tests); else it loads after start-up.
+
+    on_load_error(message) is called if background loading fails (the CLI uses it to stop the server).
+    """
+    state = ServerState(config, backend, on_load_error)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        state.batcher = MicroBatcher(
+            state.run_batch, max_batch=config.max_batch, window_ms=config.batch_window_ms,
+            on_batch=lambda n, _s: state.metrics.batch_size.observe(n),
+            on_queue=state.metrics.queue_depth.set)
+        state.batcher.start()
+        loader = None
+        if backend is not None:
+            state.mark_ready(backend)
+        else:
+            loader = asyncio.create_task(_load(state))
+        try:
+            yield
+        finally:
+            if loader is not None:
+                loader.cancel()
+            await state.batcher.stop()
+
+    app = FastAPI(title="soritune", version=_version(), lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.serve = state
+    app.state.metrics = state.metrics
+    install_error_handlers(app)
+    static_dir = resources.files("soritune.serve") / "static"
+    app.mount("/static", StaticFiles(directory=str(static_dir)), name="static")
+
+    @app.middleware("http")
+    async def count_requests(request: Request, call_next):
+        response = await call_next(request)
+        path = request.url.path
+        route = path if path in ROUTES else ("/static" if path.startswith("/static/") else
+                                              "/v1/models/{id}" if path.startswith("/v1/models/") else "other")
+        state.metrics.requests.inc(route=route, status=str(response.status_code))
+        return response
+
+    @app.get("/", include_in_schema=False)
+    async def index():
+        return FileResponse(str(static_dir / "index.html"), media_type="text/html; charset=utf-8")
+
+    @app.get("/health")
+    async def health():
+        body = {"model": config.model_id, "auth": config.api_key is not None, "max_upload_mb": config.max_upload_mb,
+                "max_batch": config.max_batch, "default_language": config.language}
+        if state.ready:
+            return {"status": "ok", **body, "backend": state.describe()}
+        if state.load_error:
+            return JSONResponse({"status": "error", "error": state.load_error, **body}, status_code=503)
+        return JSONResponse({"status": "loading", **body}, status_code=503, headers={"Retry-After": "2"})
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics():
+        return Response(state.metrics.render(), media_type=CONTENT_TYPE)
+
+    @app.get("/v1/models")
+    async def list_models(request: Request):
+        _check_auth(request, config)
+        return {"object": "list", "data": [_model_card(state)]}
+
+    @app.get("/v1/models/{model_id:path}")
+    async def get_model(model_id: str, request: Request):
+        _check_auth(request, config)
+        if model_id != config.model_id:
+            raise ApiError(404, f"the model {model_id!r} does not exist; this server serves {config.model_id!r}",
+                           param="model", code="model_not_found")
+        return _model_card(state)
+
+    @app.post("/v1/audio/transcriptions")
+    async def transcriptions(request: Request):
+        return await _transcribe(request, state, "transcribe")
+
+    @app.post("/v1/audio/translations")
+    async def translations(request: Request):
+        return await _transcribe(request, state, "translate")
+
+    return app
+
+
+async def _load(state: ServerState) -> None:
+    t0 = time.perf_counter()
+    try:
+        backend = await asyncio.to_thread(state.load)
+        state.mark_ready(backend)
+        log.info("model %s ready in %.1f s", state.config.model, time.perf_counter() - t0)
+    except asyncio.CancelledError:
+        raise
+    except Exception as e:  # noqa: BLE001 - reported on /health and to the CLI
+        from soritune.errors import SoritunError
+
+        state.load_error = str(e) if isinstance(e, SoritunError) else f"{type(e).__name__}: {e}"
+        log.error("loading %s failed: %s", state.config.model, state.load_error)
+        if state.on_load_error:
+            state.on_load_error(state.load_error)
+
+
+def _check_auth(request, config: ServeConfig) -> None:
+    if config.api_key is None:
+        return
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if not header:
+        raise ApiError(401, "you didn't provide an API key: send `Authorization: Bearer KEY`",
+                       code="missing_api_key", headers={"WWW-Authenticate": "Bearer"})
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), config.api_key.encode()):
+        raise ApiError(401, "incorrect API key provided", code="invalid_api_key",
+                       headers={"WWW-Authenticate": "Bearer"})
+
+
+def _model_card(state: ServerState) -> dict:
+    return {"id": state.config.model_id, "object": "model", "created": int(state.loaded_at or time.time()),
+            "owned_by": "soritune", "ready": state.ready, "spec": state.config.model,
+            "backend": state.config.backend, "languages": sorted(state.languages)}
+
+
+async def _transcribe(request: Request, state: ServerState, task: str):
+    from soritune.serve import formats
+    from soritune.serve.pipeline import transcribe_upload
+    from soritune.serve.request import parse_transcription_form, read_form, resolve_language
+
+    config, metrics = state.config, state.metrics
+    _check_auth(request, config)
+    t0 = time.perf_counter()
+    metrics.in_flight.add(1)
+    try:
+        form = await read_form(request, config.max_upload_bytes)
+        params = await parse_transcription_form(form, config.max_upload_bytes)
+        if not state.ready:
+            raise ApiError(503, f"model not ready: {state.load_error}" if state.load_error else
+                           "the model is still loading; retry shortly (see GET /health)",
+                           code="model_not_ready", headers={"Retry-After": "2"})
+        language = resolve_language(params.language, state.languages, config.language)
+        try:
+            result = await transcribe_upload(params.data, params.filename, state.batcher, language=language,
+                                             task=task, max_audio_s=config.max_audio_s)
+        except ApiError:
+            raise
+        except Exception as e:  # noqa: BLE001 - the model failed on this clip; the server goes on
+            log.exception("transcription failed")
+            raise ApiError(500, f"transcription failed: {type(e).__name__}: {e}", code="transcription_failed",
+                           type="server_error") from None
+    finally:
+        metrics.in_flight.add(-1)
+    total_ms = (time.perf_counter() - t0) * 1000
+    metrics.latency.observe(total_ms / 1000)
+    metrics.audio_s.inc(result.duration_s)
+    fmt = params.response_format
+    if fmt == "json":
+        return JSONResponse(formats.to_json(result.text, result.duration_s))
+    if fmt == "text":
+        return PlainTextResponse(formats.to_text(result.text))
+    if fmt == "srt":
+        return PlainTextResponse(formats.to_srt(result.segments))
+    if fmt == "vtt":
+        return PlainTextResponse(formats.to_vtt(result.segments))
+    extra = {
+        "model": config.model_id,
+        "backend": state.describe(),
+        "decoding": {"strategy": "greedy", "temperature_requested": params.temperature, "temperature_used": 0.0,
+                     "prompt_used": False, "max_new_tokens": config.max_new_tokens},
+        "timings_ms": {"decode": round(result.decode_ms, 1), "queue": round(result.queue_ms, 1),
+                       "inference": round(result.inference_ms, 1), "total": round(total_ms, 1)},
+        "batch_sizes": result.batch_sizes,
+        "rtfx": round(result.duration_s / (total_ms / 1000), 2) if total_ms > 0 else None,
+    }
+    # like the hosted API: verbose_json names the output language in full ("korean"; "english" for translate)
+    out_language = "english" if task == "translate" else state.languages.get(language, language)
+    return JSONResponse(formats.to_verbose_json(result.text, result.segments, language=out_language,
+                                                duration_s=result.duration_s, task=task, extra=extra))
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("soritune")
+    except Exception:  # noqa: BLE001
+        return "0"

@@ -1,0 +1,204 @@
+"""Micro-batching: clips from concurrent requests share one model call, off the event loop.
+
+`MicroBatcher.submit(audio, language, task)` queues one clip (<= 30 s) and awaits its transcription.
+A single worker task takes the oldest waiting clip and every other waiting clip with the same
+(language, task), up to `max_batch`; if fewer are waiting it holds the batch open for at most
+`window_ms` after the oldest clip arrived (clips that already waited while the model was busy are
+sent at once). The model runs in one dedicated thread, so the event loop keeps accepting uploads,
+and the next batch collects while the current one decodes. `max_batch=1` turns batching off.
+
+If a batch fails, its clips are retried one by one, so one bad clip cannot fail its neighbours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+log = logging.getLogger("soritune.serve")
+
+# run_batch(audios, language, task) -> one transcription per audio (e.g. Backend.transcribe)
+RunBatch = Callable[[list[np.ndarray], str, str], list]
+
+
+@dataclass
+class ClipResult:
+    """A transcription and how it was served."""
+
+    transcription: object  # soritune.infer.Transcription
+    queue_ms: float  # from submit to the start of its model call
+    inference_ms: float  # the model call it was part of
+    batch_size: int  # clips in that model call
+    batch_id: int = 0  # which model call (1, 2, ...): clips of one call share it
+
+
+@dataclass
+class BatchStats:
+    batches: int = 0
+    clips: int = 0
+    max_batch_size: int = 0
+    sizes: dict[int, int] = field(default_factory=dict)  # batch size -> model calls of that size
+
+    @property
+    def mean_batch_size(self) -> float:
+        return self.clips / self.batches if self.batches else 0.0
+
+    def record(self, size: int) -> None:
+        self.batches += 1
+        self.clips += size
+        self.max_batch_size = max(self.max_batch_size, size)
+        self.sizes[size] = self.sizes.get(size, 0) + 1
+
+
+@dataclass
+class _Item:
+    audio: np.ndarray
+    key: tuple[str, str]  # (language, task)
+    future: asyncio.Future
+    enqueued: float
+
+
+class MicroBatcher:
+    """Collects clips into batches for `run_batch`; start() inside the event loop, stop() at shutdown."""
+
+    def __init__(self, run_batch: RunBatch, *, max_batch: int = 8, window_ms: float = 20.0,
+                 on_batch: Callable[[int, float], None] | None = None,
+                 on_queue: Callable[[int], None] | None = None):
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+        if window_ms < 0:
+            raise ValueError(f"window_ms must be >= 0, got {window_ms}")
+        self.run_batch = run_batch
+        self.max_batch = int(max_batch)
+        self.window_s = float(window_ms) / 1000.0
+        self.on_batch = on_batch  # (batch size, inference seconds) after each model call
+        self.on_queue = on_queue  # (clips waiting) whenever that changes
+        self.stats = BatchStats()
+        self._pending: deque[_Item] = deque()
+        self._wakeup: asyncio.Event | None = None
+        self._task: asyncio.Task | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._closed = False
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._wakeup = asyncio.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="soritune-model")
+        self._closed = False
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name="soritune-batcher")
+
+    async def stop(self) -> None:
+        self._closed = True
+        if self._wakeup is not None:
+            self._wakeup.set()
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
+                pass
+        while self._pending:
+            item = self._pending.popleft()
+            if not item.future.done():
+                item.future.set_exception(RuntimeError("server shutting down"))
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._pending)
+
+    # -- API ---------------------------------------------------------------------------------------
+    async def submit(self, audio: np.ndarray, language: str, task: str = "transcribe") -> ClipResult:
+        """Queue one clip (<= 30 s of 16 kHz float32) and wait for its transcription."""
+        if self._task is None or self._closed:
+            raise RuntimeError("batcher is not running")
+        fut = asyncio.get_running_loop().create_future()
+        self._pending.append(_Item(audio, (language, task), fut, time.perf_counter()))
+        self._notify_queue()
+        self._wakeup.set()
+        return await fut
+
+    # -- worker ------------------------------------------------------------------------------------
+    def _notify_queue(self) -> None:
+        if self.on_queue:
+            self.on_queue(len(self._pending))
+
+    def _take_batch(self) -> list[_Item] | None:
+        """The next batch to run now, or None if the oldest clip may still wait for company."""
+        while self._pending and self._pending[0].future.done():  # caller gone (client disconnected)
+            self._pending.popleft()
+        if not self._pending:
+            return None
+        oldest = self._pending[0]
+        same = [it for it in self._pending if it.key == oldest.key and not it.future.done()][: self.max_batch]
+        if len(same) < self.max_batch and time.perf_counter() < oldest.enqueued + self.window_s:
+            return None
+        taken = {id(it) for it in same}
+        self._pending = deque(it for it in self._pending if id(it) not in taken)
+        self._notify_queue()
+        return same
+
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._closed:
+            batch = self._take_batch()
+            if batch is None:
+                self._wakeup.clear()
+                timeout = None
+                if self._pending:
+                    timeout = max(0.0, self._pending[0].enqueued + self.window_s - time.perf_counter())
+                try:
+                    await asyncio.wait_for(self._wakeup.wait(), timeout)
+                except asyncio.TimeoutError:
+                    pass
+                continue
+            started = time.perf_counter()
+            language, task = batch[0].key
+            audios = [it.audio for it in batch]
+            try:
+                results = await loop.run_in_executor(self._executor, self._run, audios, language, task)
+            except asyncio.CancelledError:
+                for it in batch:
+                    if not it.future.done():
+                        it.future.set_exception(RuntimeError("server shutting down"))
+                raise
+            elapsed = time.perf_counter() - started
+            self.stats.record(len(batch))
+            if self.on_batch:
+                self.on_batch(len(batch), elapsed)
+            for it, res in zip(batch, results):
+                if it.future.done():
+                    continue
+                if isinstance(res, BaseException):
+                    it.future.set_exception(res)
+                else:
+                    it.future.set_result(ClipResult(res, (started - it.enqueued) * 1000, elapsed * 1000, len(batch),
+                                                    self.stats.batches))
+
+    def _run(self, audios: list[np.ndarray], language: str, task: str) -> list:
+        """In the model thread: the whole batch, or on failure each clip alone (errors as values)."""
+        try:
+            results = list(self.run_batch(audios, language, task))
+            if len(results) != len(audios):
+                raise RuntimeError(f"backend returned {len(results)} results for {len(audios)} clips")
+            return results
+        except Exception as e:  # noqa: BLE001 - isolate the failing clip below
+            if len(audios) == 1:
+                log.warning("transcription failed: %s", e)
+                return [e]
+            log.warning("batch of %d failed (%s); retrying clip by clip", len(audios), e)
+        out: list = []
+        for audio in audios:
+            try:
+                out.append(self.run_batch([audio], language, task)[0])
+            except Exception as e:  # noqa: BLE001
+                out.append(e)
+        return out

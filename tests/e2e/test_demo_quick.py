@@ -1,0 +1,39 @@
+"""`soritune demo --quick` end to end through the CLI: every fixed output path and report key."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.ci]
+
+SYSTEM_KEYS = {"cer", "cer_ci95", "wer", "cer_reading", "train_wall_s", "peak_mem_gb", "rtfx", "size_mb",
+               "trainable_params"}
+
+
+def test_demo_quick_writes_every_output(tmp_path):
+    out = tmp_path / "demo"
+    cmd = [sys.executable, "-m", "soritune", "demo", "--quick", "--out", str(out)]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=1500)
+    assert res.returncode == 0, res.stderr[-3000:]
+    for split in ("train", "dev", "test", "everyday"):
+        assert (out / "data" / f"{split}.jsonl").stat().st_size > 0
+    for run in ("lora", "qlora4"):
+        assert (out / "runs" / run / "summary.json").exists()
+        assert (out / "runs" / run / "adapter" / "adapter_config.json").exists()
+    for f in ("report.json", "report.md", "report.html", "plots/cer.png", "plots/pareto.png"):
+        assert (out / f).stat().st_size > 0, f
+    rep = json.loads((out / "report.json").read_text())
+    assert {"zero-shot", "lora", "qlora4", "ct2-int8"} <= set(rep["systems"])
+    for name, s in rep["systems"].items():
+        assert SYSTEM_KEYS <= set(s), (name, SYSTEM_KEYS - set(s))
+        assert 0 <= s["cer"] and len(s["cer_ci95"]) == 2 and s["rtfx"] > 0
+    assert rep["systems"]["lora"]["trainable_params"] > 0 and rep["systems"]["lora"]["train_wall_s"] > 0
+    html = (out / "report.html").read_text()
+    assert "data:image/png;base64," in html and "<table>" in html
+    # resumable: a second run skips every finished step
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "done before" in again.stderr
