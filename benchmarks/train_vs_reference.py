@@ -159,11 +159,33 @@ def child_eval(args: dict) -> dict:
     return out
 
 
+def child_ce_memory(args: dict) -> dict:
+    """Peak RSS growth of one loss forward+backward over `tokens` x vocab, plain vs chunked CE."""
+    import resource
+
+    import torch
+
+    from soritune.train.efficiency import ce_sum
+
+    torch.manual_seed(0)
+    proj = torch.nn.Linear(args["d_model"], args["vocab"], bias=False)
+    hidden = torch.randn(1, args["tokens"], args["d_model"], requires_grad=True)
+    labels = torch.randint(0, args["vocab"], (1, args["tokens"]))
+    ce_sum(proj, hidden[:, :8], labels[:, :8], 0).backward()  # warm-up: allocator, kernels
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t0 = time.perf_counter()
+    ce_sum(proj, hidden, labels, args["chunk"]).backward()
+    wall = time.perf_counter() - t0
+    return {"chunk": args["chunk"], "peak_growth_gb": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024 ** 2,
+            "logits_gb": args["tokens"] * args["vocab"] * 4 / 1024 ** 3, "wall_s": wall}
+
+
 def child_main(which: str, payload: str) -> None:
     import resource
 
     args = json.loads(payload)
-    fn = {"soritune": child_soritune, "reference": child_reference, "eval": child_eval}[which]
+    fn = {"soritune": child_soritune, "reference": child_reference, "eval": child_eval,
+          "ce_memory": child_ce_memory}[which]
     result = fn(args)
     result["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
     print("RESULT " + json.dumps(result))
@@ -227,7 +249,14 @@ def main() -> None:
                     choices=["soritune", "reference", "soritune-padded"])
     ap.add_argument("--dev-limit", type=int, default=None, help="score only the first N dev utterances")
     ap.add_argument("--json", type=Path, default=Path("benchmarks/results/train_vs_reference.json"))
+    ap.add_argument("--ce-memory", action="store_true",
+                    help="only measure chunked vs plain cross-entropy peak memory (large-v3 width, 4096 tokens)")
     a = ap.parse_args()
+    if a.ce_memory:
+        rows = [run_child("ce_memory", {"tokens": 4096, "d_model": 1280, "vocab": 51866, "chunk": c, "threads": a.threads})
+                for c in (0, 1024, 256)]
+        print(json.dumps(rows, indent=2))
+        return
 
     train, dev = ensure_corpus(a.data, a.n_train)
     if a.dev_limit:

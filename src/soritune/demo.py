@@ -28,9 +28,9 @@ Profile = Literal["quick", "default", "full"]
 
 # Sizes and budgets per profile. Default is sized for <= 15 minutes on 2 CPU cores.
 PROFILES: dict[str, dict] = {
-    "quick": dict(n_train=24, n_dev=6, n_test=10, n_everyday=6, train_steps=6, batch_size=4, eval_limit=None),
-    "default": dict(n_train=400, n_dev=40, n_test=100, n_everyday=40, train_steps=150, batch_size=8, eval_limit=None),
-    "full": dict(n_train=400, n_dev=40, n_test=100, n_everyday=40, train_steps=150, batch_size=8, eval_limit=None),
+    "quick": dict(n_train=24, n_dev=6, n_test=10, n_everyday=6, train_steps=6, batch_size=4, max_new_tokens=48),
+    "default": dict(n_train=400, n_dev=40, n_test=100, n_everyday=40, train_steps=150, batch_size=8, max_new_tokens=64),
+    "full": dict(n_train=400, n_dev=40, n_test=100, n_everyday=40, train_steps=150, batch_size=8, max_new_tokens=64),
 }
 
 
@@ -48,6 +48,8 @@ class DemoConfig(StageConfig):
     lora_r: int = Field(32, ge=1, description="LoRA rank")
     eval_backend: Literal["torch", "ct2"] = Field("ct2", description="backend for the float32 evaluations")
     threads: int | None = Field(None, ge=1, description="CPU threads (default: all)")
+    max_new_tokens: int | None = Field(None, ge=8, le=224, description="decoding limit per utterance (default by profile; "
+                                       "the longest synthetic sentence is about 31 tokens)")
 
     def setting(self, key: str):
         value = getattr(self, key, None) if key in type(self).model_fields else None
@@ -130,7 +132,7 @@ class Demo:
 
         cfg = EvalConfig(model=model or self.cfg.model, adapter=adapter, manifest=self.data / f"{split}.jsonl", out=out,
                          backend=backend or self.cfg.eval_backend, compute_type=compute_type, batch_size=8,
-                         max_new_tokens=128)
+                         max_new_tokens=self.cfg.setting("max_new_tokens"))
         rep = run_eval(cfg, progress=self.progress(name))
         return {"eval": str(out), "cer": rep.to_json().get("cer")}
 
@@ -143,7 +145,13 @@ class Demo:
             batch_size=self.cfg.setting("batch_size"), max_steps=self.cfg.setting("train_steps"), lr=self.cfg.lr,
             seed=self.cfg.seed, eval_at_start=False, overwrite=True, threads=self.cfg.threads, log_every=5,
         )
-        res = run(cfg, progress=self.progress(name))
+        report = self.progress(name)
+
+        def on_train_event(event: dict) -> None:
+            if event.get("event") in ("start", "step") and event.get("total_steps"):
+                report(event["step"], event["total_steps"])
+
+        res = run(cfg, progress=on_train_event)
         summ = read_json(self.run_dir(name) / "summary.json")
         return {"run": str(self.run_dir(name)), "train_wall_s": summ.get("train_wall_s"),
                 "final_loss": summ.get("final_loss"), "result": type(res).__name__}
@@ -174,7 +182,9 @@ class Demo:
         for name in ("lora", "qlora4", "lottery-50", "distill-2l"):
             run = self.run_dir(name)
             if (run / "eval" / "report.json").exists():
-                s = merge_run(from_eval_dir(run / "eval", name=name), run)
+                s = from_eval_dir(run / "eval", name=name)
+                if (run / "summary.json").exists():
+                    s = merge_run(s, run)
                 s.cer_everyday = _cer(run / "eval_everyday")
                 rows.append(s)
         ct2 = self.run_dir("ct2-int8")
@@ -220,11 +230,52 @@ class Demo:
         report = self.step("report", self.write_report)
         return DemoResult(self.out, self.records, report, time.perf_counter() - t0)
 
-    def full_extras(self, best: str) -> None:
-        """--full: lottery-ticket pruning at 50% and a 2-decoder-layer student (compress stage)."""
-        from soritune import compress  # noqa: F401  (fails clearly if the compress stage is missing)
+    def _train_overrides(self) -> dict:
+        return dict(method="lora", lora_r=self.cfg.lora_r, lora_alpha=2 * self.cfg.lora_r, target="qv",
+                    max_steps=self.cfg.setting("train_steps"), batch_size=self.cfg.setting("batch_size"),
+                    lr=self.cfg.lr, threads=self.cfg.threads)
 
-        raise NotImplementedError("--full needs the compression stage")
+    def lottery(self) -> dict:
+        from soritune.compress.prune_lottery import LotteryConfig, run
+
+        out = self.run_dir("lottery-50")
+        t = time.perf_counter()
+        res = run(LotteryConfig(model=self.cfg.model, out=out, train=str(self.data / "train.jsonl"), sparsity=0.5,
+                                rounds=2, evaluate=False, control=False, train_overrides=self._train_overrides(),
+                                seed=self.cfg.seed))
+        write_json(out / "summary.json", {"train_wall_s": round(time.perf_counter() - t, 1),
+                                          "final_sparsity": res.final_sparsity, "note": res.note,
+                                          "trainable_params": None, "peak_mem_gb": None})
+        return {"merged_dir": res.merged_dir, "final_sparsity": res.final_sparsity}
+
+    def distill(self, teacher_adapter: Path) -> dict:
+        from soritune.compress.distill import DistillConfig, run
+
+        out = self.run_dir("distill-2l")
+        over = {k: v for k, v in self._train_overrides().items() if k in ("threads",)}
+        res = run(DistillConfig(teacher=self.cfg.model, teacher_adapter=str(teacher_adapter), out=out,
+                                train=str(self.data / "train.jsonl"), decoder_layers=2, filter_threshold=0.3,
+                                max_steps=2 * self.cfg.setting("train_steps"), lr=5e-4,
+                                batch_size=self.cfg.setting("batch_size"), eval_manifest=None, eval_limit=1,
+                                max_new_tokens=self.cfg.setting("max_new_tokens"), train_overrides=over,
+                                seed=self.cfg.seed))
+        write_json(out / "summary.json", {"train_wall_s": res.train_wall_s, "student_params": res.student_params,
+                                          "teacher_params": res.teacher_params, "layer_map": res.layer_map,
+                                          "trainable_params": res.student_params, "peak_mem_gb": None})
+        return {"student_dir": res.student_dir}
+
+    def full_extras(self, best: str) -> None:
+        """--full: lottery-ticket pruning (LoRA rounds) at 50% sparsity and a 2-decoder-layer student."""
+        lot = self.step("lottery-50", self.lottery)
+        merged = lot["merged_dir"]
+        for split, sub in (("test", "eval"), ("everyday", "eval_everyday")):
+            self.step(f"eval-lottery-50{'-everyday' if split == 'everyday' else ''}", lambda s=split, d=sub: self.evaluate(
+                f"eval-lottery-50-{s}", self.run_dir("lottery-50") / d, s, model=f"hf:{merged}"))
+        dis = self.step("distill-2l", lambda: self.distill(self.run_dir(best) / "adapter"))
+        student = dis["student_dir"]
+        for split, sub in (("test", "eval"), ("everyday", "eval_everyday")):
+            self.step(f"eval-distill-2l{'-everyday' if split == 'everyday' else ''}", lambda s=split, d=sub: self.evaluate(
+                f"eval-distill-2l-{s}", self.run_dir("distill-2l") / d, s, model=f"hf:{student}"))
 
     def write_report(self) -> dict:
         from soritune.report import build_report

@@ -76,3 +76,14 @@ def test_apply_masks_rejects_masks_of_another_model(tiny):
 
     with pytest.raises(CompressError, match="unknown"):
         apply_masks(tiny.model, {"model.encoder.layers.9.fc1.weight": torch.ones(2, 2, dtype=torch.bool)})
+
+
+def test_registry_runs_a_method_by_name(tmp_path):
+    from soritune.compress.registry import PRUNE_METHODS, prune
+    from soritune.errors import ConfigError
+
+    r = prune("magnitude", model="tiny:", sparsity=0.2, modules=["fc1", "fc2"], out=str(tmp_path))
+    assert r.n_pruned == round(0.2 * r.n_prunable) and set(PRUNE_METHODS) == {"magnitude", "lottery", "structured"}
+    assert all(n.endswith(("fc1.weight", "fc2.weight")) for n in load_masks(tmp_path))
+    with pytest.raises(ConfigError, match="allowed"):
+        prune("random", model="tiny:", out=str(tmp_path))

@@ -5,8 +5,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from soritune.compress.masks import (load_masks, lowest, magnitude_scores, mask_sparsity, prunable_params,
-                                     random_masks, save_masks, select_masks)
+from soritune.compress.masks import (
+    load_masks,
+    lowest,
+    magnitude_scores,
+    mask_sparsity,
+    prunable_params,
+    random_masks,
+    save_masks,
+    select_masks,
+)
 from soritune.compress.modelio import CompressError
 
 

@@ -109,8 +109,8 @@ def test_taylor_score_uses_calibration_gradients(corpus, tiny_model):
 
 
 def test_taylor_needs_a_calibration_manifest():
-    from soritune.errors import ConfigError
     from soritune.config import validate
+    from soritune.errors import ConfigError
 
     with pytest.raises(ConfigError, match="calib_manifest"):
         validate(StructuredConfig, {"model": "tiny:", "out": "x", "score": "taylor"})

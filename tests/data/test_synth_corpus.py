@@ -79,7 +79,7 @@ def test_build_is_deterministic_and_complete(tmp_path):
     assert report["hours"]["train"] > 0
     assert report["vocab_overlap"]["test"]["templates_shared_with_train"] == 0
     assert report["details"]["held_out_items_in_train_or_dev"] == []
-    c = build_synth_corpus(SynthCorpusConfig(out=tmp_path / "c", seed=12, **TINY))
+    build_synth_corpus(SynthCorpusConfig(out=tmp_path / "c", seed=12, **TINY))
     assert _files(tmp_path / "c") != files_a
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from soritune.errors import ModelSpecError
-from soritune.models import ACCEPTED, load, parse_spec
+from soritune.models import load, parse_spec
 
 
 def test_tiny_model_has_real_vocabulary_and_generates(tiny):

@@ -7,8 +7,13 @@ import json
 import numpy as np
 import pytest
 
-from soritune.data.dataset import (ManifestDataset, WhisperCollator, bucket_frames, length_grouped_batches,
-                                   load_segment)
+from soritune.data.dataset import (
+    ManifestDataset,
+    WhisperCollator,
+    bucket_frames,
+    length_grouped_batches,
+    load_segment,
+)
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from soritune.bench.memory import MemoryMeter
-from soritune.bench.train_worker import StepClock, memory_fields, resolve_device
+from soritune.bench.train_worker import StepClock, memory_fields, resolve_device, resolved_precision
 
 LORA = {"r": 32, "lora_alpha": 64, "target_modules": ["q_proj", "v_proj"], "lora_dropout": 0.05, "bias": "none"}
 
@@ -68,11 +68,7 @@ def build_dataset(manifest: str, processor) -> list[dict]:
 
 def precision_flags(mixed_precision: str, device: str) -> dict:
     """fp16/bf16 flags of TrainingArguments matching soritune's resolution of mixed_precision."""
-    import torch
-
-    mp = mixed_precision
-    if mp == "auto":
-        mp = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if device.startswith("cuda") else "no"
+    mp = resolved_precision(mixed_precision, device)
     return {"fp16": mp == "fp16", "bf16": mp == "bf16"}
 
 
@@ -88,6 +84,8 @@ def run_recipe(job: dict) -> dict:
     device = resolve_device(job["device"])
     src = model_dir(job)
     processor = WhisperProcessor.from_pretrained(str(src), language="ko", task="transcribe")
+    if processor.tokenizer.pad_token is None:  # openai's Whisper tokenizers pad with <|endoftext|>
+        processor.tokenizer.pad_token = processor.tokenizer.eos_token
     data = build_dataset(job["manifest"], processor)  # before training, as the recipe's dataset.map
     step_clock = StepClock(device, job["warmup_steps"], job.get("steps"), job.get("seconds"), raise_at_end=False)
 

@@ -73,6 +73,17 @@ def resolve_device(device: str) -> str:
     return device
 
 
+def resolved_precision(mixed_precision: str, device: str) -> str:
+    """no | bf16 | fp16, resolved the way soritune.train resolves "auto"."""
+    import torch
+
+    if mixed_precision != "auto":
+        return mixed_precision
+    if not device.startswith("cuda"):
+        return "no"
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+
+
 def memory_fields(reading, device: str) -> dict:
     if device.startswith("cuda"):
         return {"peak_mem_mb": reading.gpu_peak_allocated_mb, "memory_kind": "gpu allocated",
@@ -111,10 +122,8 @@ def run_soritune(job: dict) -> dict:
                       dynamic_length=job["dynamic_length"], threads=job["threads"], overwrite=True)
     step_clock = StepClock(device, job["warmup_steps"], job.get("steps"), job.get("seconds"))
     meter = MemoryMeter(device, interval_s=0.01).start()
-    mixed = None
     try:
-        result = run(cfg, progress=step_clock)
-        mixed = result.mixed_precision
+        run(cfg, progress=step_clock)
     except BudgetReached:
         pass
     finally:
@@ -126,7 +135,7 @@ def run_soritune(job: dict) -> dict:
             "encoder_frames": "dynamic (per batch)" if job["dynamic_length"] else "3000 (30 s)",
             "settings": {"loop": "soritune.train.run", "method": job["method"], "lora_r": cfg.lora_r,
                          "lora_alpha": cfg.lora_alpha, "target": cfg.target, "target_side": cfg.target_side,
-                         "gradient_checkpointing": cfg.gradient_checkpointing, "mixed_precision": mixed or cfg.mixed_precision,
+                         "gradient_checkpointing": cfg.gradient_checkpointing, "mixed_precision": resolved_precision(cfg.mixed_precision, device),
                          "optimizer": cfg.optimizer, "dynamic_length": cfg.dynamic_length, "device": device}}
 
 

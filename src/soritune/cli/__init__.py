@@ -18,12 +18,17 @@ from soritune.cli import synth as _synth  # noqa: F401,E402
 from soritune.cli import evaluate as _evaluate  # noqa: F401,E402
 from soritune.cli import serve as _serve  # noqa: F401,E402
 from soritune.cli import train as _train  # noqa: F401,E402
+from soritune.cli import bench as _bench  # noqa: F401,E402
 from soritune.cli import compress as _compress  # noqa: F401,E402
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app; user errors (SoritunError) print one line, exit code 2."""
+    import warnings
+
     from soritune.errors import SoritunError
+
+    warnings.filterwarnings("ignore", category=FutureWarning)  # library deprecation chatter, not for users
 
     try:
         app(args=argv if argv is not None else sys.argv[1:], standalone_mode=True)

@@ -15,7 +15,7 @@ ESTIMATE_S = {
     "quick": {"data": 5, "zero-shot": 10, "zero-shot-everyday": 6, "lora": 25, "qlora4": 40, "ct2-int8": 10,
               "report": 5},
     "default": {"data": 60, "zero-shot": 60, "zero-shot-everyday": 20, "lora": 240, "qlora4": 330,
-                "ct2-int8": 15, "report": 8},
+                "ct2-int8": 15, "report": 8, "lottery-50": 750, "distill-2l": 400},
 }
 EVAL_S = {"quick": 6, "default": 40}
 
@@ -27,6 +27,8 @@ def _estimate(profile: str, name: str) -> float:
 
 STEPS = ["data", "zero-shot", "zero-shot-everyday", "lora", "eval-lora", "eval-lora-everyday", "qlora4",
          "eval-qlora4", "eval-qlora4-everyday", "ct2-int8", "eval-ct2-int8", "eval-ct2-int8-everyday", "report"]
+FULL_STEPS = ["lottery-50", "eval-lottery-50", "eval-lottery-50-everyday", "distill-2l", "eval-distill-2l",
+              "eval-distill-2l-everyday"]
 
 
 @app.command("demo")
@@ -57,7 +59,7 @@ def demo_cmd(
     profile = "quick" if quick else ("full" if full else "default")
     if fresh and out_dir.exists():
         shutil.rmtree(out_dir)
-    steps = list(STEPS)
+    steps = STEPS[:-1] + (FULL_STEPS if full else []) + STEPS[-1:]
     remaining = {s: _estimate(profile, s) for s in steps}
     t_start = time.perf_counter()
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

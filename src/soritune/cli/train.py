@@ -63,7 +63,8 @@ def train(
     """
     from soritune.cli.app import fail
     from soritune.train.config import load_train_config
-    from soritune.train.presets import describe_preset, list_presets as names
+    from soritune.train.presets import describe_preset
+    from soritune.train.presets import list_presets as names
 
     if list_presets:
         for name in names():
@@ -94,7 +95,14 @@ def _is_main_process() -> bool:
 
 
 def _run_with_progress(cfg):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from soritune.train import run
 

@@ -46,6 +46,7 @@ class DistillConfig(StageConfig):
     temperature: float = Field(2.0, gt=0, description="softmax temperature T of the KL term")
     mse_weight: float = Field(0.0, ge=0, description="weight of the hidden-state MSE between mapped layers (0 = off)")
     freeze_encoder: bool = Field(True, description="keep the copied encoder frozen (distil-whisper does)")
+    cache_encoder: bool = Field(True, description="with a frozen encoder: keep its outputs in memory across epochs")
     max_steps: int | None = Field(None, ge=1, description="optimizer steps (default: epochs)")
     epochs: float = Field(3.0, gt=0, description="passes over the pseudo-labelled set")
     lr: float = Field(1e-4, gt=0, description="peak learning rate")
@@ -165,6 +166,7 @@ def train_student(cfg: DistillConfig, student, teacher, processor, mapping, mani
     from soritune.train.adapters import BuiltModel, count_params, load_trainable_state
     from soritune.train.checkpoint import CKPT_DIR, checkpoint_name, load_trainable
     from soritune.train.dev_eval import dev_rows
+    from soritune.train.efficiency import EncoderCache
     from soritune.train.loop import DataPlan, Trainer
     from soritune.train.metrics_log import MetricsLog
     from soritune.train.run import _reset_accelerate, make_accelerator
@@ -193,7 +195,8 @@ def train_student(cfg: DistillConfig, student, teacher, processor, mapping, mani
         trainable, total = count_params(student)
         built = BuiltModel(student, processor, trainable, total, {"method": "distill"})
         module = DistillLoss(student, teacher, mapping=mapping, alpha=cfg.alpha, kl_weight=cfg.kl_weight,
-                             temperature=cfg.temperature, mse_weight=cfg.mse_weight, dynamic_length=tcfg.dynamic_length)
+                             temperature=cfg.temperature, mse_weight=cfg.mse_weight, dynamic_length=tcfg.dynamic_length,
+                             cache=EncoderCache() if cfg.freeze_encoder and cfg.cache_encoder else None)
         dev = dev_rows(cfg.dev, "text", tcfg.eval_max_utts) if cfg.dev else []
         metrics = MetricsLog(run_dir / "metrics.jsonl")
         trainer = Trainer(config=tcfg, accelerator=acc, built=built, plan=plan, module=module, dev_rows=dev,
@@ -204,6 +207,7 @@ def train_student(cfg: DistillConfig, student, teacher, processor, mapping, mani
         if best is not None and state.best_step != state.step and (best / "state.json").exists():
             load_trainable_state(student, load_trainable(best))
         student.eval().config.use_cache = True
+        trainer.encoder_cache_hits = module.cache.hits if module.cache is not None else None
         return state, trainer
     finally:
         _reset_accelerate(acc)
@@ -263,7 +267,8 @@ def run(config: DistillConfig | dict, progress: Callable[[dict], None] | None = 
         details={"eval_set": clips.source, "n_eval": len(clips), "teacher": cfg.teacher,
                  "teacher_adapter": cfg.teacher_adapter, "loss": {"alpha": cfg.alpha, "kl_weight": cfg.kl_weight,
                  "temperature": cfg.temperature, "mse_weight": cfg.mse_weight}, "freeze_encoder": cfg.freeze_encoder,
-                 "pseudo_label": cfg.pseudo_label, "filter": f"{cfg.filter_metric} <= {cfg.filter_threshold}"},
+                 "pseudo_label": cfg.pseudo_label, "filter": f"{cfg.filter_metric} <= {cfg.filter_threshold}",
+                 "encoder_cache_hits": trainer.encoder_cache_hits},
     )
     write_json(out / "distill_report.json", result)
     return result

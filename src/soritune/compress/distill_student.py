@@ -74,11 +74,12 @@ class DistillLoss(nn.Module):
     """forward(batch) -> summed distillation loss over the batch's label tokens.
 
     `model` is the student (what the train loop optimises and evaluates); the teacher is frozen.
-    With a frozen student encoder (a copy of the teacher's) the encoder runs once for both."""
+    With a frozen student encoder (a copy of the teacher's) the encoder runs once for both, and
+    `cache` (an EncoderCache) keeps its outputs across epochs (the teacher is always in eval mode)."""
 
     def __init__(self, student: nn.Module, teacher: nn.Module, *, mapping: list[int], alpha: float = 0.8,
                  kl_weight: float = 1.0, temperature: float = 2.0, mse_weight: float = 0.0,
-                 dynamic_length: bool = True):
+                 dynamic_length: bool = True, cache=None):
         super().__init__()
         self.model = student
         self.teacher = teacher.eval().requires_grad_(False)
@@ -86,6 +87,7 @@ class DistillLoss(nn.Module):
         self.alpha, self.kl_weight, self.temperature, self.mse_weight = alpha, kl_weight, temperature, mse_weight
         self.dynamic_length = dynamic_length
         self.shared_encoder = not any(p.requires_grad for p in student.model.encoder.parameters())
+        self.cache = cache if self.shared_encoder else None  # soritune.train.efficiency.EncoderCache
         self.parts: dict[str, float] = {}  # last batch's summed components, for inspection
 
     def train(self, mode: bool = True):
@@ -102,8 +104,19 @@ class DistillLoss(nn.Module):
         with torch.no_grad():
             return fn(encoder, feats)
 
+    def teacher_encoding(self, input_features, ids):
+        """The (frozen) teacher encoder's output, from the cache across epochs when there is one."""
+        if self.cache is not None and ids is not None:
+            hit = self.cache.get(ids, input_features.shape[-1], input_features.device)
+            if hit is not None:
+                return hit
+        out = self._encode(self.teacher.model.encoder, input_features, grad=False)
+        if self.cache is not None and ids is not None:
+            self.cache.put(ids, input_features.shape[-1], out)
+        return out
+
     def forward(self, input_features, decoder_input_ids, labels, ids=None):
-        t_enc = self._encode(self.teacher.model.encoder, input_features, grad=False)
+        t_enc = self.teacher_encoding(input_features, ids)
         s_enc = t_enc if self.shared_encoder else self._encode(self.model.model.encoder, input_features, grad=True)
         want_hidden = self.mse_weight > 0
         with torch.no_grad():

@@ -133,7 +133,12 @@ def export_torch_int8(model, processor, out: Path, cfg: ExportConfig) -> Callabl
 def load_int8(directory: str | Path):
     """(model, processor) of a torch-int8 export."""
     import torch
-    from transformers import GenerationConfig, WhisperConfig, WhisperForConditionalGeneration, WhisperProcessor
+    from transformers import (
+        GenerationConfig,
+        WhisperConfig,
+        WhisperForConditionalGeneration,
+        WhisperProcessor,
+    )
 
     directory = Path(directory)
     model = WhisperForConditionalGeneration(WhisperConfig.from_pretrained(str(directory))).eval()
@@ -202,8 +207,9 @@ def run(config: ExportConfig | dict) -> ExportResult:
     parity = measure.parity(src_hyps, new_hyps, clips)
     t_src = t_exp = None
     if cfg.measure_speed:
-        t_src = measure.time_decoding(source, clips, repeats=cfg.repeats, **kw)
-        t_exp = measure.time_decoding(exported, clips, repeats=cfg.repeats, **kw)
+        # both sides were warmed up by the parity pass just above
+        t_src = measure.time_decoding(source, clips, repeats=cfg.repeats, warmup=0, **kw)
+        t_exp = measure.time_decoding(exported, clips, repeats=cfg.repeats, warmup=0, **kw)
     save_config(cfg, out / "export_config.yaml")
     result = ExportResult(
         out=str(out), target=cfg.to, quantization=cfg.quantization, model=cfg.model, adapter=cfg.adapter,

@@ -40,7 +40,7 @@ class ModelBundle:
 
 def local_dir(spec: str) -> Path | None:
     """The directory behind `hf:DIR` or a bare directory spec, else None."""
-    s = spec[3:] if spec.startswith("hf:") else spec
+    s = spec.removeprefix("hf:")
     p = Path(s)
     return p if p.is_dir() else None
 

@@ -83,7 +83,14 @@ def score_if_asked(model, processor, manifest: str | None, limit: int | None, ba
 def write_pruned(model, processor, masks: dict, out: Path, *, method: str, meta: dict) -> dict:
     """Save model + masks; return the sparsity and size measurements of what was written."""
     from soritune.compress.masks import save_masks, sparsity_report
-    from soritune.compress.modelio import dense_bytes, mb, param_count, save_model, sparse_storage_bytes, weights_file_bytes
+    from soritune.compress.modelio import (
+        dense_bytes,
+        mb,
+        param_count,
+        save_model,
+        sparse_storage_bytes,
+        weights_file_bytes,
+    )
 
     save_model(model, processor, out)
     save_masks(out, masks, {"method": method, **meta})
@@ -97,7 +104,12 @@ def write_pruned(model, processor, masks: dict, out: Path, *, method: str, meta:
 
 def run(config: MagnitudeConfig | dict) -> PruneResult:
     """Merge the adapter, prune to the target sparsity, save model + masks + report."""
-    from soritune.compress.masks import apply_masks, magnitude_scores, prunable_params, select_masks
+    from soritune.compress.masks import (
+        apply_masks,
+        magnitude_scores,
+        prunable_params,
+        select_masks,
+    )
     from soritune.compress.modelio import load_model
 
     cfg = config if isinstance(config, MagnitudeConfig) else validate(MagnitudeConfig, dict(config))

@@ -120,7 +120,12 @@ def save_structured(model, processor, out: Path, target: str, kept: dict) -> Non
 def load_structured(directory: str | Path):
     """(model, processor) of a directory written by save_structured (head counts re-applied)."""
     from safetensors.torch import load_file
-    from transformers import GenerationConfig, WhisperConfig, WhisperForConditionalGeneration, WhisperProcessor
+    from transformers import (
+        GenerationConfig,
+        WhisperConfig,
+        WhisperForConditionalGeneration,
+        WhisperProcessor,
+    )
 
     from soritune.compress.modelio import read_structure
     from soritune.compress.structures import resize_heads
@@ -158,7 +163,13 @@ def run(config: StructuredConfig | dict) -> StructuredResult:
     import tempfile
 
     from soritune.compress import measure
-    from soritune.compress.modelio import load_model, mb, param_count, save_model, weights_file_bytes
+    from soritune.compress.modelio import (
+        load_model,
+        mb,
+        param_count,
+        save_model,
+        weights_file_bytes,
+    )
     from soritune.compress.structures import choose_kept
 
     cfg = config if isinstance(config, StructuredConfig) else validate(StructuredConfig, dict(config))

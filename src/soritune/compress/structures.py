@@ -37,7 +37,7 @@ def ffn_layers(model, side: str) -> dict:
     return {n: m for n, m in model.named_modules() if rx.fullmatch(n) and side in ("both", n.split(".")[1])}
 
 
-def _head_sums(attn, fn: Callable) -> "torch.Tensor":  # noqa: F821
+def _head_sums(attn, fn: Callable) -> torch.Tensor:  # noqa: F821
     h, hd = attn.num_heads, attn.head_dim
     total = 0
     for part in HEAD_PARTS:
@@ -117,7 +117,7 @@ def choose_kept(scores: dict, fraction: float) -> dict:
     kept = {}
     for k, s in scores.items():
         n = s.numel()
-        remove = min(n - 1, int(round(fraction * n)))
+        remove = min(n - 1, round(fraction * n))
         order = torch.argsort(s.float(), stable=True)
         kept[k] = sorted(int(i) for i in order[remove:])
     return kept

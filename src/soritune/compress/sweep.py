@@ -121,7 +121,7 @@ def csr_matmul_bench(weight, repeats: int = 5) -> dict:
     for label, cols in (("decode_8", 8), ("encoder_1500", 1500)):
         x = torch.randn(weight.shape[1], cols)
         times = {}
-        for kind, fn in (("dense", lambda: weight.detach() @ x), ("csr", lambda: torch.sparse.mm(csr, x))):
+        for kind, fn in (("dense", lambda x=x: weight.detach() @ x), ("csr", lambda x=x: torch.sparse.mm(csr, x))):
             fn()
             ts = []
             for _ in range(repeats):
@@ -176,7 +176,12 @@ def _magnitude_models(cfg: SweepConfig):
     """Yield (sparsity, model, processor, masks) for 0 and each point, one-shot from the same weights."""
     import torch
 
-    from soritune.compress.masks import apply_masks, magnitude_scores, prunable_params, select_masks
+    from soritune.compress.masks import (
+        apply_masks,
+        magnitude_scores,
+        prunable_params,
+        select_masks,
+    )
     from soritune.compress.modelio import load_model
 
     bundle = load_model(cfg.model, cfg.adapter, seed=cfg.seed)
@@ -196,7 +201,8 @@ def _magnitude_models(cfg: SweepConfig):
 
 def _lottery_models(cfg: SweepConfig, progress):
     from soritune.compress.masks import load_masks
-    from soritune.compress.prune_lottery import LotteryConfig, merged_with, run as lottery
+    from soritune.compress.prune_lottery import LotteryConfig, merged_with
+    from soritune.compress.prune_lottery import run as lottery
 
     lcfg = LotteryConfig(model=cfg.model, adapter=cfg.adapter, out=Path(cfg.out) / "lottery", train=cfg.train,
                          dev=cfg.dev, evaluate=False,

@@ -17,10 +17,10 @@ def write_markdown(result, path: Path) -> Path:
     from soritune.jsonio import atomic_write_text
 
     lines = [f"# Sparsity sweep ({result.method})", "",
-             f"Evaluation: {result.details.get('n_eval')} utterances from {result.details.get('eval_set')}. "
-             f"Knee (largest sparsity within +{result.tolerance_points:g} CER points of dense, all smaller ones "
-             f"too): **{_num(result.knee_sparsity, '{:.0%}')}**; published LoRA + lottery-ticket knee: "
-             f"{result.published_knee:.0%}.", "",
+             (f"Evaluation: {result.details.get('n_eval')} utterances from {result.details.get('eval_set')}. "
+              f"Knee (largest sparsity within +{result.tolerance_points:g} CER points of dense, all smaller ones "
+              f"too): **{_num(result.knee_sparsity, '{:.0%}')}**; published LoRA + lottery-ticket knee: "
+              f"{result.published_knee:.0%}."), "",
              "| sparsity | CER % | delta (points) | file MB (dense) | CSR MB | decode median s | RTFx | CSR/dense matmul speed-up (decode, encoder) |",
              "|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for p in result.points:

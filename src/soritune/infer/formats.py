@@ -7,27 +7,42 @@ import json
 FORMATS = ("txt", "json", "srt", "vtt")
 
 
-def _clock(seconds: float, sep: str) -> str:
-    ms = int(round(max(seconds, 0.0) * 1000))
+def clock(seconds: float, sep: str = ",") -> str:
+    """Seconds -> HH:MM:SS,mmm (sep ',' for SRT, '.' for WebVTT), rounded to the millisecond."""
+    ms = int(round(max(float(seconds), 0.0) * 1000))
     h, ms = divmod(ms, 3_600_000)
     m, ms = divmod(ms, 60_000)
     s, ms = divmod(ms, 1000)
     return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
 
 
+def cue_text(text: str) -> str:
+    """Text safe inside a cue: no blank lines (they end a cue), no '-->' (it starts a timing line)."""
+    lines = [line.strip() for line in str(text).replace("-->", "->").splitlines()]
+    return "\n".join(line for line in lines if line)
+
+
+def _cues(segments: list[dict]) -> list[tuple[float, float, str]]:
+    cues = []
+    for seg in segments:
+        text = cue_text(seg.get("text", ""))
+        if text:
+            start = float(seg["start"])
+            cues.append((start, max(float(seg["end"]), start), text))
+    return cues
+
+
 def to_srt(segments: list[dict]) -> str:
-    blocks = []
-    for i, seg in enumerate((s for s in segments if s["text"].strip()), 1):
-        blocks.append(f"{i}\n{_clock(seg['start'], ',')} --> {_clock(seg['end'], ',')}\n{seg['text'].strip()}\n")
+    """SubRip: numbered cues, `HH:MM:SS,mmm --> HH:MM:SS,mmm`, blank line between cues."""
+    blocks = [f"{i}\n{clock(s, ',')} --> {clock(e, ',')}\n{t}\n" for i, (s, e, t) in enumerate(_cues(segments), 1)]
     return "\n".join(blocks)
 
 
 def to_vtt(segments: list[dict]) -> str:
-    blocks = ["WEBVTT\n"]
-    for seg in segments:
-        if seg["text"].strip():
-            blocks.append(f"{_clock(seg['start'], '.')} --> {_clock(seg['end'], '.')}\n{seg['text'].strip()}\n")
+    """WebVTT: `WEBVTT` header, then cues `HH:MM:SS.mmm --> HH:MM:SS.mmm`."""
+    blocks = ["WEBVTT\n"] + [f"{clock(s, '.')} --> {clock(e, '.')}\n{t}\n" for s, e, t in _cues(segments)]
     return "\n".join(blocks)
+
 
 
 def render(fmt: str, text: str, segments: list[dict], meta: dict | None = None) -> str:

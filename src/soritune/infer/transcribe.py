@@ -42,7 +42,8 @@ class TranscribeSummary:
 
 
 def join_texts(parts: list[str]) -> str:
-    return " ".join(p.strip() for p in parts if p.strip())
+    """Chunk texts -> one transcript: whitespace collapsed, empty ones dropped, joined by one space."""
+    return " ".join(" ".join(p.split()) for p in parts if p and p.strip())
 
 
 def transcribe_files(

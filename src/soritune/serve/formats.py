@@ -8,9 +8,11 @@ is invalid SRT); cues are numbered without gaps.
 
 from __future__ import annotations
 
-import re
 import zlib
 from typing import Any
+
+from soritune.infer.formats import clock, cue_text, to_srt, to_vtt  # noqa: F401  (re-exported)
+from soritune.infer.transcribe import join_texts  # noqa: F401  (re-exported)
 
 FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
 MEDIA_TYPES = {
@@ -20,43 +22,6 @@ MEDIA_TYPES = {
     "srt": "text/plain; charset=utf-8",  # what the hosted API sends; the openai client returns a str
     "vtt": "text/plain; charset=utf-8",
 }
-
-
-def clock(seconds: float, sep: str = ",") -> str:
-    """Seconds -> HH:MM:SS,mmm (sep ',' for SRT, '.' for WebVTT), rounded to the millisecond."""
-    ms = int(round(max(float(seconds), 0.0) * 1000))
-    h, ms = divmod(ms, 3_600_000)
-    m, ms = divmod(ms, 60_000)
-    s, ms = divmod(ms, 1000)
-    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
-
-
-def cue_text(text: str) -> str:
-    """Text safe inside a cue: no blank lines (they end a cue), no '-->' (it starts a timing line)."""
-    lines = [line.strip() for line in str(text).replace("-->", "->").splitlines()]
-    return "\n".join(line for line in lines if line)
-
-
-def _cues(segments: list[dict]) -> list[tuple[float, float, str]]:
-    cues = []
-    for seg in segments:
-        text = cue_text(seg.get("text", ""))
-        if text:
-            start = float(seg["start"])
-            cues.append((start, max(float(seg["end"]), start), text))
-    return cues
-
-
-def to_srt(segments: list[dict]) -> str:
-    """SubRip: numbered cues, `HH:MM:SS,mmm --> HH:MM:SS,mmm`, blank line between cues."""
-    blocks = [f"{i}\n{clock(s, ',')} --> {clock(e, ',')}\n{t}\n" for i, (s, e, t) in enumerate(_cues(segments), 1)]
-    return "\n".join(blocks)
-
-
-def to_vtt(segments: list[dict]) -> str:
-    """WebVTT: `WEBVTT` header, then cues `HH:MM:SS.mmm --> HH:MM:SS.mmm`."""
-    blocks = ["WEBVTT\n"] + [f"{clock(s, '.')} --> {clock(e, '.')}\n{t}\n" for s, e, t in _cues(segments)]
-    return "\n".join(blocks)
 
 
 def to_text(text: str) -> str:
@@ -113,9 +78,3 @@ def to_verbose_json(text: str, segments: list[dict], *, language: str, duration_
     return body
 
 
-_WS = re.compile(r"\s+")
-
-
-def join_texts(parts: list[str]) -> str:
-    """Chunk texts -> one transcript: stripped, empty ones dropped, joined by one space."""
-    return " ".join(_WS.sub(" ", p).strip() for p in parts if p and p.strip())

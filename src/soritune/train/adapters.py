@@ -65,7 +65,10 @@ def build_model(config: TrainConfig, device: str = "cpu", compute_dtype=None) ->
         model.set_attn_implementation(config.attn_implementation)
     model.config.use_cache = False
     if config.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.x name
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if config.method == "full":
         for p in model.parameters():
             p.requires_grad_(True)

@@ -72,7 +72,8 @@ class TrainConfig(StageConfig):
     dynamic_length: bool = Field(True, description="pad each batch to its longest clip (bucketed), not 30 s")
     length_bucket_s: float = Field(1.0, gt=0, le=30, description="bucket width for dynamic_length, seconds")
     cache_encoder: bool = Field(False, description="frozen encoder without adapters: cache its outputs across epochs")
-    chunked_ce: int = Field(0, ge=0, description="cross-entropy over this many tokens at a time with recomputation (0 = off)")
+    chunked_ce: int | None = Field(None, ge=0, description="cross-entropy over this many tokens at a time, logits "
+                                   "recomputed in backward (0 = off; default: 1024 on GPU, off on CPU)")
     auto_batch: bool = Field(False, description="on CUDA out-of-memory, split micro-batches in half and retry")
     threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's choice)")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = the GPU when there is one")
@@ -80,6 +81,8 @@ class TrainConfig(StageConfig):
     eval_every: int | None = Field(None, ge=1, description="dev CER every N steps (default: once an epoch)")
     eval_at_start: bool = Field(True, description="score the dev set before training (zero-shot CER)")
     eval_max_utts: int | None = Field(200, ge=1, description="dev utterances scored per evaluation (None = all)")
+    eval_input: Literal["padded", "trimmed"] = Field(
+        "padded", description="dev decoding input: padded = 30 s as in deployment (honest); trimmed = cheaper")
     eval_batch_size: int = Field(16, ge=1, description="dev decoding batch size")
     eval_max_new_tokens: int = Field(128, ge=1, le=440, description="dev decoding token limit")
     early_stopping_patience: int | None = Field(None, ge=1, description="stop after N evaluations without a better dev CER")

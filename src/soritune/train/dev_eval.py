@@ -1,5 +1,10 @@
-"""Dev-set CER during training: greedy decoding exactly as `soritune transcribe` does it
-(30-s padded log-mel, language and task forced), scored with soritune.eval.metrics.cer."""
+"""Dev-set CER during training, scored with soritune.eval.metrics.cer.
+
+input "padded" (default): greedy decoding exactly as `soritune transcribe` does it (30-s padded
+log-mel, language and task forced), the honest number. "trimmed": the encoder sees the clip padded
+only to its length bucket, as in dynamic-length training (several times cheaper on short clips;
+for frequent model selection, not for reporting).
+"""
 
 from __future__ import annotations
 
@@ -29,7 +34,7 @@ def dev_rows(path: str, text_field: str, limit: int | None) -> list[dict]:
 
 def score_dev(model, processor, rows: list[dict], *, text_field: str = "text", language: str = "ko",
               task: str = "transcribe", batch_size: int = 16, max_new_tokens: int = 128, device: str = "cpu",
-              autocast=None) -> DevScore:
+              autocast=None, input: str = "padded", bucket_s: float = 1.0) -> DevScore:
     """Transcribe `rows` with `model` (a Whisper model, adapters active) and return the set CER."""
     import torch
 
@@ -48,8 +53,11 @@ def score_dev(model, processor, rows: list[dict], *, text_field: str = "text", l
             audios = [load_segment(r["audio"], r.get("offset"), r["duration"] if r.get("offset") is not None else None)
                       for r in chunk]
             with (autocast or contextlib.nullcontext)(), torch.no_grad():
-                result = backend.transcribe(audios, language=language, task=task, batch_size=batch_size,
-                                            max_new_tokens=max_new_tokens)
+                if input == "trimmed":
+                    result = _transcribe_trimmed(backend, audios, language, task, max_new_tokens, bucket_s)
+                else:
+                    result = backend.transcribe(audios, language=language, task=task, batch_size=batch_size,
+                                                max_new_tokens=max_new_tokens)
             for r, t in zip(chunk, result):
                 ref = (r.get(text_field) or r["text"]).strip()
                 refs.append(ref)
@@ -59,3 +67,22 @@ def score_dev(model, processor, rows: list[dict], *, text_field: str = "text", l
         model.train(was_training)
     return DevScore(cer=cer(refs, hyps) if refs else float("nan"), n_utts=len(refs),
                     wall_s=time.perf_counter() - t0, rows=out)
+
+
+def _transcribe_trimmed(backend, audios, language, task, max_new_tokens, bucket_s):
+    """Greedy decoding from the dynamic-length encoder output (see the module docstring)."""
+    import numpy as np
+    from transformers.modeling_outputs import BaseModelOutput
+
+    from soritune.data.dataset import HOP, bucket_frames
+    from soritune.train.efficiency import encode
+
+    frames = max(bucket_frames(len(a), bucket_s) for a in audios)
+    feats = backend.processor.feature_extractor([np.asarray(a, dtype=np.float32) for a in audios], sampling_rate=16000,
+                                                padding="max_length", max_length=frames * HOP,
+                                                return_tensors="pt").input_features.to(backend.device)
+    hidden = encode(backend.model.model.encoder, feats)
+    seqs = backend.model.generate(encoder_outputs=BaseModelOutput(last_hidden_state=hidden), language=language,
+                                  task=task, do_sample=False, num_beams=1, max_new_tokens=max_new_tokens,
+                                  return_timestamps=False)
+    return [backend._decode(seq, max_new_tokens) for seq in seqs.tolist()]

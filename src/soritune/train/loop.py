@@ -265,10 +265,12 @@ class Trainer:
             score = score_dev(self.whisper(), self.built.processor, self.dev_rows, text_field=self.cfg.text_field,
                               language=self.cfg.language, task=self.cfg.task, batch_size=self.cfg.eval_batch_size,
                               max_new_tokens=self.cfg.eval_max_new_tokens, device=str(self.acc.device),
-                              autocast=self.acc.autocast)
+                              autocast=self.acc.autocast, input=self.cfg.eval_input,
+                              bucket_s=self.cfg.length_bucket_s)
             self.last_dev = score.rows
             result = [score.cer]
             self.metrics.write({"step": self.state.step, "dev_cer": score.cer, "n_dev": score.n_utts,
+                                "dev_input": self.cfg.eval_input,
                                 "dev_wall_s": round(score.wall_s, 3)})
         if self.acc.num_processes > 1:
             broadcast_object_list(result)

@@ -160,7 +160,12 @@ def run(config: TrainConfig | dict, progress=None) -> TrainResult:
     from accelerate.utils import set_seed
 
     from soritune.data.dataset import ManifestDataset, WhisperCollator
-    from soritune.train.adapters import build_model, export, export_merged, load_trainable_state
+    from soritune.train.adapters import (
+        build_model,
+        export,
+        export_merged,
+        load_trainable_state,
+    )
     from soritune.train.checkpoint import CKPT_DIR, checkpoint_name, load_trainable
     from soritune.train.dev_eval import dev_rows
     from soritune.train.efficiency import EncoderCache, WhisperLoss
@@ -190,7 +195,8 @@ def run(config: TrainConfig | dict, progress=None) -> TrainResult:
                         seed=cfg.seed, group_by_length=cfg.group_by_length, num_workers=cfg.num_workers)
         dev = dev_rows(cfg.dev, cfg.text_field, cfg.eval_max_utts) if cfg.dev else []
         cache = EncoderCache() if cfg.cache_encoder else None
-        module = WhisperLoss(built.model, dynamic_length=cfg.dynamic_length, chunk_tokens=cfg.chunked_ce, cache=cache)
+        chunk = cfg.chunked_ce if cfg.chunked_ce is not None else (1024 if acc.device.type == "cuda" else 0)
+        module = WhisperLoss(built.model, dynamic_length=cfg.dynamic_length, chunk_tokens=chunk, cache=cache)
         resume_step = int(read_json(ckpt / "state.json")["step"]) if ckpt else (0 if cfg.resume else None)
         metrics = MetricsLog(run_dir / "metrics.jsonl", enabled=acc.is_main_process, resume_step=resume_step,
                              tensorboard_dir=(run_dir / "tb") if cfg.tensorboard else None)
@@ -232,7 +238,7 @@ def run(config: TrainConfig | dict, progress=None) -> TrainResult:
             n_train=len(dataset), n_skipped=len(dataset.skipped), skipped_by_reason=dataset.skipped_counts(),
             n_dev=len(dev), resumed_from_step=resume_step if ckpt else None, world_size=acc.num_processes,
             device=_device_name(acc), mixed_precision=str(acc.mixed_precision), dynamic_length=cfg.dynamic_length,
-            chunked_ce=cfg.chunked_ce, encoder_cache_hits=cache.hits if cache else None, versions=versions(),
+            chunked_ce=chunk, encoder_cache_hits=cache.hits if cache else None, versions=versions(),
         )
         if acc.is_main_process:
             write_json(run_dir / "summary.json", result)
