@@ -65,7 +65,6 @@ def child_soritune(args: dict) -> dict:
 
 
 def child_reference(args: dict) -> dict:
-    import numpy as np
     import torch
     from datasets import Dataset
     from peft import LoraConfig, get_peft_model
@@ -80,6 +79,8 @@ def child_reference(args: dict) -> dict:
     model_dir = str(bundled.hf_dir())
     processor = WhisperProcessor.from_pretrained(model_dir)
     processor.tokenizer.set_prefix_tokens(language="ko", task="transcribe")
+    if processor.tokenizer.pad_token is None:  # the hub's whisper tokenizers pad with <|endoftext|>
+        processor.tokenizer.pad_token = processor.tokenizer.eos_token
     rows = read_manifest(args["train"])
     ds = Dataset.from_dict({"audio": [r["audio"] for r in rows], "sentence": [r["text"] for r in rows]})
 
@@ -90,7 +91,7 @@ def child_reference(args: dict) -> dict:
         return batch
 
     t_map = time.perf_counter()
-    ds = ds.map(prepare_dataset, remove_columns=ds.column_names)
+    ds = ds.map(prepare_dataset, remove_columns=ds.column_names, desc=None)
     map_s = time.perf_counter() - t_map
 
     class DataCollatorSpeechSeq2SeqWithPadding:  # verbatim logic of the example's collator
@@ -248,6 +249,7 @@ def main() -> None:
     ap.add_argument("--sides", nargs="+", default=["soritune", "reference"],
                     choices=["soritune", "reference", "soritune-padded"])
     ap.add_argument("--dev-limit", type=int, default=None, help="score only the first N dev utterances")
+    ap.add_argument("--reuse", action="store_true", help="reuse a side's result from an earlier run in --work")
     ap.add_argument("--json", type=Path, default=Path("benchmarks/results/train_vs_reference.json"))
     ap.add_argument("--ce-memory", action="store_true",
                     help="only measure chunked vs plain cross-entropy peak memory (large-v3 width, 4096 tokens)")
@@ -269,10 +271,16 @@ def main() -> None:
     for side in a.sides:
         common = {"train": str(train), "out": str(a.work / side), "batch_size": a.batch_size, "steps": a.steps,
                   "warmup": a.warmup, "threads": a.threads}
-        if side.startswith("soritune"):
-            r = run_child("soritune", {**common, "dynamic_length": side == "soritune"})
+        saved = a.work / f"{side}.result.json"
+        if a.reuse and saved.exists() and json.loads(saved.read_text()).get("args") == common:
+            r = json.loads(saved.read_text())
         else:
-            r = run_child("reference", common)
+            if side.startswith("soritune"):
+                r = run_child("soritune", {**common, "dynamic_length": side == "soritune"})
+            else:
+                r = run_child("reference", common)
+            saved.parent.mkdir(parents=True, exist_ok=True)
+            saved.write_text(json.dumps({**r, "args": common}))
         results.append(summarise(side, r, a.batch_size, a.warmup_steps))
         adapters[side] = r["adapter"]
         print(json.dumps(results[-1]), flush=True)

@@ -67,11 +67,14 @@ def test_long_audio_is_chunked_into_timed_segments(clips, torch_backend):
     assert all(a["end"] == b["start"] for a, b in zip(segs, segs[1:]))
 
 
-def test_adapter_is_applied_on_load(tmp_path, tiny):
+def test_adapter_is_applied_on_load(tmp_path):
     import torch
     from peft import LoraConfig, get_peft_model
 
-    peft_model = get_peft_model(tiny.model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    from soritune.models import load
+
+    fresh = load("tiny:").model  # get_peft_model wraps in place: never the shared session fixture
+    peft_model = get_peft_model(fresh, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
     peft_model.save_pretrained(tmp_path / "adapter")
     base = load_backend("tiny:", "torch")
     adapted = load_backend("tiny:", "torch", adapter=str(tmp_path / "adapter"))

@@ -331,7 +331,8 @@ class FasterWhisperRunner(Runner):
                 clip = min(range(len(starts)), key=lambda i: abs(starts[i] - s.start))
                 tokens[clip].extend(t for t in s.tokens if t < self.tokenizer.eot)
         t1 = clock(self.device)
-        self.last_temperatures = list(info.transcription_options.temperatures)
+        # what faster-whisper itself resolved: one temperature means no fallback
+        self.settings["temperatures_run"] = list(info.transcription_options.temperatures)
         return BatchRun(t1 - t0, tokens, sum(len(t) >= self.max_new_tokens for t in tokens))
 
     def steps(self, audios) -> tuple[StepTiming, list[list[int]]]:

@@ -52,7 +52,7 @@ class StepClock:
 
     @property
     def window_start(self) -> float:
-        return self.times[self.warmup - 1] if self.warmup > 0 else (self.t_start or self.times[0])
+        return self.times[self.warmup - 1] if self.warmup > 0 else (self.t_start if self.t_start is not None else self.times[0])
 
     def summary(self, batch_size: int) -> dict:
         timed = self.times[self.warmup:]

@@ -73,9 +73,13 @@ def infer(
 
     Example: soritune bench infer --model bundled:whisper-base --synthetic 8 --backend all --batch-sizes 1 --out bench/cpu
     """
+    import logging
+
     from soritune.bench.infer_bench import InferBenchConfig, run
     from soritune.config import validate
 
+    # bitsandbytes logs one line per 8-bit matmul call on CPU ("inputs will be cast to float16")
+    logging.getLogger("bitsandbytes.autograd._functions").setLevel(logging.ERROR)
     backends = ["torch", "ct2"] if backend == "all" else _csv(backend)
     cfg = validate(InferBenchConfig, {
         "model": model, "adapter": str(adapter) if adapter else None, "manifest": str(manifest) if manifest else None,

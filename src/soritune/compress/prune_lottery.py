@@ -208,6 +208,7 @@ class _Runner:
 
             raise CompressError("protect_adapted leaves no prunable weight (every prunable module carries an adapter)")
         self.w0 = {n: params[n].detach().clone() for n in self.names}
+        self.current = self.w0  # the base weights of the latest round (rewound, masked)
         src = cfg.eval_manifest or cfg.dev
         self.clips = measure.load_clips(src, cfg.eval_limit) if src and cfg.evaluate else None
         self.rounds: list[RoundResult] = []
@@ -279,7 +280,6 @@ def run(config: LotteryConfig | dict, progress: Callable[[dict], None] | None = 
     R.emit(event="round", phase="train", round=0, kind="dense")
     tres = R.train(R.base0_dir, out / "round-0", **extra0)
     model, proc = merged_with(R.base0_dir, out / "round-0" / "adapter", {})
-    R.current = R.w0
     R.record(0, "dense", 0.0, {}, model, proc, tres, out / "round-0")
     rewound = R.rewind_weights()
     masks: dict | None = None

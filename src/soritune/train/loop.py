@@ -204,19 +204,21 @@ class Trainer:
         if self.cfg.auto_batch:
             self.state.micro_split *= 2
             return
-        split = self.state.micro_split * 2
-        while split <= batch:  # find what fits, without stepping
+        split, found = self.state.micro_split * 2, False
+        while not found and split <= 2 * batch:  # find what fits, without stepping
             try:
                 first = split_batch(window[0], split)[0]
                 self.acc.backward(self.module(**self._to_device(first)))
-                self.optimizer.zero_grad(set_to_none=True)
-                break
+                found = True
             except Exception as e:  # noqa: BLE001
                 if not is_oom(e):
                     raise
-                self.optimizer.zero_grad(set_to_none=True)
                 split *= 2
+            self.optimizer.zero_grad(set_to_none=True)
         fits = max(1, math.ceil(batch / split))
+        if not found:
+            raise TrainOOMError("CUDA out of memory even at 1 utterance per micro-batch; try "
+                                "gradient_checkpointing=true, method=qlora4 or a smaller model") from exc
         raise TrainOOMError(
             f"CUDA out of memory at batch size {batch} per device; batch size {fits} fits: rerun with "
             f"--batch-size {fits} --grad-accum {self.cfg.grad_accum * math.ceil(batch / fits)} (same effective "

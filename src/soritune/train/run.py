@@ -21,6 +21,7 @@ from soritune.train.config import TrainConfig, resume_mismatches
 
 OUTPUTS = ("checkpoints", "adapter", "model", "merged", "tb", "metrics.jsonl", "summary.json",
            "skipped.jsonl", "dev_predictions.jsonl", "config.yaml")
+RUN_MARKERS = ("checkpoints", "adapter", "model", "merged", "summary.json")  # a run happened here
 
 
 @dataclass
@@ -103,6 +104,12 @@ def prepare_run_dir(cfg: TrainConfig, acc) -> tuple[Path, Path | None]:
     """Check resume/overwrite rules, write config.yaml; return (run_dir, checkpoint to resume or None)."""
     from soritune.train.checkpoint import latest_checkpoint
 
+    from soritune.data.manifest import ManifestError
+
+    for field_name in ("train", "dev"):
+        path = getattr(cfg, field_name)
+        if path and not Path(path).is_file():
+            raise ManifestError(f"{field_name}: manifest not found: {path}")
     run_dir = Path(cfg.out)
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"out: {run_dir} exists and is not a directory")
@@ -118,12 +125,12 @@ def prepare_run_dir(cfg: TrainConfig, acc) -> tuple[Path, Path | None]:
                                   f"(resume with the same settings, or start a new --out)")
         ckpt = latest_checkpoint(run_dir)
     else:
-        present = [n for n in OUTPUTS if (run_dir / n).exists()]
-        if present and not cfg.overwrite:
-            raise ConfigError(f"out: {run_dir} already holds a run ({', '.join(present)}); "
+        markers = [n for n in RUN_MARKERS if (run_dir / n).exists()]
+        if markers and not cfg.overwrite:
+            raise ConfigError(f"out: {run_dir} already holds a run ({', '.join(markers)}); "
                               f"use --resume to continue it, --overwrite to start over, or a new --out")
-        if present and acc.is_main_process:
-            for name in present:
+        if acc.is_main_process:
+            for name in (n for n in OUTPUTS if (run_dir / n).exists()):
                 p = run_dir / name
                 shutil.rmtree(p) if p.is_dir() else p.unlink()
     acc.wait_for_everyone()
