@@ -29,8 +29,8 @@ Profile = Literal["quick", "default", "full"]
 # Sizes and budgets per profile. Default is sized for <= 15 minutes on 2 CPU cores.
 PROFILES: dict[str, dict] = {
     "quick": dict(n_train=24, n_dev=6, n_test=10, n_everyday=6, train_steps=6, batch_size=4, max_new_tokens=48),
-    "default": dict(n_train=400, n_dev=40, n_test=100, n_everyday=40, train_steps=150, batch_size=8, max_new_tokens=64),
-    "full": dict(n_train=400, n_dev=40, n_test=100, n_everyday=40, train_steps=150, batch_size=8, max_new_tokens=64),
+    "default": dict(n_train=400, n_dev=40, n_test=100, n_everyday=40, train_steps=100, batch_size=8, max_new_tokens=64),
+    "full": dict(n_train=400, n_dev=40, n_test=100, n_everyday=40, train_steps=100, batch_size=8, max_new_tokens=64),
 }
 
 
