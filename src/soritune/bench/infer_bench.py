@@ -145,8 +145,11 @@ DEFINITIONS = {
     "tokens_per_s": "text tokens produced / wall time",
     "rtfx": "audio seconds / wall seconds",
     "consistency_err": "|(TTFT + (n-1) * TPOT) - latency| / latency, n = decoder steps of the batch",
-    "memory": "load_*: growth while loading the system; peak_*: highest during its rounds (RSS sampled every 10 ms; "
-              "GPU: torch max_memory_allocated/reserved after reset, device used = total - free)",
+    "memory": "weights_mb: parameter + buffer bytes (torch rows); load_*: growth while loading the system (RSS "
+              "undercounts weights that are memory-mapped and not yet read); run_rss_delta_mb / peak_*: growth and "
+              "highest value during its rounds (RSS sampled every 10 ms; all systems share one process, so peak_rss_mb "
+              "includes the others' weights); GPU: torch max_memory_allocated/reserved after a reset, device used = "
+              "total - free (sees CTranslate2 too)",
     "ratios": "vs_*: this row's median RTFx / the peer row's median RTFx at the same batch size (>1: faster)",
 }
 
@@ -212,7 +215,7 @@ def load_runners(cfg: InferBenchConfig, runners: list[Runner], device: str, erro
             errors.append({"key": r.key, "label": r.label, "stage": "load", "error": f"{type(e).__name__}: {e}"})
             continue
         m = meter.stop()
-        load_mem[r.key] = {"load_rss_mb": round(m.rss_delta_mb, 1),
+        load_mem[r.key] = {"weights_mb": _r(r.weights_mb), "load_rss_mb": round(m.rss_delta_mb, 1),
                            "load_gpu_allocated_mb": _r(m.gpu_allocated_delta_mb),
                            "load_gpu_device_used_mb": _r(m.gpu_device_used_delta_mb)}
         loaded.append(r)

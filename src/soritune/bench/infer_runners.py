@@ -42,6 +42,7 @@ class Runner:
     max_new_tokens: int = 224
     ttft_method: str = ""
     settings: dict = field(default_factory=dict)
+    weights_mb: float | None = None  # parameter + buffer bytes, where the engine exposes them (torch)
 
     @property
     def key(self) -> str:
@@ -55,6 +56,12 @@ class Runner:
 
 
 # ---- torch: soritune backend and the Hugging Face generate peer ------------------------------------
+def tensor_mb(model) -> float:
+    """Bytes of a torch model's parameters and buffers, MiB (8-bit weights count as stored)."""
+    tensors = list(model.parameters()) + list(model.buffers())
+    return sum(t.numel() * t.element_size() for t in tensors) / 1024 ** 2
+
+
 def content_tokens(seq: list[int], tokenizer) -> list[int]:
     """Text tokens of a generate() output: special tokens and timestamps dropped (as TorchBackend does)."""
     specials = set(tokenizer.all_special_ids)
@@ -95,6 +102,7 @@ class TorchRunner(Runner):
         self.backend_obj = load_backend(self.spec, backend="torch", adapter=self.adapter, device=self.device,
                                         compute_type=None if quant else self.dtype, quantization=quant)
         set_attention(self.backend_obj.model, self.attn)
+        self.weights_mb = tensor_mb(self.backend_obj.model)
         self.ttft_method = TORCH_TTFT
         self.settings = {"call": "TorchBackend.transcribe", **self.backend_obj.describe()}
 
@@ -145,6 +153,7 @@ class HFRunner(Runner):
             set_attention(self.model, self.attn)
             source = f"soritune.models.load({self.spec})"
         self.model.to(self.device).eval()
+        self.weights_mb = tensor_mb(self.model)
         self.ttft_method = TORCH_TTFT
         self.settings = {"call": "WhisperForConditionalGeneration.generate", "source": source, "num_beams": 1,
                          "do_sample": False, "max_new_tokens": self.max_new_tokens, "return_timestamps": False,

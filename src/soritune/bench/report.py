@@ -91,7 +91,8 @@ def _env_lines(env: dict) -> list[str]:
 def _memory_cell(m: dict) -> str:
     if m.get("gpu_peak_allocated_mb") is not None:
         return f"{_f(m['gpu_peak_allocated_mb'], 0)} / {_f(m.get('gpu_peak_reserved_mb'), 0)} / {_f(m.get('gpu_peak_device_used_mb'), 0)}"
-    return f"{_f(m.get('load_rss_mb'), 0)} + {_f(m.get('run_rss_delta_mb'), 0)}"
+    cell = f"{_f(m.get('load_rss_mb'), 0)} + {_f(m.get('run_rss_delta_mb'), 0)}"
+    return cell + (f" (weights {_f(m['weights_mb'], 0)})" if m.get("weights_mb") is not None else "")
 
 
 def infer_markdown(d: dict) -> list[str]:
@@ -107,7 +108,11 @@ def infer_markdown(d: dict) -> list[str]:
               f"{_f(w.get('clip_s_min'), 1)}-{_f(w.get('clip_s_max'), 1)} s each) from {w.get('source')}; "
               f"greedy, language `{cfg.get('language')}`, at most {cfg.get('max_new_tokens')} new tokens, "
               f"{cfg.get('repeats')} rounds after {cfg.get('warmup')} warm-up. Cells: median (min) over rounds; "
-              f"RTFx and tokens/s: median (min). Ratios: median RTFx / peer's median RTFx, same batch size.", ""]
+              f"RTFx and tokens/s: median (min). Ratios: median RTFx / peer's median RTFx, same batch size. "
+              f"Memory ({'GPU' if gpu else 'CPU'}): " + ("torch peak allocated / reserved after a reset, and device "
+              "memory in use (which also sees CTranslate2)" if gpu else "RSS growth while loading + growth during "
+              "the system's rounds (approximate: all systems share one process; memory-mapped weights count once "
+              "read); weights = parameter bytes of torch models") + ".", ""]
     header = ["system", "batch", "latency ms", "TTFT ms", "TPOT ms", "tokens/s", "RTFx", mem_h,
               "x faster-whisper", "x HF fp32 eager", "tokens", "TTFT+(n-1)TPOT err"]
     body = []
