@@ -43,16 +43,21 @@ class Runner:
     ttft_method: str = ""
     settings: dict = field(default_factory=dict)
     weights_mb: float | None = None  # parameter + buffer bytes, where the engine exposes them (torch)
+    encoder_input: str = "padded"  # soritune rows: padded (30 s) | trimmed (the batch's own length)
+
+    @property
+    def trimmed(self) -> str | None:
+        return "trimmed" if self.encoder_input == "trimmed" else None
 
     @property
     def key(self) -> str:
-        return "/".join(x for x in (self.system, self.backend, self.dtype, self.attn) if x)
+        return "/".join(x for x in (self.system, self.backend, self.dtype, self.attn, self.trimmed) if x)
 
     @property
     def label(self) -> str:
         name = {"soritune": f"soritune {self.backend}", "faster-whisper": "faster-whisper",
                 "hf-generate": "HF generate"}[self.system]
-        return f"{name} {self.dtype}" + (f" {self.attn}" if self.attn else "")
+        return f"{name} {self.dtype}" + (f" {self.attn}" if self.attn else "") + (" trimmed" if self.trimmed else "")
 
 
 # ---- torch: soritune backend and the Hugging Face generate peer ------------------------------------
@@ -69,12 +74,14 @@ def content_tokens(seq: list[int], tokenizer) -> list[int]:
     return [t for t in seq if t not in specials and t < eot]
 
 
-def torch_generate(model, feats, *, language: str, task: str, max_new_tokens: int, streamer=None):
-    """Greedy Whisper generate() with the arguments soritune's torch backend uses."""
+def torch_generate(model, feats, *, language: str, task: str, max_new_tokens: int, streamer=None, encode=None):
+    """Greedy Whisper generate() with the arguments soritune's torch backend uses (with `encode`, the
+    encoder runs through it, as TorchBackend does for trimmed input)."""
     import torch
 
     with torch.inference_mode():
-        return model.generate(input_features=feats, language=language, task=task, do_sample=False, num_beams=1,
+        inputs = {"encoder_outputs": encode(feats)} if encode else {"input_features": feats}
+        return model.generate(**inputs, language=language, task=task, do_sample=False, num_beams=1,
                               max_new_tokens=max_new_tokens, return_timestamps=False, streamer=streamer)
 
 
@@ -100,7 +107,8 @@ class TorchRunner(Runner):
 
         quant = "8bit" if self.dtype == "int8" else None
         self.backend_obj = load_backend(self.spec, backend="torch", adapter=self.adapter, device=self.device,
-                                        compute_type=None if quant else self.dtype, quantization=quant)
+                                        compute_type=None if quant else self.dtype, quantization=quant,
+                                        encoder_input=self.encoder_input)
         set_attention(self.backend_obj.model, self.attn)
         self.weights_mb = tensor_mb(self.backend_obj.model)
         self.ttft_method = TORCH_TTFT
@@ -118,7 +126,8 @@ class TorchRunner(Runner):
         streamer = StepStreamer(self.device)
         t0 = clock(self.device)
         seqs = torch_generate(be.model, be.features(audios), language=self.language, task=self.task,
-                              max_new_tokens=self.max_new_tokens, streamer=streamer)
+                              max_new_tokens=self.max_new_tokens, streamer=streamer,
+                              encode=be.encode if self.trimmed else None)
         t_end = clock(self.device)
         tok = be.processor.tokenizer
         return from_step_times(t0, streamer.step_times(), t_end), [content_tokens(s, tok) for s in seqs.tolist()]
@@ -177,7 +186,8 @@ class HFRunner(Runner):
         streamer = StepStreamer(self.device)
         t0 = clock(self.device)
         seqs = torch_generate(self.model, self._features(audios), language=self.language, task=self.task,
-                              max_new_tokens=self.max_new_tokens, streamer=streamer)
+                              max_new_tokens=self.max_new_tokens, streamer=streamer,
+                              encode=be.encode if self.trimmed else None)
         t_end = clock(self.device)
         tok = self.processor.tokenizer
         return from_step_times(t0, streamer.step_times(), t_end), [content_tokens(s, tok) for s in seqs.tolist()]
@@ -235,7 +245,8 @@ class CT2Runner(Runner):
         from soritune.infer import load_backend
 
         self.backend_obj = load_backend(self.spec, backend="ct2", adapter=self.adapter, device=self.device,
-                                        compute_type=self.dtype, threads=self.threads)
+                                        compute_type=self.dtype, threads=self.threads,
+                                        encoder_input=self.encoder_input)
         self.ttft_method = CT2_TTFT
         self.settings = {"call": "CT2Backend.transcribe", "ct2_dir": str(self.backend_obj.ct2_dir),
                          **self.backend_obj.describe()}

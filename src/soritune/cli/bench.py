@@ -57,6 +57,8 @@ def infer(
                                                    "ct2: float32,int8,float16,int8_float16). Default: CPU torch float32 + "
                                                    "ct2 float32,int8; GPU torch float32,bfloat16,float16 + ct2 float16,int8_float16."),
     attn: str = typer.Option("sdpa,eager", help="Attention kernels of torch and HF rows."),
+    encoder_input: str = typer.Option("padded", help="soritune rows: padded (30-s input, as the peers), trimmed (each "
+                                                      "batch's own length: for models fine-tuned by soritune), or both: padded,trimmed."),
     peers: str = typer.Option("faster-whisper,hf-generate", help="Peers to run in the same session ('' for none)."),
     batch_sizes: str = typer.Option("1,4,8", help="Batch sizes, comma-separated."),
     repeats: int = typer.Option(5, min=1, help="Measured rounds (median and min reported)."),
@@ -84,7 +86,7 @@ def infer(
     cfg = validate(InferBenchConfig, {
         "model": model, "adapter": str(adapter) if adapter else None, "manifest": str(manifest) if manifest else None,
         "limit": limit, "synthetic": synthetic, "backends": backends, "dtypes": _csv(dtype), "attn": _csv(attn),
-        "peers": _csv(peers) or [], "batch_sizes": _ints(batch_sizes, "--batch-sizes"), "repeats": repeats,
+        "encoder_inputs": _csv(encoder_input), "peers": _csv(peers) or [], "batch_sizes": _ints(batch_sizes, "--batch-sizes"), "repeats": repeats,
         "warmup": warmup, "max_new_tokens": max_new_tokens, "threads": threads, "device": device,
         "language": language, "out": str(out_dir)})
     bar, task = _progress_bar(total=None)

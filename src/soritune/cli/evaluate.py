@@ -67,6 +67,7 @@ def eval_(
     backend: Optional[str] = typer.Option(None, help="torch (default) | ct2."),
     device: Optional[str] = typer.Option(None, help="cpu (default) | cuda | cuda:N."),
     compute_type: Optional[str] = typer.Option(None, help="torch: float32|float16|bfloat16; ct2: int8|float16|..."),
+    encoder_input: Optional[str] = typer.Option(None, help="padded (default: 30-s input as Whisper was trained) | trimmed (the batch's own length; for models fine-tuned by soritune: several times faster)."),
     batch_size: Optional[int] = typer.Option(None, min=1, help="Clips per generate() call (default 8)."),
     limit: Optional[int] = typer.Option(None, min=1, help="Only the first N manifest rows."),
     language: Optional[str] = typer.Option(None, help="Forced language code (default ko; never auto-detected)."),
@@ -89,7 +90,7 @@ def eval_(
     from soritune.jsonio import read_json
 
     flags = dict(model=model, manifest=manifest, out=out_dir, adapter=adapter, backend=backend, device=device,
-                 compute_type=compute_type, batch_size=batch_size, limit=limit, language=language, task=task,
+                 compute_type=compute_type, encoder_input=encoder_input, batch_size=batch_size, limit=limit, language=language, task=task,
                  max_new_tokens=max_new_tokens, slice_by=slice_by or None)
     data = read_yaml(config) if config else {}
     data.update({k: v for k, v in flags.items() if v is not None})

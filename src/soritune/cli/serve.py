@@ -26,6 +26,7 @@ def serve(
     language: str = typer.Option("ko", help="Language for requests that name none (never auto-detected)."),
     device: str = typer.Option("cpu", help="cpu | cuda."),
     compute_type: Optional[str] = typer.Option(None, help="torch: float32|float16|bfloat16; ct2: float32|int8|..."),
+    encoder_input: str = typer.Option("padded", help="padded (30-s input) | trimmed (each clip's own length: for models fine-tuned by soritune; faster on short clips)."),
     model_name: Optional[str] = typer.Option(None, help="Model id shown by /v1/models (default: the spec)."),
     log_level: str = typer.Option("info", help="uvicorn log level: debug | info | warning | error."),
 ) -> None:
@@ -61,7 +62,7 @@ def serve(
         model=model, adapter=str(adapter) if adapter else None, backend=backend, host=host, port=port,
         api_key=api_key, max_upload_mb=max_upload_mb, max_batch=max_batch, batch_window_ms=batch_window_ms,
         max_new_tokens=max_new_tokens, language=language, device=device, compute_type=compute_type,
-        model_name=model_name))
+        encoder_input=encoder_input, model_name=model_name))
     if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
         console.print(f"[yellow]warning:[/] listening on {host} without --api-key: anyone who can reach it "
                       "can use it", highlight=False)

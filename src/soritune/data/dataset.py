@@ -17,7 +17,6 @@ the remainder sorted by length, then the batch order shuffled; deterministic in 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -26,9 +25,8 @@ import numpy as np
 
 from soritune.audio import SAMPLE_RATE, load_audio, resample
 from soritune.errors import SoritunError
+from soritune.models.encoder import HOP, MAX_FRAMES, bucket_frames
 
-HOP = 160  # samples per log-mel frame
-MAX_FRAMES = 3000  # 30 s
 IGNORE = -100
 
 
@@ -137,14 +135,6 @@ class ManifestDataset:
         for s in self.skipped:
             out[s["reason"]] = out.get(s["reason"], 0) + 1
         return out
-
-
-def bucket_frames(n_samples: int, bucket_s: float = 1.0, max_frames: int = MAX_FRAMES) -> int:
-    """Frames for a clip of n_samples rounded up to a whole bucket (even, at most max_frames)."""
-    step = max(2, int(round(bucket_s * SAMPLE_RATE / HOP)))
-    step += step % 2
-    frames = math.ceil(max(1, n_samples) / HOP / step) * step
-    return min(max_frames, frames)
 
 
 @dataclass

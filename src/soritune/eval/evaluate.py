@@ -38,6 +38,7 @@ class EvalConfig(StageConfig):
     backend: Literal["torch", "ct2"] = Field("torch", description="transcription backend")
     device: str = Field("cpu", description="cpu, cuda or cuda:N")
     compute_type: str | None = Field(None, description="torch: float32|float16|bfloat16; ct2: int8|float16|...")
+    encoder_input: Literal["padded", "trimmed"] = Field("padded", description="padded (30 s, as Whisper was trained) | trimmed (each batch's own length: for models fine-tuned by soritune with dynamic length; several times faster on short clips)")
     batch_size: int = Field(8, ge=1, description="clips per generate() call")
     limit: int | None = Field(None, ge=1, description="score only the first N manifest rows")
     language: str = Field("ko", description="forced language code (no detection)")
@@ -133,7 +134,8 @@ def transcribe_rows(rows: list[dict], backend, config: EvalConfig,
 def _decoding(config: EvalConfig) -> dict:
     return {"strategy": "greedy", "num_beams": 1, "temperature_fallback": False, "language": config.language,
             "task": config.task, "max_new_tokens": config.max_new_tokens, "batch_size": config.batch_size,
-            "chunk_s": CHUNK_S, "backend": config.backend}
+            "chunk_s": CHUNK_S, "backend": config.backend,
+            "encoder_input": config.encoder_input}
 
 
 def run_eval(config: EvalConfig, progress: Callable[[int, int], None] | None = None) -> ScoreReport:
@@ -150,7 +152,7 @@ def run_eval(config: EvalConfig, progress: Callable[[int, int], None] | None = N
     t0 = time.perf_counter()
     adapter = str(config.adapter) if config.adapter else None
     backend = load_backend(config.model, backend=config.backend, adapter=adapter, device=config.device,
-                           compute_type=config.compute_type)
+                           compute_type=config.compute_type, encoder_input=config.encoder_input)
     load_s = time.perf_counter() - t0
     done = 0
 

@@ -33,6 +33,28 @@ class Backend(Protocol):
         """Model identity and decoding settings for reports."""
 
 
+def features(processor, audios: list[np.ndarray], encoder_input: str, return_tensors: str = "np",
+             bucket_s: float = 1.0):
+    """Log-mel features of a batch: padded to 30 s (as Whisper was trained), or "trimmed" to the
+    batch's longest clip rounded up to a whole bucket (1 s) (for models fine-tuned with dynamic length)."""
+    from soritune.models.encoder import HOP, bucket_frames
+
+    audios = [np.asarray(a, dtype=np.float32) for a in audios]
+    kwargs = {}
+    if encoder_input == "trimmed":
+        kwargs = dict(padding="max_length", max_length=max(bucket_frames(len(a), bucket_s) for a in audios) * HOP)
+    return processor.feature_extractor(audios, sampling_rate=16000, return_tensors=return_tensors, **kwargs).input_features
+
+
+def check_encoder_input(value: str) -> str:
+    from soritune.errors import SoritunError
+    from soritune.models.encoder import ENCODER_INPUTS
+
+    if value not in ENCODER_INPUTS:
+        raise SoritunError(f"encoder_input must be one of {', '.join(ENCODER_INPUTS)}, got {value!r}")
+    return value
+
+
 def batches(n: int, size: int, lengths: list[int] | None = None) -> list[list[int]]:
     """Index batches; with lengths, similar lengths go together (less padding for dynamic backends)."""
     order = sorted(range(n), key=lambda i: -lengths[i]) if lengths else list(range(n))

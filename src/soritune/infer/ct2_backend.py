@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from soritune.errors import SoritunError
-from soritune.infer.base import MAX_NEW_TOKENS, Transcription, batches
+from soritune.infer.base import MAX_NEW_TOKENS, Transcription, batches, check_encoder_input, features
 
 
 def convert_to_ct2(model, processor, out_dir: str | Path, quantization: str | None = None) -> Path:
@@ -40,9 +40,10 @@ class CT2Backend:
 
     def __init__(self, ct2_dir: str | Path, processor, spec: str = "", device: str = "cpu",
                  compute_type: str | None = None, threads: int | None = None, info: dict | None = None,
-                 owned_tmp: tempfile.TemporaryDirectory | None = None):
+                 owned_tmp: tempfile.TemporaryDirectory | None = None, encoder_input: str = "padded"):
         import ctranslate2
 
+        self.encoder_input = check_encoder_input(encoder_input)
         self.ct2_dir, self.processor, self.spec, self.device = Path(ct2_dir), processor, spec, device
         self.compute_type = compute_type or ("float32" if device == "cpu" else "float16")
         self.threads = threads or int(os.environ.get("SORITUNE_THREADS", 0)) or os.cpu_count() or 1
@@ -65,8 +66,7 @@ class CT2Backend:
         return [self._ids["<|startoftranscript|>"], lang_id, self._ids[f"<|{task}|>"], self._ids["<|notimestamps|>"]]
 
     def features(self, audios: list[np.ndarray]) -> np.ndarray:
-        feats = self.processor.feature_extractor(audios, sampling_rate=16000, return_tensors="np").input_features
-        return np.ascontiguousarray(feats, dtype=np.float32)
+        return np.ascontiguousarray(features(self.processor, audios, self.encoder_input), dtype=np.float32)
 
     def transcribe(self, audios, *, language="ko", task="transcribe", batch_size=8,
                    max_new_tokens=MAX_NEW_TOKENS, progress=None) -> list[Transcription]:
@@ -74,7 +74,8 @@ class CT2Backend:
 
         prompt = self.prompt(language, task)
         out: list[Transcription | None] = [None] * len(audios)
-        for idx in batches(len(audios), batch_size):
+        lengths = [len(a) for a in audios] if self.encoder_input == "trimmed" else None
+        for idx in batches(len(audios), batch_size, lengths):
             feats = ctranslate2.StorageView.from_array(self.features([audios[i] for i in idx]))
             results = self.model.generate(
                 feats, [prompt] * len(idx), beam_size=1, max_length=ct2_max_length(max_new_tokens),
@@ -91,4 +92,5 @@ class CT2Backend:
 
     def describe(self) -> dict:
         return {"backend": self.name, "spec": self.spec, "dtype": self.compute_type, "device": self.device,
-                "threads": self.threads, "decoding": "greedy", **self.info}
+                "threads": self.threads, "decoding": "greedy",
+                "encoder_input": self.encoder_input, **self.info}

@@ -1,17 +1,23 @@
-"""PyTorch backend: transformers generate(), greedy, language and task forced."""
+"""PyTorch backend: transformers generate(), greedy, language and task forced.
+
+encoder_input="trimmed" runs the encoder on the batch's own length (soritune.models.encoder) and
+hands its output to generate(); "padded" (default) is plain Whisper with 30-s input."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from soritune.infer.base import MAX_NEW_TOKENS, Transcription, batches
+from soritune.infer.base import MAX_NEW_TOKENS, Transcription, batches, check_encoder_input, features
 
 
 class TorchBackend:
     name = "torch"
 
-    def __init__(self, model, processor, spec: str = "", info: dict | None = None, device: str = "cpu"):
+    def __init__(self, model, processor, spec: str = "", info: dict | None = None, device: str = "cpu",
+                 encoder_input: str = "padded", bucket_s: float = 1.0):
         self.model, self.processor, self.spec = model, processor, spec
+        self.encoder_input = check_encoder_input(encoder_input)
+        self.bucket_s = bucket_s
         self.info = dict(info or {})
         self.device = device
         self.eos = processor.tokenizer.eos_token_id
@@ -19,7 +25,7 @@ class TorchBackend:
     def features(self, audios: list[np.ndarray]):
         import torch
 
-        feats = self.processor.feature_extractor(audios, sampling_rate=16000, return_tensors="pt").input_features
+        feats = features(self.processor, audios, self.encoder_input, return_tensors="pt", bucket_s=self.bucket_s)
         dtype = next(p.dtype for p in self.model.parameters() if p.is_floating_point())
         if dtype not in (torch.float32, torch.float16, torch.bfloat16):
             dtype = torch.float32
@@ -30,11 +36,13 @@ class TorchBackend:
         import torch
 
         out: list[Transcription | None] = [None] * len(audios)
-        for idx in batches(len(audios), batch_size):
+        trimmed = self.encoder_input == "trimmed"
+        for idx in batches(len(audios), batch_size, [len(a) for a in audios] if trimmed else None):
             feats = self.features([audios[i] for i in idx])
             with torch.inference_mode():
+                inputs = {"encoder_outputs": self.encode(feats)} if trimmed else {"input_features": feats}
                 seqs = self.model.generate(
-                    input_features=feats, language=language, task=task, do_sample=False, num_beams=1,
+                    **inputs, language=language, task=task, do_sample=False, num_beams=1,
                     max_new_tokens=max_new_tokens, return_timestamps=False,
                 )
             for i, seq in zip(idx, seqs.tolist()):
@@ -42,6 +50,14 @@ class TorchBackend:
             if progress:
                 progress(len(idx))
         return out  # type: ignore[return-value]
+
+    def encode(self, feats):
+        from transformers.modeling_outputs import BaseModelOutput
+
+        from soritune.models.encoder import encode
+
+        whisper = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        return BaseModelOutput(last_hidden_state=encode(whisper.model.encoder, feats))
 
     def _decode(self, seq: list[int], max_new_tokens: int) -> Transcription:
         tok = self.processor.tokenizer
@@ -55,4 +71,4 @@ class TorchBackend:
     def describe(self) -> dict:
         dtype = str(next(self.model.parameters()).dtype).replace("torch.", "")
         return {"backend": self.name, "spec": self.spec, "dtype": dtype, "device": self.device,
-                "decoding": "greedy", **self.info}
+                "decoding": "greedy", "encoder_input": self.encoder_input, **self.info}

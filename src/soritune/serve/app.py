@@ -46,6 +46,7 @@ class ServeConfig(StageConfig):
     backend: Literal["torch", "ct2"] = Field("torch", description="inference backend; ct2 is faster on CPU")
     device: str = Field("cpu", description="cpu or cuda")
     compute_type: str | None = Field(None, description="backend dtype (torch: float32|float16|bfloat16; ct2: int8...)")
+    encoder_input: Literal["padded", "trimmed"] = Field("padded", description="padded (30 s, as Whisper was trained) | trimmed (each batch's own length: for models fine-tuned by soritune with dynamic length; several times faster on short clips)")
     host: str = Field("127.0.0.1", description="interface to listen on")
     port: int = Field(8000, ge=0, le=65535, description="TCP port (0: any free port)")
     api_key: str | None = Field(None, description="if set, /v1/* requires `Authorization: Bearer KEY`")
@@ -99,7 +100,7 @@ class ServerState:
 
         c = self.config
         return load_backend(c.model, backend=c.backend, adapter=c.adapter, device=c.device,
-                            compute_type=c.compute_type)
+                            compute_type=c.compute_type, encoder_input=c.encoder_input)
 
     def run_batch(self, audios, language: str, task: str):
         return self.backend.transcribe(audios, language=language, task=task, batch_size=len(audios),

@@ -43,7 +43,7 @@ def score_dev(model, processor, rows: list[dict], *, text_field: str = "text", l
     from soritune.infer.torch_backend import TorchBackend
 
     t0 = time.perf_counter()
-    backend = TorchBackend(model, processor, device=str(device))
+    backend = TorchBackend(model, processor, device=str(device), encoder_input=input, bucket_s=bucket_s)
     was_training = model.training
     model.eval()
     refs, hyps, out = [], [], []
@@ -53,11 +53,8 @@ def score_dev(model, processor, rows: list[dict], *, text_field: str = "text", l
             audios = [load_segment(r["audio"], r.get("offset"), r["duration"] if r.get("offset") is not None else None)
                       for r in chunk]
             with (autocast or contextlib.nullcontext)(), torch.no_grad():
-                if input == "trimmed":
-                    result = _transcribe_trimmed(backend, audios, language, task, max_new_tokens, bucket_s)
-                else:
-                    result = backend.transcribe(audios, language=language, task=task, batch_size=batch_size,
-                                                max_new_tokens=max_new_tokens)
+                result = backend.transcribe(audios, language=language, task=task, batch_size=batch_size,
+                                            max_new_tokens=max_new_tokens)
             for r, t in zip(chunk, result):
                 ref = (r.get(text_field) or r["text"]).strip()
                 refs.append(ref)
@@ -67,22 +64,3 @@ def score_dev(model, processor, rows: list[dict], *, text_field: str = "text", l
         model.train(was_training)
     return DevScore(cer=cer(refs, hyps) if refs else float("nan"), n_utts=len(refs),
                     wall_s=time.perf_counter() - t0, rows=out)
-
-
-def _transcribe_trimmed(backend, audios, language, task, max_new_tokens, bucket_s):
-    """Greedy decoding from the dynamic-length encoder output (see the module docstring)."""
-    import numpy as np
-    from transformers.modeling_outputs import BaseModelOutput
-
-    from soritune.data.dataset import HOP, bucket_frames
-    from soritune.train.efficiency import encode
-
-    frames = max(bucket_frames(len(a), bucket_s) for a in audios)
-    feats = backend.processor.feature_extractor([np.asarray(a, dtype=np.float32) for a in audios], sampling_rate=16000,
-                                                padding="max_length", max_length=frames * HOP,
-                                                return_tensors="pt").input_features.to(backend.device)
-    hidden = encode(backend.model.model.encoder, feats)
-    seqs = backend.model.generate(encoder_outputs=BaseModelOutput(last_hidden_state=hidden), language=language,
-                                  task=task, do_sample=False, num_beams=1, max_new_tokens=max_new_tokens,
-                                  return_timestamps=False)
-    return [backend._decode(seq, max_new_tokens) for seq in seqs.tolist()]

@@ -17,30 +17,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from soritune.models.encoder import encode
+
 IGNORE = -100
 
 
 def whisper_of(model) -> nn.Module:
     """The WhisperForConditionalGeneration inside a PEFT wrapper (adapter layers stay active)."""
     return model.get_base_model() if hasattr(model, "get_base_model") else model
-
-
-def encode(encoder, input_features: torch.Tensor) -> torch.Tensor:
-    """WhisperEncoder forward for input_features [B, mels, T] with T even and T <= 2 * max positions."""
-    n_pos = (input_features.shape[-1] + 1) // 2
-    if input_features.shape[-1] % 2 or n_pos > encoder.embed_positions.num_embeddings:
-        raise ValueError(f"encoder input must have an even number of frames <= "
-                         f"{2 * encoder.embed_positions.num_embeddings}, got {input_features.shape[-1]}")
-    dtype = encoder.conv1.weight.dtype
-    x = F.gelu(encoder.conv1(input_features.to(dtype)))
-    x = F.gelu(encoder.conv2(x)).permute(0, 2, 1)
-    x = x + encoder.embed_positions.weight[:n_pos]
-    x = F.dropout(x, p=encoder.dropout, training=encoder.training)
-    for layer in encoder.layers:
-        if encoder.training and encoder.layerdrop > 0.0 and torch.rand([]) < encoder.layerdrop:
-            continue
-        x = layer(x, None)
-    return encoder.layer_norm(x)
 
 
 def _ce_chunk(proj: nn.Module, hidden: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
