@@ -8,7 +8,7 @@ Steps (each resumable: a finished step leaves DIR/.steps/<name>.json and is skip
   eval-*       evaluation of each run, with 95% intervals                      -> DIR/runs/<name>/eval*/
   ct2-int8     CTranslate2 int8 export of the best run, evaluated and timed     -> DIR/runs/ct2-int8/
   (--full)     lottery-ticket pruning at 50% and a 2-decoder-layer student
-  report       DIR/report.{json,md,html}, DIR/plots/*.png
+  report       DIR/report.{json,md,html}, DIR/plots/*.png (rewritten on every run)
 """
 
 from __future__ import annotations
@@ -231,6 +231,7 @@ class Demo:
             compute_type="int8"))
         if self.cfg.profile == "full":
             self.full_extras(best)
+        self._marker("report").unlink(missing_ok=True)  # always rewritten: a --full re-run adds systems
         report = self.step("report", self.write_report)
         return DemoResult(self.out, self.records, report, time.perf_counter() - t0)
 

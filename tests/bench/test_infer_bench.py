@@ -204,3 +204,28 @@ def test_config_rejects_bad_fields():
         validate(InferBenchConfig, {"device": "tpu"})
     with pytest.raises(ConfigError, match="either manifest or synthetic"):
         validate(InferBenchConfig, {"manifest": "m.jsonl", "synthetic": 3})
+
+
+def test_adapter_reaches_the_hf_peer(tmp_path):
+    """With --adapter every system decodes the fine-tuned model: HF generate merges it with peft."""
+    from peft import LoraConfig, get_peft_model
+
+    from soritune.bench.infer_runners import HFRunner, TorchRunner
+    from soritune.models import load
+
+    model, _ = load("tiny:")
+    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                                                  init_lora_weights=False))
+    peft_model.save_pretrained(str(tmp_path / "adapter"))
+    audios = [0.1 * np.sin(np.arange(24000, dtype=np.float32) / 5)]
+    ours = TorchRunner("soritune", "torch", "float32", "eager", spec="tiny:", adapter=str(tmp_path / "adapter"),
+                       max_new_tokens=6)
+    hf = HFRunner("hf-generate", "hf", "float32", "eager", spec="tiny:", adapter=str(tmp_path / "adapter"),
+                  max_new_tokens=6)
+    plain = HFRunner("hf-generate", "hf", "float32", "eager", spec="tiny:", max_new_tokens=6)
+    for r in (ours, hf, plain):
+        r.load()
+    assert "PeftModel" in hf.settings["source"]
+    merged_q = hf.model.model.encoder.layers[0].self_attn.q_proj.weight
+    assert not np.allclose(merged_q.detach().numpy(), plain.model.model.encoder.layers[0].self_attn.q_proj.weight.detach().numpy())
+    assert hf.e2e(audios).tokens == ours.e2e(audios).tokens

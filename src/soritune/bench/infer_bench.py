@@ -37,7 +37,7 @@ class InferBenchConfig(StageConfig):
     """Benchmark transcription speed and memory against faster-whisper and HF generate."""
 
     model: str = Field("bundled:whisper-base", description="model spec (bundled:whisper-base, hf:DIR, ct2:DIR, tiny:, random:ARCH)")
-    adapter: str | None = Field(None, description="PEFT adapter directory merged into the model (soritune rows)")
+    adapter: str | None = Field(None, description="PEFT adapter directory merged into the model (every system)")
     manifest: str | None = Field(None, description="manifest whose clips are decoded (else synthetic clips)")
     limit: int | None = Field(None, ge=1, description="first N manifest rows only")
     synthetic: int | None = Field(None, ge=1, description="N synthetic Korean clips (default 8 when no manifest)")
@@ -186,7 +186,7 @@ def plan_runners(cfg: InferBenchConfig, device: str, threads: int) -> list[Runne
         runners += [FasterWhisperRunner("faster-whisper", "faster-whisper", dt, threads=threads, **common)
                     for dt in ct2_dts]
     if "hf-generate" in cfg.peers:
-        runners += [HFRunner("hf-generate", "hf", dt, a, spec=cfg.model, **common)
+        runners += [HFRunner("hf-generate", "hf", dt, a, spec=cfg.model, adapter=cfg.adapter, **common)
                     for dt in cfg.hf_dtypes for a in cfg.attn]
     return runners
 

@@ -140,6 +140,7 @@ class HFRunner(Runner):
     (bundled:, hf:), else soritune.models.load(spec) (tiny:, random:, ct2: imported)."""
 
     spec: str = ""
+    adapter: str | None = None  # merged with peft, as a transformers user would
     model: Any = None
     processor: Any = None
 
@@ -161,6 +162,11 @@ class HFRunner(Runner):
             self.model, self.processor = load(self.spec, dtype=dtype)
             set_attention(self.model, self.attn)
             source = f"soritune.models.load({self.spec})"
+        if self.adapter:
+            from peft import PeftModel
+
+            self.model = PeftModel.from_pretrained(self.model, self.adapter).merge_and_unload()
+            source += f" + PeftModel.from_pretrained({self.adapter}).merge_and_unload()"
         self.model.to(self.device).eval()
         self.weights_mb = tensor_mb(self.model)
         self.ttft_method = TORCH_TTFT

@@ -48,7 +48,7 @@ def _progress_bar(total: int):
 @bench_app.command("infer")
 def infer(
     model: str = typer.Option("bundled:whisper-base", "--model", "-m", help="Model spec (see `soritune --help`)."),
-    adapter: Optional[Path] = typer.Option(None, help="PEFT adapter directory merged into soritune's rows."),
+    adapter: Optional[Path] = typer.Option(None, help="PEFT adapter directory merged into the model of every row (soritune, faster-whisper via the converted model, HF generate via peft)."),
     manifest: Optional[Path] = typer.Option(None, help="Manifest of clips to decode (<= 30 s each)."),
     limit: Optional[int] = typer.Option(None, min=1, help="Use the first N manifest rows."),
     synthetic: Optional[int] = typer.Option(None, min=1, help="N synthetic Korean clips (default 8 without --manifest)."),

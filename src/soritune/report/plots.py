@@ -32,8 +32,9 @@ def cer_bars(systems: list[System], path: Path) -> Path | None:
         ax.scatter([v for _, v in everyday], [n for n, _ in everyday], color="#dd8452", zorder=3,
                    label="everyday sentences CER")
         ax.legend(loc="lower right", fontsize=8)
-    for y, v in enumerate(cers):
-        ax.text(v, y, f" {v:.1f}", va="center", fontsize=8)
+    for y, (v, h) in enumerate(zip(cers, hi)):  # right of the interval's upper end, clear of the error bar
+        ax.text(v + h, y, f"  {v:.1f}", va="center", fontsize=8)
+    ax.set_xlim(0, max(v + h for v, h in zip(cers, hi)) * 1.12 + 1)
     ax.set_xlabel("CER % on the held-out test split (95% bootstrap interval)")
     ax.set_title("Character error rate by system")
     fig.tight_layout()
