@@ -173,7 +173,7 @@ class Demo:
     # ---- orchestration -----------------------------------------------------------------------
     def systems(self):
         """Report rows: eval figures + training figures + size and speed."""
-        from soritune.report.collect import System, from_eval_dir, merge_run
+        from soritune.report.collect import System, artifact_size_mb, from_eval_dir, merge_run
 
         rows: list[System] = []
         zs = from_eval_dir(self.out / "evals" / "zero-shot", name="zero-shot")
@@ -184,6 +184,8 @@ class Demo:
             run = self.run_dir(name)
             if (run / "eval" / "report.json").exists():
                 s = from_eval_dir(run / "eval", name=name)
+                if name == "lottery-50":  # the ticket ships merged (zeros stored densely), not as an adapter
+                    s.size_mb = artifact_size_mb(run / "merged")
                 if (run / "summary.json").exists():
                     s = merge_run(s, run)
                 s.cer_everyday = _cer(run / "eval_everyday")
@@ -263,6 +265,7 @@ class Demo:
                                 max_steps=2 * self.cfg.setting("train_steps"), lr=5e-4,
                                 batch_size=self.cfg.setting("batch_size"), eval_manifest=None, eval_limit=1,
                                 max_new_tokens=self.cfg.setting("max_new_tokens"), train_overrides=over,
+                                encoder_input="trimmed",
                                 seed=self.cfg.seed))
         write_json(out / "summary.json", {"train_wall_s": res.train_wall_s, "student_params": res.student_params,
                                           "teacher_params": res.teacher_params, "layer_map": res.layer_map,

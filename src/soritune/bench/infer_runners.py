@@ -192,8 +192,7 @@ class HFRunner(Runner):
         streamer = StepStreamer(self.device)
         t0 = clock(self.device)
         seqs = torch_generate(self.model, self._features(audios), language=self.language, task=self.task,
-                              max_new_tokens=self.max_new_tokens, streamer=streamer,
-                              encode=be.encode if self.trimmed else None)
+                              max_new_tokens=self.max_new_tokens, streamer=streamer)
         t_end = clock(self.device)
         tok = self.processor.tokenizer
         return from_step_times(t0, streamer.step_times(), t_end), [content_tokens(s, tok) for s in seqs.tolist()]

@@ -133,6 +133,11 @@ def infer_markdown(d: dict) -> list[str]:
                   f"{_ratio(chk.get('vs_hf_generate_fp32_eager'))} (target >= 3x: {_f(chk.get('target_hf_generate_3x'))}); "
                   f"TTFT + (n-1) TPOT within 10% of latency on every row: {_f(chk.get('consistency_within_10pct'))} "
                   f"(largest error {_f(100 * chk['max_consistency_err'] if chk.get('max_consistency_err') is not None else None)}%)."]
+    if chk.get("fastest_soritune_padded"):
+        lines += ["", f"Like for like (30-s input on both sides): fastest padded soritune row "
+                  f"**{chk['fastest_soritune_padded']}**: {_ratio(chk.get('vs_fastest_faster_whisper_padded'))} the "
+                  f"fastest faster-whisper row. Trimmed rows run the encoder on each batch's own length, which is "
+                  f"how soritune trains (dynamic length); a model fine-tuned otherwise should be timed padded."]
     diff = [r for r in rows if r.get("tokens_vs_faster_whisper") and abs(r["tokens_vs_faster_whisper"] - 1) > 0.1]
     if diff:
         lines += ["", "Note: these rows produced >10% more or fewer tokens than their faster-whisper peer (different "

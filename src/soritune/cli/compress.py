@@ -206,6 +206,7 @@ def sweep(
     dev: Optional[str] = typer.Option(None, help="lottery: dev manifest."),
     max_steps: Optional[int] = typer.Option(None, help="lottery: optimizer steps per round."),
     tolerance: Optional[float] = typer.Option(None, help="Knee: CER points above dense still intact  [default: 1.0]"),
+    encoder_input: Optional[str] = typer.Option(None, help="padded (30-s input) | trimmed (each batch's own length: for models fine-tuned by soritune)  [default: padded]"),
     out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory (sweep.json, sweep.md, sweep.png)."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML with SweepConfig fields."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="key=value overrides."),
@@ -219,7 +220,7 @@ def sweep(
 
     points = [float(x) for x in _csv(sparsity)] if sparsity else None
     fields = _given(model=model, adapter=adapter, sparsity=points, method=method, eval_manifest=eval_manifest,
-                    eval_limit=eval_limit, train=train, dev=dev, tolerance_points=tolerance,
+                    eval_limit=eval_limit, train=train, dev=dev, tolerance_points=tolerance, encoder_input=encoder_input,
                     out=str(out_dir) if out_dir else None)
     cfg = _load(SweepConfig, config, set_, fields, _given(max_steps=max_steps))
     with _progress_bar() as bar:
@@ -251,6 +252,7 @@ def distill(
     freeze_encoder: Optional[bool] = typer.Option(None, "--freeze-encoder/--train-encoder", help="Freeze the copied encoder  [default: freeze]"),
     filter_threshold: Optional[float] = typer.Option(None, help="Drop pseudo-labels above this CER/WER vs the reference  [default: 0.1]"),
     filter_metric: Optional[str] = typer.Option(None, help="cer | wer  [default: cer]"),
+    encoder_input: Optional[str] = typer.Option(None, help="Decoding input for pseudo-labels and the comparison: padded (30 s) | trimmed (for teachers fine-tuned by soritune)  [default: padded]"),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML with DistillConfig fields."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="key=value overrides (e.g. train_overrides.threads=2)."),
 ) -> None:
@@ -267,7 +269,7 @@ def distill(
                     eval_manifest=eval_manifest, eval_limit=eval_limit, out=str(out_dir) if out_dir else None,
                     max_steps=max_steps, epochs=epochs, lr=lr, batch_size=batch_size, alpha=alpha, temperature=temperature,
                     mse_weight=mse_weight, freeze_encoder=freeze_encoder, filter_threshold=filter_threshold,
-                    filter_metric=filter_metric)
+                    filter_metric=filter_metric, encoder_input=encoder_input)
     cfg = _load(DistillConfig, config, set_, fields)
     with _progress_bar() as bar:
         task = bar.add_task("distill", total=None, info="")

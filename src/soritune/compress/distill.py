@@ -54,6 +54,9 @@ class DistillConfig(StageConfig):
     train_overrides: dict = Field(default_factory=dict, description="further TrainConfig fields (grad_accum, warmup_steps, eval_every, threads, ...)")
     label_batch_size: int = Field(8, ge=1, description="teacher decoding batch size for pseudo-labels")
     max_new_tokens: int = Field(128, ge=1, le=440, description="decoding token limit (pseudo-labels and evaluation)")
+    encoder_input: Literal["padded", "trimmed"] = Field(
+        "padded", description="decoding input for pseudo-labels and the comparison: padded (30 s) | trimmed (each "
+        "batch's own length: for teachers fine-tuned by soritune; several times faster)")
     repeats: int = Field(3, ge=1, description="timed decoding passes for the speed comparison (median)")
     seed: int = Field(0, description="seed for data order and tiny:/random: specs")
 
@@ -97,7 +100,7 @@ def pseudo_label(cfg: DistillConfig, teacher, processor, out: Path, progress=Non
     from soritune.data.manifest import read_manifest, write_manifest
 
     rows = read_manifest(cfg.train)
-    backend = measure.torch_backend(teacher, processor, spec=cfg.teacher)
+    backend = measure.torch_backend(teacher, processor, spec=cfg.teacher, encoder_input=cfg.encoder_input)
     kept, rejected = [], []
     for s in range(0, len(rows), cfg.label_batch_size):
         block = rows[s:s + cfg.label_batch_size]
@@ -219,7 +222,8 @@ def _compare(cfg: DistillConfig, teacher, student, processor, clips) -> dict:
     kw = dict(batch_size=cfg.label_batch_size, max_new_tokens=cfg.max_new_tokens)
     out = {}
     for name, model in (("teacher", teacher), ("student", student)):
-        scored = measure.score_model(measure.torch_backend(model, processor), clips, timing=True,
+        scored = measure.score_model(measure.torch_backend(model, processor, encoder_input=cfg.encoder_input), clips,
+                                     timing=True,
                                      repeats=cfg.repeats, **kw)
         out[name] = scored
     return out

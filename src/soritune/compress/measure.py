@@ -79,10 +79,10 @@ def synthetic_clips(n: int = 3) -> Clips:
     return Clips([f"synth-{i}" for i in range(n)], texts, audios, "synthetic")
 
 
-def torch_backend(model, processor, spec: str = "in-memory"):
+def torch_backend(model, processor, spec: str = "in-memory", encoder_input: str = "padded"):
     from soritune.infer.torch_backend import TorchBackend
 
-    return TorchBackend(model, processor, spec=spec, device="cpu")
+    return TorchBackend(model, processor, spec=spec, device="cpu", encoder_input=encoder_input)
 
 
 def transcribe(backend, clips: Clips, *, batch_size: int = 8, max_new_tokens: int = 128,

@@ -48,6 +48,9 @@ class SweepConfig(StageConfig):
     dev: str | None = Field(None, description="lottery: dev manifest")
     train_overrides: dict = Field(default_factory=dict, description="lottery: TrainConfig fields for every round")
     tolerance_points: float = Field(1.0, gt=0, description="knee: CER points above the dense model still counted as intact")
+    encoder_input: Literal["padded", "trimmed"] = Field(
+        "padded", description="decoding input: padded (30 s) | trimmed (each batch's own length: for models "
+        "fine-tuned by soritune; several times faster)")
     repeats: int = Field(3, ge=1, description="timed decoding passes per point (median)")
     batch_size: int = Field(8, ge=1, description="decoding batch size")
     max_new_tokens: int = Field(128, ge=1, le=440, description="decoding token limit")
@@ -155,7 +158,7 @@ def _point(model, processor, masks, s, clips, cfg, base_cer, file_mb, weights) -
     from soritune.compress import measure
     from soritune.compress.masks import mask_sparsity
 
-    backend = measure.torch_backend(model, processor)
+    backend = measure.torch_backend(model, processor, encoder_input=cfg.encoder_input)
     scored = measure.score_model(backend, clips, batch_size=cfg.batch_size, max_new_tokens=cfg.max_new_tokens,
                                  timing=True, repeats=cfg.repeats)
     cer = scored["cer"]

@@ -81,8 +81,9 @@ def merge_run(sysm: System, run_dir: Path) -> System:
 
 
 def artifact_size_mb(run_dir: Path) -> float | None:
-    """Size of what a user ships from the run: adapter/, model/ or the directory itself (CTranslate2 export)."""
-    for sub in ("adapter", "model", "merged", "."):
+    """Size of what a user ships from the run: adapter/, model/, student/ (distillation), merged/ or the
+    directory itself (CTranslate2 export)."""
+    for sub in ("adapter", "model", "student", "merged", "."):
         d = run_dir / sub
         files = [p for p in d.rglob("*") if p.is_file() and "checkpoint" not in p.parts] if d.is_dir() else []
         weights = [p for p in files if p.suffix in (".safetensors", ".bin", ".pt")]
