@@ -129,7 +129,7 @@ def test_cuda_stats_calls_torch_cuda(monkeypatch):
 
 
 def test_environment_block():
-    from soritune.bench.env import describe_device, environment
+    from soritune.environment import describe_device, environment
 
     env = environment("cpu", threads=2)
     for key in ("cpu_model", "cpu_count", "threads", "versions", "device"):

@@ -363,7 +363,7 @@ def run(config: InferBenchConfig | dict, progress: Callable[[dict], None] | None
     import os
 
     from soritune.bench import workload as wl_mod
-    from soritune.bench.env import environment
+    from soritune.environment import environment
     from soritune.bench.report import write_infer
     from soritune.config import validate
 

@@ -175,7 +175,7 @@ def add_ratios(rows: list[TrainRow]) -> None:
 def run(config: TrainBenchConfig | dict, progress: Callable[[dict], None] | None = None,
         command: str | None = None) -> TrainBenchResult:
     """Measure every method (and the recipe) and write bench.json / bench.md / plots into config.out."""
-    from soritune.bench.env import environment
+    from soritune.environment import environment
     from soritune.bench.report import write_train
     from soritune.config import validate
 

@@ -19,13 +19,15 @@ def build_report(inputs: list[str | Path] | list[System], out: str | Path, *, ti
                  notes: list[str] | None = None, extra: dict | None = None) -> ReportResult:
     from soritune.jsonio import atomic_write_text, write_json
     from soritune.report import plots as P
-    from soritune.report.env import environment
+    from soritune.environment import environment
     from soritune.report.render import html_page, markdown, systems_json
 
     systems = inputs if inputs and isinstance(inputs[0], System) else collect(inputs)  # type: ignore[arg-type]
     out = Path(out)
     (out / "plots").mkdir(parents=True, exist_ok=True)
-    env = environment()
+    import torch
+
+    env = environment("cuda" if torch.cuda.is_available() else "cpu", threads=torch.get_num_threads())
     made = {"cer": P.cer_bars(systems, out / "plots" / "cer.png"),
             "pareto": P.pareto(systems, out / "plots" / "pareto.png")}
     plots = {k: v for k, v in made.items() if v is not None}

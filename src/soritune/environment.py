@@ -1,4 +1,5 @@
-"""The environment block of every benchmark report: machine, device, threads, library versions."""
+"""The environment block of every report (benchmarks, demo, `soritune report`): machine, device,
+threads, library versions."""
 
 from __future__ import annotations
 
