@@ -8,6 +8,7 @@ from typing import List, Optional
 import typer
 
 from soritune.cli.app import app, console, out
+from soritune.models.encoder import ENCODER_INPUT_HELP
 
 prune_app = typer.Typer(no_args_is_help=False, add_completion=False)
 app.add_typer(prune_app, name="prune")
@@ -206,7 +207,7 @@ def sweep(
     dev: Optional[str] = typer.Option(None, help="lottery: dev manifest."),
     max_steps: Optional[int] = typer.Option(None, help="lottery: optimizer steps per round."),
     tolerance: Optional[float] = typer.Option(None, help="Knee: CER points above dense still intact  [default: 1.0]"),
-    encoder_input: Optional[str] = typer.Option(None, help="padded (30-s input) | trimmed (each batch's own length: for models fine-tuned by soritune)  [default: padded]"),
+    encoder_input: Optional[str] = typer.Option(None, help=ENCODER_INPUT_HELP + "  [default: padded]"),
     out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory (sweep.json, sweep.md, sweep.png)."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML with SweepConfig fields."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="key=value overrides."),
@@ -252,7 +253,7 @@ def distill(
     freeze_encoder: Optional[bool] = typer.Option(None, "--freeze-encoder/--train-encoder", help="Freeze the copied encoder  [default: freeze]"),
     filter_threshold: Optional[float] = typer.Option(None, help="Drop pseudo-labels above this CER/WER vs the reference  [default: 0.1]"),
     filter_metric: Optional[str] = typer.Option(None, help="cer | wer  [default: cer]"),
-    encoder_input: Optional[str] = typer.Option(None, help="Decoding input for pseudo-labels and the comparison: padded (30 s) | trimmed (for teachers fine-tuned by soritune)  [default: padded]"),
+    encoder_input: Optional[str] = typer.Option(None, help="Decoding input for pseudo-labels and the comparison: " + ENCODER_INPUT_HELP + "  [default: padded]"),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML with DistillConfig fields."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="key=value overrides (e.g. train_overrides.threads=2)."),
 ) -> None:

@@ -8,6 +8,7 @@ from typing import List, Optional
 import typer
 
 from soritune.cli.app import app, console, out
+from soritune.models.encoder import ENCODER_INPUT_HELP
 
 
 def _print_summary(summary: dict, out_dir: Path) -> None:
@@ -67,7 +68,7 @@ def eval_(
     backend: Optional[str] = typer.Option(None, help="torch (default) | ct2."),
     device: Optional[str] = typer.Option(None, help="cpu (default) | cuda | cuda:N."),
     compute_type: Optional[str] = typer.Option(None, help="torch: float32|float16|bfloat16; ct2: int8|float16|..."),
-    encoder_input: Optional[str] = typer.Option(None, help="padded (default: 30-s input as Whisper was trained) | trimmed (the batch's own length; for models fine-tuned by soritune: several times faster)."),
+    encoder_input: Optional[str] = typer.Option(None, help=ENCODER_INPUT_HELP + "  [default: padded]"),
     batch_size: Optional[int] = typer.Option(None, min=1, help="Clips per generate() call (default 8)."),
     limit: Optional[int] = typer.Option(None, min=1, help="Only the first N manifest rows."),
     language: Optional[str] = typer.Option(None, help="Forced language code (default ko; never auto-detected)."),

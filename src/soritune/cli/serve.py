@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from soritune.cli.app import app, console
+from soritune.models.encoder import ENCODER_INPUT_HELP
 
 
 @app.command()
@@ -26,7 +27,7 @@ def serve(
     language: str = typer.Option("ko", help="Language for requests that name none (never auto-detected)."),
     device: str = typer.Option("cpu", help="cpu | cuda."),
     compute_type: Optional[str] = typer.Option(None, help="torch: float32|float16|bfloat16; ct2: float32|int8|..."),
-    encoder_input: str = typer.Option("padded", help="padded (30-s input) | trimmed (each clip's own length: for models fine-tuned by soritune; faster on short clips)."),
+    encoder_input: str = typer.Option("padded", help=ENCODER_INPUT_HELP),
     model_name: Optional[str] = typer.Option(None, help="Model id shown by /v1/models (default: the spec)."),
     log_level: str = typer.Option("info", help="uvicorn log level: debug | info | warning | error."),
 ) -> None:

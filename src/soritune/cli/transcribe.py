@@ -8,6 +8,7 @@ from typing import List, Optional
 import typer
 
 from soritune.cli.app import app, console, out
+from soritune.models.encoder import ENCODER_INPUT_HELP
 
 
 @app.command()
@@ -19,7 +20,7 @@ def transcribe(
     task: str = typer.Option("transcribe", help="transcribe | translate (to English)."),
     backend: str = typer.Option("torch", help="torch | ct2 (CTranslate2, faster on CPU)."),
     batch_size: int = typer.Option(8, min=1, help="Clips (30-s chunks) decoded together."),
-    encoder_input: str = typer.Option("padded", help="padded (30-s input, as Whisper was trained) | trimmed (the clip's own length: for models fine-tuned by soritune, several times faster on short clips)."),
+    encoder_input: str = typer.Option("padded", help=ENCODER_INPUT_HELP),
     format: str = typer.Option("txt", "--format", "-f", help="txt | json | srt | vtt."),
     output_dir: Optional[Path] = typer.Option(None, help="Write <name>.<format> per file here instead of printing."),
     max_new_tokens: int = typer.Option(224, min=1, max=224, help="Token limit per 30-s chunk (Whisper's own limit is 224)."),

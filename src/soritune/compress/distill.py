@@ -25,6 +25,7 @@ from pydantic import Field
 
 from soritune.config import StageConfig, save_config, validate
 from soritune.jsonio import write_json, write_jsonl
+from soritune.models.encoder import ENCODER_INPUT_HELP, EncoderInput
 
 
 class DistillConfig(StageConfig):
@@ -54,9 +55,7 @@ class DistillConfig(StageConfig):
     train_overrides: dict = Field(default_factory=dict, description="further TrainConfig fields (grad_accum, warmup_steps, eval_every, threads, ...)")
     label_batch_size: int = Field(8, ge=1, description="teacher decoding batch size for pseudo-labels")
     max_new_tokens: int = Field(128, ge=1, le=440, description="decoding token limit (pseudo-labels and evaluation)")
-    encoder_input: Literal["padded", "trimmed"] = Field(
-        "padded", description="decoding input for pseudo-labels and the comparison: padded (30 s) | trimmed (each "
-        "batch's own length: for teachers fine-tuned by soritune; several times faster)")
+    encoder_input: EncoderInput = Field("padded", description="decoding input for pseudo-labels and the comparison: " + ENCODER_INPUT_HELP)
     repeats: int = Field(3, ge=1, description="timed decoding passes for the speed comparison (median)")
     seed: int = Field(0, description="seed for data order and tiny:/random: specs")
 

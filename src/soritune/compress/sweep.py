@@ -29,6 +29,7 @@ from pydantic import Field, field_validator, model_validator
 
 from soritune.config import StageConfig, save_config, validate
 from soritune.jsonio import write_json
+from soritune.models.encoder import ENCODER_INPUT_HELP, EncoderInput
 
 PUBLISHED_KNEE = 0.5
 
@@ -48,9 +49,7 @@ class SweepConfig(StageConfig):
     dev: str | None = Field(None, description="lottery: dev manifest")
     train_overrides: dict = Field(default_factory=dict, description="lottery: TrainConfig fields for every round")
     tolerance_points: float = Field(1.0, gt=0, description="knee: CER points above the dense model still counted as intact")
-    encoder_input: Literal["padded", "trimmed"] = Field(
-        "padded", description="decoding input: padded (30 s) | trimmed (each batch's own length: for models "
-        "fine-tuned by soritune; several times faster)")
+    encoder_input: EncoderInput = Field("padded", description="decoding input: " + ENCODER_INPUT_HELP)
     repeats: int = Field(3, ge=1, description="timed decoding passes per point (median)")
     batch_size: int = Field(8, ge=1, description="decoding batch size")
     max_new_tokens: int = Field(128, ge=1, le=440, description="decoding token limit")

@@ -24,6 +24,7 @@ from soritune.config import StageConfig
 from soritune.eval.bootstrap import DEFAULT_N_BOOT, DEFAULT_SEED
 from soritune.eval.io import HYPOTHESES_FILE
 from soritune.eval.score import ScoreReport, score_texts
+from soritune.models.encoder import ENCODER_INPUT_HELP, EncoderInput
 
 CHUNK_S = 30.0
 
@@ -38,7 +39,7 @@ class EvalConfig(StageConfig):
     backend: Literal["torch", "ct2"] = Field("torch", description="transcription backend")
     device: str = Field("cpu", description="cpu, cuda or cuda:N")
     compute_type: str | None = Field(None, description="torch: float32|float16|bfloat16; ct2: int8|float16|...")
-    encoder_input: Literal["padded", "trimmed"] = Field("padded", description="padded (30 s, as Whisper was trained) | trimmed (each batch's own length: for models fine-tuned by soritune with dynamic length; several times faster on short clips)")
+    encoder_input: EncoderInput = Field("padded", description=ENCODER_INPUT_HELP)
     batch_size: int = Field(8, ge=1, description="clips per generate() call")
     limit: int | None = Field(None, ge=1, description="score only the first N manifest rows")
     language: str = Field("ko", description="forced language code (no detection)")

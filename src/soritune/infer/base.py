@@ -37,13 +37,14 @@ def features(processor, audios: list[np.ndarray], encoder_input: str, return_ten
              bucket_s: float = 1.0):
     """Log-mel features of a batch: padded to 30 s (as Whisper was trained), or "trimmed" to the
     batch's longest clip rounded up to a whole bucket (1 s) (for models fine-tuned with dynamic length)."""
+    from soritune.audio import SAMPLE_RATE
     from soritune.models.encoder import HOP, bucket_frames
 
     audios = [np.asarray(a, dtype=np.float32) for a in audios]
     kwargs = {}
     if encoder_input == "trimmed":
         kwargs = dict(padding="max_length", max_length=max(bucket_frames(len(a), bucket_s) for a in audios) * HOP)
-    return processor.feature_extractor(audios, sampling_rate=16000, return_tensors=return_tensors, **kwargs).input_features
+    return processor.feature_extractor(audios, sampling_rate=SAMPLE_RATE, return_tensors=return_tensors, **kwargs).input_features
 
 
 def check_encoder_input(value: str) -> str:

@@ -44,7 +44,6 @@ def to_vtt(segments: list[dict]) -> str:
     return "\n".join(blocks)
 
 
-
 def render(fmt: str, text: str, segments: list[dict], meta: dict | None = None) -> str:
     if fmt == "txt":
         return text + "\n"

@@ -10,11 +10,16 @@ the encoder 400 frames instead of 3000 (self-attention: 56x less). Used by train
 from __future__ import annotations
 
 import math
+from typing import Literal, get_args
 
-SAMPLE_RATE = 16000
+from soritune.audio import SAMPLE_RATE
+
 HOP = 160  # samples per log-mel frame
 MAX_FRAMES = 3000  # 30 s
-ENCODER_INPUTS = ("padded", "trimmed")
+EncoderInput = Literal["padded", "trimmed"]
+ENCODER_INPUTS = get_args(EncoderInput)
+ENCODER_INPUT_HELP = ("padded (30-s input, as Whisper was trained) | trimmed (each batch's own length, rounded up to a "
+                      "second: for models fine-tuned by soritune, several times faster on short clips)")
 
 
 def bucket_frames(n_samples: int, bucket_s: float = 1.0, max_frames: int = MAX_FRAMES) -> int:

@@ -30,6 +30,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import Field
 
 from soritune.config import StageConfig
+from soritune.models.encoder import ENCODER_INPUT_HELP, EncoderInput
 from soritune.serve.batcher import MicroBatcher
 from soritune.serve.errors import ApiError, install_error_handlers
 from soritune.serve.metrics import CONTENT_TYPE, ServeMetrics
@@ -46,7 +47,7 @@ class ServeConfig(StageConfig):
     backend: Literal["torch", "ct2"] = Field("torch", description="inference backend; ct2 is faster on CPU")
     device: str = Field("cpu", description="cpu or cuda")
     compute_type: str | None = Field(None, description="backend dtype (torch: float32|float16|bfloat16; ct2: int8...)")
-    encoder_input: Literal["padded", "trimmed"] = Field("padded", description="padded (30 s, as Whisper was trained) | trimmed (each batch's own length: for models fine-tuned by soritune with dynamic length; several times faster on short clips)")
+    encoder_input: EncoderInput = Field("padded", description=ENCODER_INPUT_HELP)
     host: str = Field("127.0.0.1", description="interface to listen on")
     port: int = Field(8000, ge=0, le=65535, description="TCP port (0: any free port)")
     api_key: str | None = Field(None, description="if set, /v1/* requires `Authorization: Bearer KEY`")
