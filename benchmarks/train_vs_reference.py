@@ -18,9 +18,12 @@ with the same warm-up and linear decay, fp32, the same torch thread count:
 
 Each side runs in its own child process, so peak RSS (ru_maxrss) is per side. samples/s is the
 batch size over the median step time after `--warmup-steps` steps (steady state), and also over
-the whole run. Every side's adapter is then scored on the dev set by one and the same decoder
-(`soritune.infer` torch backend: 30-s padded input, greedy, language forced, 128 new tokens) with
-`soritune.eval.metrics.cer`, next to the zero-shot base model.
+the whole run. Every side's adapter is then scored by one and the same decoder (`soritune.infer`
+torch backend, greedy, language forced, 128 new tokens) on the corpus's dev split (same templates
+as train) and test split (held-out templates and terms), each decoded with the encoder input it was
+trained on (soritune: trimmed; the padded sides: 30 s; soritune is scored padded too, for the
+record), next to the zero-shot base model. Per split: CER and the number of looping outputs; pooled:
+a paired bootstrap of soritune against the reference. Hypotheses go to `--work`/eval.json.
 """
 
 from __future__ import annotations
@@ -141,22 +144,33 @@ def child_reference(args: dict) -> dict:
 
 
 def child_eval(args: dict) -> dict:
+    """Score every adapter on every held-out split, decoded with each requested encoder input.
+
+    Per-utterance error counts come back too, so the parent can run a paired bootstrap."""
     import torch
 
     from soritune.audio import load_audio
     from soritune.data.manifest import read_manifest
-    from soritune.eval.metrics import cer
+    from soritune.eval.metrics import char_counts, has_ngram_loop
+    from soritune.eval.normalize import normalize_text
     from soritune.infer import load_backend
 
     torch.set_num_threads(args["threads"])
-    rows = read_manifest(args["dev"])
+    splits = {name: read_manifest(path) for name, path in args["splits"].items()}
+    rows = [r for split in splits.values() for r in split]
     audios = [load_audio(r["audio"]) for r in rows]
-    refs = [r["text"] for r in rows]
-    out = {}
-    for name, adapter in args["adapters"].items():
-        backend = load_backend("bundled:whisper-base", adapter=adapter)
-        hyps = [t.text for t in backend.transcribe(audios, language="ko", batch_size=8, max_new_tokens=128)]
-        out[name] = cer(refs, hyps)
+    refs = [normalize_text(r["text"]) for r in rows]
+    out: dict = {"splits": {name: len(split) for name, split in splits.items()}, "systems": {}}
+    for name, (adapter, encoder_input) in args["systems"].items():
+        backend = load_backend("bundled:whisper-base", adapter=adapter, encoder_input=encoder_input)
+        t0 = time.perf_counter()
+        hyps = [normalize_text(t.text) for t in backend.transcribe(audios, language="ko", batch_size=8,
+                                                                   max_new_tokens=128)]
+        counts = [char_counts(r, h) for r, h in zip(refs, hyps)]
+        out["systems"][name] = {"errors": [c.errors for c in counts], "n_ref": [c.n_ref for c in counts],
+                                "loops": [has_ngram_loop(h) for h in hyps], "hyps": hyps,
+                                "decode_s": time.perf_counter() - t0}
+    out["refs"] = refs
     return out
 
 
@@ -205,26 +219,30 @@ def run_child(which: str, args: dict) -> dict:
     return json.loads(lines[-1][len("RESULT "):])
 
 
-def ensure_corpus(data: Path, n: int) -> tuple[Path, Path]:
-    try:
-        from soritune.data.synth_corpus import SynthCorpusConfig, build_synth_corpus
-    except ImportError:  # older checkouts: a small corpus of our own
-        from soritune.audio import write_wav
-        from soritune.data.manifest import write_manifest
-        from soritune.data.synth import VOICES, speak
+def ensure_corpus(data: Path, n: int) -> Path:
+    """The synthetic lecture corpus (train/dev/test manifests) under `data`, built once."""
+    from soritune.data.synth_corpus import SynthCorpusConfig, build_synth_corpus
 
-        texts = ["오늘은 미분에 대해 배워 보겠습니다", "행렬의 곱셈은 교환 법칙이 성립하지 않습니다",
-                 "확률 분포의 평균을 구해 봅시다", "이 식의 양변을 x로 미분합니다", "다음 시간에는 적분을 다룹니다"]
-        rows = []
-        for i in range(n + 40):
-            audio = speak(texts[i % len(texts)], voice=list(VOICES)[i % 10], rate=140 + (i * 7) % 60)
-            path = write_wav(data / "audio" / f"u{i}.wav", audio)
-            rows.append({"id": f"u{i}", "audio": str(path), "duration": len(audio) / 16000, "text": texts[i % len(texts)]})
-        write_manifest(data / "train.jsonl", rows[:n])
-        write_manifest(data / "dev.jsonl", rows[n:])
-        return data / "train.jsonl", data / "dev.jsonl"
-    build_synth_corpus(SynthCorpusConfig(out=data, n=n, seed=0))
-    return data / "train.jsonl", data / "dev.jsonl"
+    if not (data / "train.jsonl").exists():
+        build_synth_corpus(SynthCorpusConfig(out=data, n=n, seed=0))
+    return data
+
+
+def systems_args(systems: dict) -> list:
+    return sorted([name, *map(str, v)] for name, v in systems.items())
+
+
+def score(ev: dict, system: str, split: str) -> dict:
+    """CER and loop count of one system on one split (or "pooled") from child_eval's counts."""
+    sizes = ev["splits"]
+    lo, hi = 0, sum(sizes.values())
+    if split != "pooled":
+        names = list(sizes)
+        lo = sum(sizes[n] for n in names[:names.index(split)])
+        hi = lo + sizes[split]
+    r = ev["systems"][system]
+    return {"cer": sum(r["errors"][lo:hi]) / max(1, sum(r["n_ref"][lo:hi])), "loops": sum(r["loops"][lo:hi]),
+            "n": hi - lo}
 
 
 def summarise(side: str, r: dict, batch: int, warmup: int) -> dict:
@@ -248,8 +266,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--sides", nargs="+", default=["soritune", "reference"],
                     choices=["soritune", "reference", "soritune-padded"])
-    ap.add_argument("--dev-limit", type=int, default=None, help="score only the first N dev utterances")
-    ap.add_argument("--reuse", action="store_true", help="reuse a side's result from an earlier run in --work")
+    ap.add_argument("--splits", nargs="+", default=["dev", "test"],
+                    help="held-out splits of the corpus to score (dev: its vocabulary overlaps train; test: held-out "
+                         "terms)")
+    ap.add_argument("--reuse", action="store_true", help="reuse sides' results (and the scoring, if the same systems) from an earlier run in --work")
     ap.add_argument("--json", type=Path, default=Path("benchmarks/results/train_vs_reference.json"))
     ap.add_argument("--ce-memory", action="store_true",
                     help="only measure chunked vs plain cross-entropy peak memory (large-v3 width, 4096 tokens)")
@@ -260,14 +280,9 @@ def main() -> None:
         print(json.dumps(rows, indent=2))
         return
 
-    train, dev = ensure_corpus(a.data, a.n_train)
-    if a.dev_limit:
-        from soritune.data.manifest import read_manifest, write_manifest
-
-        limited = a.work / "dev_limited.jsonl"
-        write_manifest(limited, read_manifest(dev)[:a.dev_limit])
-        dev = limited
-    results, adapters = [], {"zero-shot": None}
+    corpus = ensure_corpus(a.data, a.n_train)
+    train = corpus / "train.jsonl"
+    results, systems = [], {"zero-shot": (None, "padded")}
     for side in a.sides:
         common = {"train": str(train), "out": str(a.work / side), "batch_size": a.batch_size, "steps": a.steps,
                   "warmup": a.warmup, "threads": a.threads}
@@ -282,21 +297,47 @@ def main() -> None:
             saved.parent.mkdir(parents=True, exist_ok=True)
             saved.write_text(json.dumps({**r, "args": common}))
         results.append(summarise(side, r, a.batch_size, a.warmup_steps))
-        adapters[side] = r["adapter"]
+        # each side is decoded with the encoder input it was trained on; soritune also padded, for the record
+        systems[side] = (r["adapter"], "trimmed" if side == "soritune" else "padded")
+        if side == "soritune":
+            systems["soritune@padded"] = (r["adapter"], "padded")
         print(json.dumps(results[-1]), flush=True)
-    cers = run_child("eval", {"dev": str(dev), "adapters": adapters, "threads": a.threads})
+    saved_eval = a.work / "eval.json"
+    if a.reuse and saved_eval.exists() and json.loads(saved_eval.read_text()).get("systems_args") == systems_args(systems):
+        ev = json.loads(saved_eval.read_text())
+    else:
+        ev = run_child("eval", {"splits": {s: str(corpus / f"{s}.jsonl") for s in a.splits}, "systems": systems,
+                                "threads": a.threads})
+        ev["systems_args"] = systems_args(systems)
+        saved_eval.write_text(json.dumps(ev, ensure_ascii=False))
+    held_out = {name: {split: score(ev, name, split) for split in [*a.splits, "pooled"]} for name in systems}
+    # one looping output adds up to 128 tokens of insertions and can swamp a small set's CER: also
+    # score every system on the utterances where no trained side loops
+    trained = [n for n in systems if n != "zero-shot"]
+    calm = [i for i in range(len(ev["refs"])) if not any(ev["systems"][n]["loops"][i] for n in trained)]
+    for name in systems:
+        r = ev["systems"][name]
+        held_out[name]["pooled_without_loops"] = {
+            "cer": sum(r["errors"][i] for i in calm) / max(1, sum(r["n_ref"][i] for i in calm)), "n": len(calm)}
     for r in results:
-        r["dev_cer"] = cers[r["side"]]
+        r["held_out"] = held_out[r["side"]]
+        r["decoded_with"] = systems[r["side"]][1]
     by = {r["side"]: r for r in results}
     report = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {a.threads} threads",
               "model": "bundled:whisper-base", "lora": LORA, "batch_size": a.batch_size, "steps": a.steps,
-              "n_train": a.n_train, "dev": str(dev), "zero_shot_dev_cer": cers["zero-shot"], "sides": results}
+              "n_train": a.n_train, "splits": ev["splits"], "held_out": held_out, "sides": results}
     if "soritune" in by and "reference" in by:
+        from soritune.eval.bootstrap import paired_bootstrap
+
         s, ref = by["soritune"], by["reference"]
+        pair = paired_bootstrap(ev["systems"]["reference"]["errors"], ev["systems"]["soritune"]["errors"],
+                                ev["systems"]["reference"]["n_ref"])
         report["ratio"] = {"samples_per_s": s["samples_per_s"] / ref["samples_per_s"],
                            "samples_per_s_run": s["samples_per_s_run"] / ref["samples_per_s_run"],
                            "peak_rss": s["peak_rss_gb"] / ref["peak_rss_gb"],
-                           "dev_cer_delta": s["dev_cer"] - ref["dev_cer"]}
+                           **{f"{split}_cer_delta": s["held_out"][split]["cer"] - ref["held_out"][split]["cer"]
+                              for split in [*a.splits, "pooled", "pooled_without_loops"]},
+                           "pooled_cer_delta_ci95": pair.ci95, "p_soritune_better": pair.p_b_better}
     a.json.parent.mkdir(parents=True, exist_ok=True)
     a.json.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     print(json.dumps(report, indent=2, ensure_ascii=False))

@@ -96,3 +96,26 @@ def test_head_pruned_model_cannot_go_to_ct2(tmp_path):
                            max_new_tokens=2))
     with pytest.raises(CompressError, match="CTranslate2 cannot"):
         run(ExportConfig(model=str(tmp_path / "h"), to="ct2", out=tmp_path / "x", **SMALL))
+
+
+def test_int8_ct2_keeps_the_encoder_input_convolutions_float(tmp_path):
+    from soritune.infer.ct2_backend import CT2Backend, convert_to_ct2
+    from soritune.models import load
+
+    loaded = load("tiny:")
+    kept = convert_to_ct2(loaded.model, loaded.processor, tmp_path / "kept", "int8") / "model.bin"
+    full = convert_to_ct2(loaded.model, loaded.processor, tmp_path / "all", "int8", float_convs=False) / "model.bin"
+    enc = loaded.model.model.encoder
+    conv_weights = enc.conv1.weight.numel() + enc.conv2.weight.numel()
+    scales = 4 * (enc.conv1.out_channels + enc.conv2.out_channels)  # int8 stores a float scale per channel
+    grown = kept.stat().st_size - full.stat().st_size
+    assert abs(grown - (3 * conv_weights - scales)) < 200  # float32 (4 bytes) instead of int8 (1 byte): convs only
+    audio = [np.zeros(16000, np.float32)]
+    for d in (kept.parent, full.parent):  # both load and decode with int8 compute
+        assert len(CT2Backend(d, loaded.processor, compute_type="int8").transcribe(audio, max_new_tokens=4)) == 1
+
+
+def test_parity_and_timing_can_run_on_trimmed_input(tmp_path):
+    r = run(ExportConfig(model="tiny:", to="ct2", out=tmp_path / "ct2", encoder_input="trimmed", **SMALL))
+    assert r.details["source_backend"]["encoder_input"] == r.details["export_backend"]["encoder_input"] == "trimmed"
+    assert r.parity["all_equal"]  # float32 CTranslate2 == PyTorch on trimmed input too

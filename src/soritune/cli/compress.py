@@ -294,9 +294,12 @@ def export(
     adapter: Optional[str] = typer.Option(None, help="PEFT adapter merged in before export."),
     to: Optional[str] = typer.Option(None, "--to", help="hf | ct2 | torch-int8  [default: ct2]"),
     quantization: Optional[str] = typer.Option(None, help="ct2 weights: float16 | int8 | int8_float16 | ...  [default: float32]"),
+    float_convs: Optional[bool] = typer.Option(None, "--float-convs/--int8-convs",
+                                               help="int8 ct2: keep the encoder's input convolutions float32  [default: float]"),
     out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory."),
     parity_manifest: Optional[str] = typer.Option(None, help="Utterances for the parity check (default: synthetic Korean)."),
     parity_n: Optional[int] = typer.Option(None, min=1, help="Utterances in the parity check  [default: 3]"),
+    encoder_input: Optional[str] = typer.Option(None, help="Parity and timing input, both sides: " + ENCODER_INPUT_HELP + "  [default: padded]"),
     speed: Optional[bool] = typer.Option(None, "--speed/--no-speed", help="Time source and export on the parity clips  [default: on]"),
     threads: Optional[int] = typer.Option(None, min=1, help="CPU threads for both sides of the timing."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML with ExportConfig fields."),
@@ -312,8 +315,9 @@ def export(
     """
     from soritune.compress.export import ExportConfig, run
 
-    fields = _given(model=model, adapter=adapter, to=to, quantization=quantization, out=str(out_dir) if out_dir else None,
-                    parity_manifest=parity_manifest, parity_n=parity_n, measure_speed=speed, threads=threads)
+    fields = _given(model=model, adapter=adapter, to=to, quantization=quantization, float_convs=float_convs,
+                    out=str(out_dir) if out_dir else None, parity_manifest=parity_manifest, parity_n=parity_n, measure_speed=speed, threads=threads,
+                    encoder_input=encoder_input)
     cfg = _load(ExportConfig, config, set_, fields)
     with console.status(f"exporting to {cfg.to} and checking parity"):
         r = run(cfg)

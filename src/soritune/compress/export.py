@@ -9,7 +9,8 @@ Targets (each one small function registered in TARGETS):
   masks stored with a pruned source are re-applied after the merge.
 - ct2: CTranslate2 via ctranslate2's own converter (`soritune.infer.ct2_backend.convert_to_ct2`),
   tokenizer.json and preprocessor_config.json copied, so `faster_whisper.WhisperModel(OUT)` and
-  `load_backend("ct2:OUT", "ct2")` load it directly.
+  `load_backend("ct2:OUT", "ct2")` load it directly. int8 keeps the encoder's two input
+  convolutions float32 (`float_convs`; ctranslate2 would quantize them, at a CER cost).
 - torch-int8: PyTorch dynamic int8 quantisation of every nn.Linear (torch.ao `quantize_dynamic`,
   CPU): OUT holds the HF config/processor files and `int8_model.pt` (the quantised state dict);
   `load_int8(OUT)` rebuilds it.
@@ -30,6 +31,7 @@ from pydantic import Field, model_validator
 
 from soritune.config import StageConfig, save_config, validate
 from soritune.jsonio import write_json
+from soritune.models.encoder import ENCODER_INPUT_HELP, EncoderInput
 
 INT8_FILE = "int8_model.pt"
 REPORT_FILE = "export_report.json"
@@ -43,9 +45,12 @@ class ExportConfig(StageConfig):
     adapter: str | None = Field(None, description="PEFT adapter merged in before export")
     to: Literal["hf", "ct2", "torch-int8"] = Field("ct2", description="export target")
     quantization: str | None = Field(None, description="ct2 weight type: float16 | int8 | int8_float16 | ... (default: float32)")
+    float_convs: bool = Field(True, description="int8 ct2: keep the encoder's two input convolutions float32 (ctranslate2 "
+                                                "quantizes them too, which costs CER on log-mel input; +2.6 MB on base)")
     out: Path = Field(description="output directory")
     parity_manifest: str | None = Field(None, description="utterances for the parity check (default: synthetic Korean)")
     parity_n: int = Field(3, ge=1, description="utterances in the parity check")
+    encoder_input: EncoderInput = Field("padded", description="parity and timing input, both sides: " + ENCODER_INPUT_HELP)
     measure_speed: bool = Field(True, description="time the source and the export on the parity clips")
     repeats: int = Field(3, ge=1, description="timed passes (median reported)")
     threads: int | None = Field(None, ge=1, description="CPU threads for both sides of the timing (default: torch's)")
@@ -91,7 +96,7 @@ def export_hf(model, processor, out: Path, cfg: ExportConfig) -> Callable:
     masks = load_masks(src) if src else None
     if masks:
         save_masks(out, masks, {"method": "carried by export"})
-    return lambda: _torch_backend_of(str(out))
+    return lambda: _torch_backend_of(str(out), cfg.encoder_input)
 
 
 def export_ct2(model, processor, out: Path, cfg: ExportConfig) -> Callable:
@@ -102,8 +107,11 @@ def export_ct2(model, processor, out: Path, cfg: ExportConfig) -> Callable:
     if src and read_structure(src):
         raise CompressError(f"{cfg.model}: a head-pruned model (structure.json) has unequal head counts, which "
                             f"CTranslate2 cannot express; export it --to hf or --to torch-int8")
-    convert_to_ct2(model, processor, out, quantization=cfg.quantization)
-    return lambda: CT2Backend(out, processor, spec=f"ct2:{out}", compute_type="default", threads=cfg.threads)
+    convert_to_ct2(model, processor, out, quantization=cfg.quantization, float_convs=cfg.float_convs)
+    # int8 exports run int8 (a model whose convolutions stay float would otherwise load as "default", slower)
+    compute = "int8" if (cfg.quantization or "").startswith("int8") else "default"
+    return lambda: CT2Backend(out, processor, spec=f"ct2:{out}", compute_type=compute, threads=cfg.threads,
+                              encoder_input=cfg.encoder_input)
 
 
 def quantize_int8(model):
@@ -127,7 +135,7 @@ def export_torch_int8(model, processor, out: Path, cfg: ExportConfig) -> Callabl
     processor.save_pretrained(str(out))
     q = quantize_int8(copy.deepcopy(model))
     torch.save(q.state_dict(), out / INT8_FILE)
-    return lambda: _torch_backend_of(str(out))
+    return lambda: _torch_backend_of(str(out), cfg.encoder_input)
 
 
 def load_int8(directory: str | Path):
@@ -151,12 +159,12 @@ def load_int8(directory: str | Path):
     return q.eval(), WhisperProcessor.from_pretrained(str(directory))
 
 
-def _torch_backend_of(directory: str):
+def _torch_backend_of(directory: str, encoder_input: str):
     from soritune.compress import measure
     from soritune.compress.modelio import load_model
 
     b = load_model(directory)
-    return measure.torch_backend(b.model, b.processor, spec=directory)
+    return measure.torch_backend(b.model, b.processor, spec=directory, encoder_input=encoder_input)
 
 
 TARGETS: dict[str, Callable] = {"hf": export_hf, "ct2": export_ct2, "torch-int8": export_torch_int8}
@@ -198,7 +206,7 @@ def run(config: ExportConfig | dict) -> ExportResult:
     out = Path(cfg.out)
     bundle = load_model(cfg.model, cfg.adapter, seed=cfg.seed)
     clips = measure.load_clips(cfg.parity_manifest, cfg.parity_n)
-    source = measure.torch_backend(bundle.model, bundle.processor, spec=cfg.model)
+    source = measure.torch_backend(bundle.model, bundle.processor, spec=cfg.model, encoder_input=cfg.encoder_input)
     kw = dict(batch_size=cfg.batch_size, max_new_tokens=cfg.max_new_tokens)
     src_hyps = measure.transcribe(source, clips, **kw)
     make_backend = TARGETS[cfg.to](bundle.model, bundle.processor, out, cfg)
@@ -218,7 +226,9 @@ def run(config: ExportConfig | dict) -> ExportResult:
         details={"merge_logits_max_abs_diff": merge_logits_diff(cfg, bundle.model, clips) if cfg.to == "hf" else None,
                  "masks_reapplied": bool(bundle.masks), "source_backend": source.describe(),
                  "export_backend": exported.describe(), "threads": torch.get_num_threads(),
-                 "ct2_compute_type": getattr(exported, "compute_type", None)},
+                 "ct2_compute_type": getattr(exported, "compute_type", None),
+                 "ct2_float_input_convs": cfg.to == "ct2" and bool(cfg.quantization) and cfg.quantization.startswith("int8")
+                 and cfg.float_convs},
     )
     write_json(out / REPORT_FILE, result)
     return result
