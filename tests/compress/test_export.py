@@ -113,6 +113,15 @@ def test_int8_ct2_keeps_the_encoder_input_convolutions_float(tmp_path):
     audio = [np.zeros(16000, np.float32)]
     for d in (kept.parent, full.parent):  # both load and decode with int8 compute
         assert len(CT2Backend(d, loaded.processor, compute_type="int8").transcribe(audio, max_new_tokens=4)) == 1
+    # ctranslate2's "default" would run the float-conv model in float32: the recorded compute type is int8
+    assert CT2Backend(kept.parent, loaded.processor).model.compute_type == "int8_float32"
+    f32 = convert_to_ct2(loaded.model, loaded.processor, tmp_path / "f32")
+    assert CT2Backend(f32, loaded.processor).model.compute_type == "float32"
+    from faster_whisper import WhisperModel
+
+    fw = WhisperModel(str(kept.parent), device="cpu", compute_type="int8")
+    segments, _ = fw.transcribe(audio[0], language="ko", beam_size=1, without_timestamps=True, max_new_tokens=4)
+    list(segments)
 
 
 def test_parity_and_timing_can_run_on_trimmed_input(tmp_path):

@@ -6,6 +6,7 @@ converted with CTranslate2's own converter into a temporary directory first.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -13,7 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from soritune.errors import SoritunError
+from soritune.jsonio import write_json
 from soritune.infer.base import MAX_NEW_TOKENS, Transcription, batches, check_encoder_input, features
+
+
+CONVERSION_FILE = "soritune_ct2.json"  # how convert_to_ct2 made a directory, and the compute type to run it with
 
 
 def is_input_conv(name: str) -> bool:
@@ -57,7 +62,23 @@ def convert_to_ct2(model, processor, out_dir: str | Path, quantization: str | No
         processor.feature_extractor.to_json_file(str(Path(tmp) / "preprocessor_config.json"))
         copy = [f for f in ("tokenizer.json", "preprocessor_config.json") if (Path(tmp) / f).exists()]
         Converter(tmp, copy_files=copy).convert(str(out_dir), quantization=quantization, force=True)
+    # a model whose convolutions stay float loads as float32 under compute_type "default" (ctranslate2's
+    # and faster-whisper's default): say which compute type it is for; CT2Backend reads it
+    write_json(out_dir / CONVERSION_FILE, {
+        "quantization": quantization or "float32", "float_input_convs": keep_float,
+        "compute_type": {"cpu": "int8", "cuda": "int8_float16"} if (quantization or "").startswith("int8") else None})
     return out_dir
+
+
+def recorded_compute_type(ct2_dir: str | Path, device: str) -> str | None:
+    """The compute type convert_to_ct2 recorded for this device (None: none recorded)."""
+    path = Path(ct2_dir) / CONVERSION_FILE
+    if not path.exists():
+        return None
+    try:
+        return (json.loads(path.read_text()).get("compute_type") or {}).get("cpu" if device == "cpu" else "cuda")
+    except (ValueError, AttributeError):
+        return None
 
 
 def ct2_max_length(max_new_tokens: int) -> int:
@@ -75,7 +96,8 @@ class CT2Backend:
 
         self.encoder_input = check_encoder_input(encoder_input)
         self.ct2_dir, self.processor, self.spec, self.device = Path(ct2_dir), processor, spec, device
-        self.compute_type = compute_type or ("float32" if device == "cpu" else "float16")
+        self.compute_type = (compute_type or recorded_compute_type(ct2_dir, device)
+                             or ("float32" if device == "cpu" else "float16"))
         self.threads = threads or int(os.environ.get("SORITUNE_THREADS", 0)) or os.cpu_count() or 1
         self._tmp = owned_tmp  # keeps a converted directory alive as long as the backend
         try:
