@@ -112,3 +112,25 @@ def test_config_rejects_rate_and_sparsity_together(corpus):
         validate(LotteryConfig, {"model": "tiny:", "train": "t", "out": "o", "train_overrides": {"out": "x"}})
     cfg = validate(LotteryConfig, {"model": "tiny:", "train": "t", "out": "o", "schedule": [0.2, 0.5]})
     assert cfg.rounds == 2 and cfg.sparsity_after(1) == 0.2 and cfg.per_round_rate() is None
+
+
+def test_an_adapter_trained_before_serves_as_round_zero(lottery, corpus, tmp_path):
+    r, out = lottery
+    reused = run(_cfg(corpus, tmp_path / "reuse", control=False, round0_adapter=str(out / "round-0" / "adapter")))
+    assert not (tmp_path / "reuse" / "round-0").exists()  # round 0 was not trained again
+    first = reused.rounds[0]
+    assert first.kind == "dense" and first.run_dir == str(out / "round-0")
+    assert first.train_final_loss == r.rounds[0].train_final_loss and first.cer == r.rounds[0].cer
+    # same round-0 model, same seed: the pruning rounds select the same masks
+    assert reused.rounds[1].mask_sparsity == r.rounds[1].mask_sparsity and reused.final_sparsity == 0.5
+    assert load_masks(tmp_path / "reuse" / "merged").keys() == load_masks(out / "merged").keys()
+
+
+def test_round0_adapter_is_checked(corpus, tmp_path):
+    from soritune.compress.modelio import CompressError
+    from soritune.config import ConfigError, validate
+
+    with pytest.raises(CompressError, match="round0_adapter"):
+        run(_cfg(corpus, tmp_path / "x", control=False, round0_adapter=str(tmp_path)))
+    with pytest.raises(ConfigError, match="rewind_step"):
+        validate(LotteryConfig, {"model": "tiny:", "train": "t.jsonl", "out": "x", "round0_adapter": "a", "rewind_step": 2})

@@ -4,7 +4,8 @@
     result = run(LotteryConfig(model="bundled:whisper-base", train="data/train.jsonl", sparsity=0.5,
                                rounds=3, out="lth/", train_overrides={"max_steps": 200}))
 
-Round 0 trains LoRA on the dense frozen base (this is also the unpruned LoRA baseline). Each of
+Round 0 trains LoRA on the dense frozen base (this is also the unpruned LoRA baseline; or takes
+`round0_adapter`, a run already trained that way, e.g. the LoRA model being compressed). Each of
 the `rounds` pruning rounds then:
 1. scores the surviving base weights by magnitude - of the effective weight W + BA the last
    round trained (`score=merged`, default) or of the base weight alone (`score=base`);
@@ -59,6 +60,8 @@ class LotteryConfig(StageConfig):
     side: Literal["encoder", "decoder", "both"] = Field("both", description="stack(s) whose base weights may be pruned")
     protect_adapted: bool = Field(False, description="never prune base weights of modules that carry an adapter")
     rewind_step: int = Field(0, ge=0, description="0 = rewind to pre-trained values; k = to W + B_k A_k of round 0")
+    round0_adapter: str | None = Field(None, description="a LoRA adapter already trained on this base with these train_overrides: "
+                                                   "used as round 0 instead of training it again (figures from its run's summary.json)")
     control: bool = Field(True, description="also train a random mask of the final per-matrix sparsity")
     train_overrides: dict = Field(default_factory=dict, description="TrainConfig fields for every round (method, lora_r, target, max_steps, lr, batch_size, ...)")
     keep_intermediate: bool = Field(False, description="keep each round's masked base directory (large)")
@@ -78,6 +81,8 @@ class LotteryConfig(StageConfig):
             self.__dict__["sparsity"] = 0.5
         if self.sparsity is not None and self.rate is not None:
             raise ValueError("give sparsity (final) or rate (per round), not both")
+        if self.round0_adapter and self.rewind_step:
+            raise ValueError("rewind_step needs round 0's checkpoints: train round 0 here (leave round0_adapter unset)")
         bad = {"model", "train", "out", "dev", "resume", "overwrite", "merge", "seed"} & set(self.train_overrides)
         if bad:
             raise ValueError(f"train_overrides may not set {sorted(bad)} (the lottery run sets them)")
@@ -278,9 +283,14 @@ def run(config: LotteryConfig | dict, progress: Callable[[dict], None] | None = 
     out = R.out
     extra0 = {"save_every": cfg.rewind_step, "keep_last": 10 ** 6} if cfg.rewind_step else {}
     R.emit(event="round", phase="train", round=0, kind="dense")
-    tres = R.train(R.base0_dir, out / "round-0", **extra0)
-    model, proc = merged_with(R.base0_dir, out / "round-0" / "adapter", {})
-    R.record(0, "dense", 0.0, {}, model, proc, tres, out / "round-0")
+    if cfg.round0_adapter:
+        round0 = Path(cfg.round0_adapter)
+        tres = _trained_elsewhere(round0)
+    else:
+        round0 = out / "round-0" / "adapter"
+        tres = R.train(R.base0_dir, out / "round-0", **extra0)
+    model, proc = merged_with(R.base0_dir, round0, {})
+    R.record(0, "dense", 0.0, {}, model, proc, tres, round0.parent)
     rewound = R.rewind_weights()
     masks: dict | None = None
     base_dir = R.base0_dir
@@ -317,6 +327,21 @@ def run(config: LotteryConfig | dict, progress: Callable[[dict], None] | None = 
     save_config(cfg, out / "config.yaml")
     write_json(out / "lottery_report.json", result)
     return result
+
+
+def _trained_elsewhere(adapter: Path):
+    """Round 0's figures from the run that trained `adapter` (RUN_DIR/adapter + RUN_DIR/summary.json)."""
+    from types import SimpleNamespace
+
+    from soritune.compress.modelio import CompressError
+    from soritune.jsonio import read_json
+
+    if not (adapter / "adapter_config.json").exists():
+        raise CompressError(f"round0_adapter {adapter}: no adapter_config.json there (expected RUN_DIR/adapter)")
+    summary = adapter.parent / "summary.json"
+    s = read_json(summary) if summary.exists() else {}
+    return SimpleNamespace(final_loss=s.get("final_loss"), best_dev_cer=s.get("best_dev_cer"),
+                           train_wall_s=s.get("train_wall_s"))
 
 
 def _publish(out: Path, base_dir: Path, adapter_dir: Path) -> None:
