@@ -134,3 +134,21 @@ def test_round0_adapter_is_checked(corpus, tmp_path):
         run(_cfg(corpus, tmp_path / "x", control=False, round0_adapter=str(tmp_path)))
     with pytest.raises(ConfigError, match="rewind_step"):
         validate(LotteryConfig, {"model": "tiny:", "train": "t.jsonl", "out": "x", "round0_adapter": "a", "rewind_step": 2})
+
+
+def test_rounds_reduce_to_one_shot_when_no_prunable_weight_is_adapted(corpus, tmp_path):
+    two = run(_cfg(corpus, tmp_path / "two", control=False, protect_adapted=True))
+    one = run(_cfg(corpus, tmp_path / "one", control=False, protect_adapted=True, rounds=1))
+    assert two.details["rounds_reduce_to_one_shot"] and one.details["rounds_reduce_to_one_shot"]
+    m1, m2 = load_masks(tmp_path / "one" / "merged"), load_masks(tmp_path / "two" / "merged")
+    assert m1.keys() == m2.keys() and all(torch.equal(m1[n], m2[n]) for n in m1)  # the same ticket's mask
+    from soritune.models import load
+
+    w1 = dict(load(f"hf:{tmp_path / 'one' / 'merged'}").model.named_parameters())
+    w2 = dict(load(f"hf:{tmp_path / 'two' / 'merged'}").model.named_parameters())
+    assert all(torch.equal(w1[n], w2[n]) for n in w1)  # and the same final training on it
+
+
+def test_adapted_prunable_weights_make_the_rounds_matter(lottery):
+    r, _ = lottery
+    assert r.details["rounds_reduce_to_one_shot"] is False  # q,v carry LoRA and are prunable here

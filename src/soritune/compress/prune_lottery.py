@@ -16,6 +16,11 @@ the `rounds` pruning rounds then:
 `protect_adapted` keeps the base weights of adapter-carrying modules out of pruning. A control
 run trains the same budget on a random mask of the same per-matrix sparsity.
 
+When no prunable weight carries an adapter (`protect_adapted`, or modules apart from the LoRA
+targets) and the survivors are rewound to W0, or with `score=base`, every round ranks the same |W0|:
+the final mask is the one-shot magnitude mask and `rounds=1` gives the same ticket in less time
+(reported as `details.rounds_reduce_to_one_shot`; tested).
+
 OUT/merged/ is the deployable ticket: the final adapter merged into the masked base, the masks
 re-applied after the merge (a merge adds BA everywhere) and stored in OUT/merged/masks.safetensors.
 OUT/adapter/ + OUT/base/ are the unmerged pair; OUT/round-N/ the training runs;
@@ -206,8 +211,12 @@ class _Runner:
         from soritune.compress.masks import prunable_params
 
         params = prunable_params(base0.model, cfg.modules, cfg.side)
-        self.protected = sorted(set(adapted_weight_names(base0.model, tcfg)) & set(params)) if cfg.protect_adapted else []
+        adapted = set(adapted_weight_names(base0.model, tcfg))
+        self.protected = sorted(adapted & set(params)) if cfg.protect_adapted else []
         self.names = [n for n in params if n not in self.protected]
+        # rewound to W0 and never touched by an adapter, a prunable weight scores |W0| in every round:
+        # the rounds then select exactly the one-shot magnitude mask of the pre-trained weights
+        self.one_shot_equivalent = cfg.rewind_step == 0 and (cfg.score == "base" or not adapted & set(self.names))
         if not self.names:
             from soritune.compress.modelio import CompressError
 
@@ -361,6 +370,7 @@ def _result(cfg: LotteryConfig, R: _Runner, merged_dir: Path, control_cer: float
         rounds=R.rounds, baseline_cer=base, ticket_cer=ticket, control_cer=control_cer,
         cer_delta_points=round(delta, 3) if delta is not None else None, n_prunable=sum(w.numel() for w in R.w0.values()),
         protected=R.protected,
-        details={"scope": cfg.scope, "score": cfg.score, "rewind_step": cfg.rewind_step, "modules": cfg.modules,
+        details={"rounds_reduce_to_one_shot": R.one_shot_equivalent,
+                 "scope": cfg.scope, "score": cfg.score, "rewind_step": cfg.rewind_step, "modules": cfg.modules,
                  "side": cfg.side, "eval_set": R.clips.source if R.clips else None,
                  "n_eval": len(R.clips) if R.clips else 0, "train_overrides": cfg.train_overrides})
