@@ -316,8 +316,8 @@ def export(
     from soritune.compress.export import ExportConfig, run
 
     fields = _given(model=model, adapter=adapter, to=to, quantization=quantization, float_convs=float_convs,
-                    out=str(out_dir) if out_dir else None, parity_manifest=parity_manifest, parity_n=parity_n, measure_speed=speed, threads=threads,
-                    encoder_input=encoder_input)
+                    out=str(out_dir) if out_dir else None, parity_manifest=parity_manifest, parity_n=parity_n,
+                    measure_speed=speed, threads=threads, encoder_input=encoder_input)
     cfg = _load(ExportConfig, config, set_, fields)
     with console.status(f"exporting to {cfg.to} and checking parity"):
         r = run(cfg)

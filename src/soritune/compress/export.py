@@ -101,15 +101,15 @@ def export_hf(model, processor, out: Path, cfg: ExportConfig) -> Callable:
 
 def export_ct2(model, processor, out: Path, cfg: ExportConfig) -> Callable:
     from soritune.compress.modelio import CompressError, local_dir, read_structure
-    from soritune.infer.ct2_backend import CT2Backend, convert_to_ct2
+    from soritune.infer.ct2_backend import CT2Backend, convert_to_ct2, is_int8
 
     src = local_dir(cfg.model)
     if src and read_structure(src):
         raise CompressError(f"{cfg.model}: a head-pruned model (structure.json) has unequal head counts, which "
                             f"CTranslate2 cannot express; export it --to hf or --to torch-int8")
     convert_to_ct2(model, processor, out, quantization=cfg.quantization, float_convs=cfg.float_convs)
-    # int8 exports run int8 (a model whose convolutions stay float would otherwise load as "default", slower)
-    compute = "int8" if (cfg.quantization or "").startswith("int8") else "default"
+    # int8: the compute type convert_to_ct2 recorded (under "default" float convolutions run all in float32)
+    compute = None if is_int8(cfg.quantization) else "default"
     return lambda: CT2Backend(out, processor, spec=f"ct2:{out}", compute_type=compute, threads=cfg.threads,
                               encoder_input=cfg.encoder_input)
 
@@ -199,6 +199,7 @@ def run(config: ExportConfig | dict) -> ExportResult:
 
     from soritune.compress import measure
     from soritune.compress.modelio import dir_bytes, load_model, mb
+    from soritune.infer.ct2_backend import is_int8
 
     cfg = config if isinstance(config, ExportConfig) else validate(ExportConfig, dict(config))
     if cfg.threads:
@@ -227,8 +228,7 @@ def run(config: ExportConfig | dict) -> ExportResult:
                  "masks_reapplied": bool(bundle.masks), "source_backend": source.describe(),
                  "export_backend": exported.describe(), "threads": torch.get_num_threads(),
                  "ct2_compute_type": getattr(exported, "compute_type", None),
-                 "ct2_float_input_convs": cfg.to == "ct2" and bool(cfg.quantization) and cfg.quantization.startswith("int8")
-                 and cfg.float_convs},
+                 "ct2_float_input_convs": cfg.to == "ct2" and cfg.float_convs and is_int8(cfg.quantization)},
     )
     write_json(out / REPORT_FILE, result)
     return result

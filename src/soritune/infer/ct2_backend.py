@@ -6,7 +6,6 @@ converted with CTranslate2's own converter into a temporary directory first.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -14,11 +13,16 @@ from pathlib import Path
 import numpy as np
 
 from soritune.errors import SoritunError
-from soritune.jsonio import write_json
 from soritune.infer.base import MAX_NEW_TOKENS, Transcription, batches, check_encoder_input, features
+from soritune.jsonio import read_json, write_json
 
 
 CONVERSION_FILE = "soritune_ct2.json"  # how convert_to_ct2 made a directory, and the compute type to run it with
+
+
+def is_int8(quantization: str | None) -> bool:
+    """int8, int8_float32, int8_float16, int8_bfloat16: the quantizations with int8 weights."""
+    return bool(quantization) and quantization.startswith("int8")
 
 
 def is_input_conv(name: str) -> bool:
@@ -37,7 +41,7 @@ def convert_to_ct2(model, processor, out_dir: str | Path, quantization: str | No
     float convolutions float at load time, whatever the compute type."""
     from ctranslate2.converters import TransformersConverter
 
-    keep_float = float_convs and bool(quantization) and quantization.startswith("int8")
+    keep_float = float_convs and is_int8(quantization)
 
     class FloatConvs:  # the model spec, with optimize() = alias + quantize all but the convolutions
         def __init__(self, spec):
@@ -66,7 +70,7 @@ def convert_to_ct2(model, processor, out_dir: str | Path, quantization: str | No
     # and faster-whisper's default): say which compute type it is for; CT2Backend reads it
     write_json(out_dir / CONVERSION_FILE, {
         "quantization": quantization or "float32", "float_input_convs": keep_float,
-        "compute_type": {"cpu": "int8", "cuda": "int8_float16"} if (quantization or "").startswith("int8") else None})
+        "compute_type": {"cpu": "int8", "cuda": "int8_float16"} if is_int8(quantization) else None})
     return out_dir
 
 
@@ -76,7 +80,7 @@ def recorded_compute_type(ct2_dir: str | Path, device: str) -> str | None:
     if not path.exists():
         return None
     try:
-        return (json.loads(path.read_text()).get("compute_type") or {}).get("cpu" if device == "cpu" else "cuda")
+        return (read_json(path).get("compute_type") or {}).get("cpu" if device == "cpu" else "cuda")
     except (ValueError, AttributeError):
         return None
 
