@@ -65,11 +65,44 @@ def test_missing_hf_model_offline_is_a_clear_error(tmp_path):
 @pytest.mark.parametrize("quantization,cls", [("8bit", "Linear8bitLt"), ("4bit", "Linear4bit")])
 def test_quantized_load_on_cpu(quantization, cls):
     loaded = load("tiny:", quantization=quantization)
-    fc1 = loaded.model.model.decoder.layers[0].fc1
-    assert type(fc1).__name__ == cls
+    fc2 = loaded.model.model.decoder.layers[0].fc2  # 64 -> 32: one whole NF4 block per row
+    assert type(fc2).__name__ == cls
     assert type(loaded.model.proj_out).__name__ == "Linear"  # tied output projection kept in full precision
     feats = torch.randn(1, 80, 3000)
-    out = loaded.model.generate(input_features=feats, language="ko", task="transcribe", max_new_tokens=3)
+    with torch.no_grad():  # inference: bitsandbytes' packed CPU path where the CPU has AVX512-BF16
+        out = loaded.model.generate(input_features=feats, language="ko", task="transcribe", max_new_tokens=3)
     assert out.shape[0] == 1
     if quantization == "4bit":
-        assert fc1.weight.quant_state.quant_type == "nf4"
+        assert fc2.weight.quant_state.quant_type == "nf4"
+
+
+def test_4bit_keeps_layers_narrower_than_a_block_in_full_precision(caplog):
+    """tiny:'s d_model is 32 < the 64-value NF4 block: those layers stay nn.Linear, said in the log."""
+    with caplog.at_level("WARNING", logger="soritune.models.quantize"):
+        loaded = load("tiny:", quantization="4bit")
+    layer = loaded.model.model.decoder.layers[0]
+    assert type(layer.fc1).__name__ == "Linear" and type(layer.self_attn.q_proj).__name__ == "Linear"
+    assert "model.decoder.layers.0.fc1" in loaded.model.soritune_full_precision_linears
+    assert "model.decoder.layers.0.fc2" not in loaded.model.soritune_full_precision_linears
+    assert "keeping" in caplog.text and "NF4 block" in caplog.text
+
+
+def test_4bit_packed_cpu_inference_matches_dequantized_weights():
+    """A layer a block wide runs bitsandbytes' inference path (packed on AVX512-BF16 CPUs) correctly."""
+    import bitsandbytes as bnb
+    from bitsandbytes.functional import dequantize_4bit, has_avx512bf16
+
+    torch.manual_seed(0)
+    dense = torch.nn.Linear(128, 64)
+    q = bnb.nn.Linear4bit(128, 64, compute_dtype=torch.float32, quant_type="nf4")
+    q.weight = bnb.nn.Params4bit(dense.weight.data.clone(), requires_grad=False, quant_type="nf4")
+    q.bias = torch.nn.Parameter(dense.bias.data.clone(), requires_grad=False)
+    q = q.to("cpu")  # quantises
+    w = dequantize_4bit(q.weight.data, q.weight.quant_state).float()
+    x = torch.randn(3, 128)
+    q.eval()
+    with torch.no_grad():
+        got = q(x)
+    assert getattr(q.weight.quant_state, "packing_format_for_cpu", False) == has_avx512bf16()
+    expected = x @ w.T + dense.bias
+    assert torch.allclose(got.float(), expected, atol=0.1, rtol=0.05)  # bf16 kernel on the packed path
