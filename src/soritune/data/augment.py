@@ -159,14 +159,16 @@ def reverb(audio: np.ndarray, rng: np.random.Generator, rt60_s: float, drr_db: f
 
 def coloured_noise(rng: np.random.Generator, n: int, colour: str) -> np.ndarray:
     """White (flat), pink (1/f power) or brown (1/f^2 power) Gaussian noise, unit RMS."""
-    white = rng.standard_normal(n)
-    if colour != "white":
-        spec = np.fft.rfft(white)
+    if colour == "white":
+        noise = rng.standard_normal(n)
+    else:
+        size = 1 << max(1, (n - 1).bit_length())  # a power of two: FFTs of odd lengths can be 10x slower
+        spec = np.fft.rfft(rng.standard_normal(size))
         f = np.arange(len(spec), dtype=np.float64)
         f[0] = 1.0
         spec /= f ** (0.5 if colour == "pink" else 1.0)
-        white = np.fft.irfft(spec, n)
-    return white / max(_rms(white), 1e-12)
+        noise = np.fft.irfft(spec, size)[:n]
+    return noise / max(_rms(noise), 1e-12)
 
 
 def add_noise(audio: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
