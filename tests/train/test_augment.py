@@ -239,8 +239,9 @@ def test_only_training_batches_are_augmented_and_resume_is_identical(make_cfg, c
         return original(self, audio, rng)
 
     monkeypatch.setattr(Augmenter, "audio", counting)
-    common = dict(augment=AugmentConfig(**ALL_ON), batch_size=3, schedule="constant", lora_dropout=0.1, export="last",
-                  dev=str(corpus / "dev.jsonl"), eval_at_start=True, eval_every=3, eval_max_new_tokens=4)
+    common = {"augment": AugmentConfig(**ALL_ON), "batch_size": 3, "schedule": "constant", "lora_dropout": 0.1,
+              "export": "last", "dev": str(corpus / "dev.jsonl"), "eval_at_start": True, "eval_every": 3,
+              "eval_max_new_tokens": 4}
     ref = run(make_cfg(out=str(tmp_path / "whole"), max_steps=6, **common))
     assert ref.steps == 6 and ref.final_loss is not None and np.isfinite(ref.final_loss)
     assert len(seen) == ref.samples  # training utterances only: the 3 dev utterances, scored 3 times, are not

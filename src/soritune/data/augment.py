@@ -128,7 +128,7 @@ def parse_switches(text: str) -> dict[str, float]:
 def speed(audio: np.ndarray, factor: float) -> np.ndarray:
     """Play `factor` times faster (shorter, higher); never beyond 30 s."""
     factor = max(factor, len(audio) / MAX_SAMPLES)
-    return resample(audio, int(round(SAMPLE_RATE * factor)), SAMPLE_RATE)
+    return resample(audio, round(SAMPLE_RATE * factor), SAMPLE_RATE)
 
 
 def _fft_convolve(a: np.ndarray, h: np.ndarray) -> np.ndarray:
@@ -280,3 +280,8 @@ class Augmenter:
                          time_mask_ratio=c.spec_time_mask_ratio, freq_masks=c.spec_freq_masks,
                          freq_mask_bins=c.spec_freq_mask_bins)
         return feats
+
+
+def augmenter(config: AugmentConfig) -> Augmenter | None:
+    """The collator's `augment`: None when every probability is 0 (then batches are exactly un-augmented)."""
+    return Augmenter(config) if config.active else None

@@ -32,7 +32,7 @@ _lock = threading.Lock()
 
 def model_dir(spec: str) -> tuple[Path, str | None]:
     """(model directory, its language if known) for vosk:LANG, vosk:DIR or DIR."""
-    arg = spec[len("vosk:"):] if spec.startswith("vosk:") else spec
+    arg = spec.removeprefix("vosk:")
     if arg in PACKAGED:
         import importlib
 

@@ -166,7 +166,7 @@ def run(config: TrainConfig | dict, progress=None) -> TrainResult:
     import torch
     from accelerate.utils import set_seed
 
-    from soritune.data.augment import Augmenter
+    from soritune.data.augment import augmenter
     from soritune.data.dataset import ManifestDataset, WhisperCollator
     from soritune.train.adapters import (
         build_model,
@@ -199,7 +199,7 @@ def run(config: TrainConfig | dict, progress=None) -> TrainResult:
             raise ConfigError(f"train: no usable utterance in {cfg.train} ({dataset.skipped_counts()}; see skipped.jsonl)")
         collator = WhisperCollator(built.processor.feature_extractor, pad_token_id=tok.convert_tokens_to_ids("<|endoftext|>"),
                                    dynamic_length=cfg.dynamic_length, bucket_s=cfg.length_bucket_s,
-                                   augment=Augmenter(cfg.augment) if cfg.augment.active else None)
+                                   augment=augmenter(cfg.augment))
         plan = DataPlan(dataset, collator, batch_size=cfg.batch_size, world=acc.num_processes, rank=acc.process_index,
                         seed=cfg.seed, group_by_length=cfg.group_by_length, num_workers=cfg.num_workers)
         dev = dev_rows(cfg.dev, cfg.text_field, cfg.eval_max_utts) if cfg.dev else []
