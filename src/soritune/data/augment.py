@@ -16,7 +16,9 @@ Every draw comes from `numpy.random.default_rng((seed, epoch, utterance index))`
 pure function of its seed: the same utterance in the same epoch gets the same augmentation in any
 batch, process or DataLoader worker, and a resumed run replays the uninterrupted one exactly.
 Labels are never touched. Only training batches are augmented (the collator applies it when the
-training loop passes seeds); dev evaluation never is.
+training loop passes seeds); dev evaluation never is. It runs in the data path on the CPU (in the
+DataLoader workers with num_workers > 0), whichever device trains; cost per batch of 8 clips:
+benchmarks/augment_cost.py.
 
 Whisper's own SpecAugment (`config.apply_spec_augment`, `mask_time_prob`, ...) is not used: it runs
 inside `WhisperModel.forward`, which soritune's loss bypasses (it calls the encoder on trimmed
