@@ -191,7 +191,7 @@ def test_noise_from_a_noise_manifest(processor, items, corpus, tmp_path):
     ("augment.reverb_rt60_s=[0.1,9]", "augment.reverb_rt60_s"),
     ("augment.spec_time_masks=-1", "augment.spec_time_masks"),
     ("augment.noise_manifest=/no/such.jsonl", "does not exist"),
-    ("augment.bogus=1", "augment.bogus"),
+    ("augment.bogus=1", "augment.bogus: unknown field (known fields: noise_manifest, noise_p, noise_snr_db, reverb_drr_db"),
 ])
 def test_bad_augment_fields_are_named(override, needle):
     with pytest.raises(ConfigError) as e:
