@@ -58,6 +58,16 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | None) -> dict[s
     return out
 
 
+def _section_model(model: type[BaseModel], loc: tuple) -> type[BaseModel]:
+    """The (nested) config model that owns the last key of `loc` (e.g. TrainConfig.augment)."""
+    for part in loc[:-1]:
+        info = model.model_fields.get(part) if isinstance(part, str) else None
+        if info is None or not (isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel)):
+            break
+        model = info.annotation
+    return model
+
+
 def format_validation_error(model: type[BaseModel], err: ValidationError) -> str:
     """One line per bad field: `field: message (allowed: ...)`."""
     lines = []
@@ -65,7 +75,7 @@ def format_validation_error(model: type[BaseModel], err: ValidationError) -> str
         field = ".".join(str(p) for p in e["loc"]) or "<root>"
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
-            known = ", ".join(sorted(model.model_fields))
+            known = ", ".join(sorted(_section_model(model, tuple(e["loc"])).model_fields))
             msg = f"unknown field (known fields: {known})"
         elif e["type"] == "literal_error" and "expected" in e.get("ctx", {}):
             msg = f"invalid value {e.get('input')!r}; allowed: {e['ctx']['expected']}"

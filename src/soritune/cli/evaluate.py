@@ -65,7 +65,7 @@ def eval_(
     manifest: Optional[Path] = typer.Option(None, "--manifest", help="Manifest to transcribe and score."),
     out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory."),
     adapter: Optional[Path] = typer.Option(None, help="PEFT adapter directory applied on the model."),
-    backend: Optional[str] = typer.Option(None, help="torch (default) | ct2."),
+    backend: Optional[str] = typer.Option(None, help="torch (default) | ct2 | vosk (an independent Kaldi peer: --model vosk:ko)."),
     device: Optional[str] = typer.Option(None, help="cpu (default) | cuda | cuda:N."),
     compute_type: Optional[str] = typer.Option(None, help="torch: float32|float16|bfloat16; ct2: int8|float16|..."),
     encoder_input: Optional[str] = typer.Option(None, help=ENCODER_INPUT_HELP + "  [default: padded]"),
@@ -83,6 +83,9 @@ def eval_(
     RTFx (audio seconds / model seconds). hypotheses.jsonl in the output re-scores with `score`.
 
     Example: soritune eval --model bundled:whisper-base --manifest data/test.jsonl --out eval/base --slice-by source
+
+    Peer row from a recogniser soritune did not train (Vosk's Korean Kaldi model, `soritune[judge]`):
+    soritune eval --backend vosk --model vosk:ko --manifest data/test.jsonl --out eval/vosk --slice-by speaker
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 

@@ -164,6 +164,7 @@ def train_student(cfg: DistillConfig, student, teacher, processor, mapping, mani
     from accelerate.utils import set_seed
 
     from soritune.compress.distill_student import DistillLoss
+    from soritune.data.augment import augmenter
     from soritune.data.dataset import ManifestDataset, WhisperCollator
     from soritune.train.adapters import BuiltModel, count_params, load_trainable_state
     from soritune.train.checkpoint import CKPT_DIR, checkpoint_name, load_trainable
@@ -191,7 +192,8 @@ def train_student(cfg: DistillConfig, student, teacher, processor, mapping, mani
         tok = processor.tokenizer
         dataset = ManifestDataset(str(manifest), tok, language=tcfg.language, task=tcfg.task)
         collator = WhisperCollator(processor.feature_extractor, pad_token_id=tok.convert_tokens_to_ids("<|endoftext|>"),
-                                   dynamic_length=tcfg.dynamic_length, bucket_s=tcfg.length_bucket_s)
+                                   dynamic_length=tcfg.dynamic_length, bucket_s=tcfg.length_bucket_s,
+                                   augment=augmenter(tcfg.augment))
         plan = DataPlan(dataset, collator, batch_size=tcfg.batch_size, world=acc.num_processes, rank=acc.process_index,
                         seed=tcfg.seed, group_by_length=tcfg.group_by_length, num_workers=tcfg.num_workers)
         trainable, total = count_params(student)

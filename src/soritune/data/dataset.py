@@ -145,20 +145,30 @@ class WhisperCollator:
     pad_token_id: int
     dynamic_length: bool = True
     bucket_s: float = 1.0
+    augment: Any = None  # a soritune.data.augment.Augmenter; used only for batches given augment_rngs
+
 
     def frames_for(self, n_samples: int) -> int:
         return bucket_frames(n_samples, self.bucket_s) if self.dynamic_length else MAX_FRAMES
 
-    def __call__(self, items: list[dict], pad_frames: int | None = None) -> dict[str, Any]:
+    def __call__(self, items: list[dict], pad_frames: int | None = None,
+                 augment_rngs: Sequence[np.random.Generator] | None = None) -> dict[str, Any]:
+        """augment_rngs: one generator per item (training batches): augment audio and features."""
         import torch
 
         if not items:
             raise ValueError("WhisperCollator: empty batch")
         audios = [np.asarray(it["audio"], dtype=np.float32) for it in items]
+        augment = self.augment if augment_rngs is not None else None
+        if augment is not None:
+            audios = [augment.audio(a, r) for a, r in zip(audios, augment_rngs)]
         # never cut audio: a manifest duration that rounds low still gets all its frames
         frames = max(pad_frames or 0, max(self.frames_for(len(a)) for a in audios))
         feats = self.feature_extractor(audios, sampling_rate=SAMPLE_RATE, padding="max_length",
                                        max_length=frames * HOP, return_tensors="np").input_features
+        if augment is not None:
+            for row, (a, r) in enumerate(zip(audios, augment_rngs)):
+                augment.features(feats[row], r, -(-len(a) // HOP))
         seqs = [it["tokens"] for it in items]
         width = max(len(s) for s in seqs) - 1
         dec = torch.full((len(seqs), width), self.pad_token_id, dtype=torch.long)

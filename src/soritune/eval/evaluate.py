@@ -36,11 +36,13 @@ class EvalConfig(StageConfig):
     manifest: Path = Field(description="manifest to transcribe and score (id, audio, duration, text)")
     out: Path = Field(description="output directory")
     adapter: Path | None = Field(None, description="PEFT adapter directory applied (merged) on the model")
-    backend: Literal["torch", "ct2"] = Field("torch", description="transcription backend")
+    backend: Literal["torch", "ct2", "vosk"] = Field(
+        "torch", description="transcription backend (vosk: an independent Kaldi peer, --model vosk:ko)")
     device: str = Field("cpu", description="cpu, cuda or cuda:N")
     compute_type: str | None = Field(None, description="torch: float32|float16|bfloat16; ct2: int8|float16|...")
     encoder_input: EncoderInput = Field("padded", description=ENCODER_INPUT_HELP)
     batch_size: int = Field(8, ge=1, description="clips per generate() call")
+    threads: int | None = Field(None, ge=1, description="CPU threads of the backend (default: its own choice)")
     limit: int | None = Field(None, ge=1, description="score only the first N manifest rows")
     language: str = Field("ko", description="forced language code (no detection)")
     task: Literal["transcribe", "translate"] = Field("transcribe", description="forced Whisper task")
@@ -153,7 +155,8 @@ def run_eval(config: EvalConfig, progress: Callable[[int, int], None] | None = N
     t0 = time.perf_counter()
     adapter = str(config.adapter) if config.adapter else None
     backend = load_backend(config.model, backend=config.backend, adapter=adapter, device=config.device,
-                           compute_type=config.compute_type, encoder_input=config.encoder_input)
+                           compute_type=config.compute_type, encoder_input=config.encoder_input,
+                           threads=config.threads)
     load_s = time.perf_counter() - t0
     done = 0
 

@@ -9,11 +9,11 @@ from soritune.errors import SoritunError
 from soritune.infer.base import Backend, Transcription, check_encoder_input
 
 __all__ = ["load_backend", "Backend", "Transcription", "BACKENDS"]
-BACKENDS = ("torch", "ct2")
+BACKENDS = ("torch", "ct2", "vosk")  # vosk: an independent Kaldi recogniser (infer/vosk_backend.py)
 
 
 def load_backend(
-    model_spec: str, backend: Literal["torch", "ct2"] = "torch", adapter: str | None = None,
+    model_spec: str, backend: Literal["torch", "ct2", "vosk"] = "torch", adapter: str | None = None,
     device: str = "cpu", compute_type: str | None = None, quantization: str | None = None,
     threads: int | None = None, encoder_input: str = "padded",
 ) -> Backend:
@@ -28,6 +28,10 @@ def load_backend(
     check_encoder_input(encoder_input)
     if backend not in BACKENDS:
         raise SoritunError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend == "vosk" or model_spec.startswith("vosk:"):
+        from soritune.infer.vosk_backend import load_vosk
+
+        return load_vosk(model_spec, backend, adapter=adapter, threads=threads)
     spec = parse_spec(model_spec)
     if backend == "ct2":
         from soritune.infer.ct2_backend import CT2Backend, convert_to_ct2

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from soritune.config import StageConfig
+from soritune.data.augment import AugmentConfig
 
 Method = Literal["full", "lora", "qlora8", "qlora4", "dora"]
 METHODS = ("full", "lora", "qlora8", "qlora4", "dora")
@@ -23,7 +24,7 @@ TARGET_PRESETS = {
 LINEAR_NAMES = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
 # Fields that must match the checkpoint's run for --resume to continue the same training.
 RESUME_IDENTITY = ("model", "train", "method", "lora_r", "lora_alpha", "target", "target_side",
-                   "freeze_encoder", "text_field", "language", "task")
+                   "freeze_encoder", "text_field", "language", "task", "augment")
 
 
 class TrainConfig(StageConfig):
@@ -68,6 +69,8 @@ class TrainConfig(StageConfig):
     num_workers: int = Field(0, ge=0, description="DataLoader worker processes (audio decoding, features)")
     max_audio_s: float = Field(30.0, gt=0, le=30.0, description="skip longer utterances (reported)")
     max_label_tokens: int = Field(448, ge=8, le=448, description="skip longer transcripts (reported)")
+    augment: AugmentConfig = Field(default_factory=AugmentConfig, description="on-the-fly augmentation of training "
+                                   "batches (speed, reverb, noise, telephone, specaugment; all off by default)")
     # efficiency
     dynamic_length: bool = Field(True, description="pad each batch to its longest clip (bucketed), not 30 s")
     length_bucket_s: float = Field(1.0, gt=0, le=30, description="bucket width for dynamic_length, seconds")
@@ -124,6 +127,9 @@ class TrainConfig(StageConfig):
                              "or method=full with freeze_encoder=true")
         if self.cache_encoder and self.method == "full" and not self.freeze_encoder:
             raise ValueError("cache_encoder with method=full needs freeze_encoder=true")
+        if self.cache_encoder and self.augment.active:
+            raise ValueError("cache_encoder reuses encoder outputs across epochs, which augmentation changes every "
+                             f"epoch: turn off cache_encoder or augment ({', '.join(self.augment.enabled())})")
         return self
 
     # ---- resolution -------------------------------------------------------------------------
@@ -147,7 +153,7 @@ class TrainConfig(StageConfig):
 
 def resume_mismatches(saved: dict, current: TrainConfig) -> list[str]:
     """Identity fields that differ between a run dir's saved config and the current one."""
-    now = current.model_dump()
+    now = current.model_dump(mode="json")  # as config.yaml holds it (tuples as lists)
     return [f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in RESUME_IDENTITY if k in saved and saved.get(k) != now.get(k)]
 
 

@@ -46,14 +46,22 @@ class LoopState:
 
 
 class BatchSource:
-    """Map-style dataset whose items are whole micro-batches: spec = (indices, pad_frames)."""
+    """Map-style dataset whose items are whole micro-batches: spec = (indices, pad_frames, epoch).
 
-    def __init__(self, dataset, collator):
-        self.dataset, self.collator = dataset, collator
+    With an augmenting collator, utterance i of epoch e is augmented from the generator seeded by
+    (seed, e, i): the same in any batch, process, worker or resumed run."""
+
+    def __init__(self, dataset, collator, seed: int = 0):
+        self.dataset, self.collator, self.seed = dataset, collator, seed
 
     def __getitem__(self, spec):
-        indices, pad_frames = spec
-        return self.collator([self.dataset[i] for i in indices], pad_frames=pad_frames)
+        indices, pad_frames, epoch = spec
+        items = [self.dataset[i] for i in indices]
+        augment = getattr(self.collator, "augment", None)
+        if augment is None:
+            return self.collator(items, pad_frames=pad_frames)
+        rngs = [augment.rng(self.seed, epoch, i) for i in indices]
+        return self.collator(items, pad_frames=pad_frames, augment_rngs=rngs)
 
     def __len__(self) -> int:  # only for DataLoader's sake
         return len(self.dataset)
@@ -95,7 +103,8 @@ class DataPlan:
         while True:
             e, i = divmod(position, self.per_epoch)
             specs = self.epoch(e)[i:]
-            loader = DataLoader(BatchSource(self.dataset, self.collator), batch_size=None, sampler=specs,
+            loader = DataLoader(BatchSource(self.dataset, self.collator, self.seed), batch_size=None,
+                                sampler=[(*spec, e) for spec in specs],
                                 num_workers=self.num_workers, generator=torch.Generator().manual_seed(self.seed + e))
             for batch in loader:
                 yield batch

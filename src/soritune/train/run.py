@@ -166,6 +166,7 @@ def run(config: TrainConfig | dict, progress=None) -> TrainResult:
     import torch
     from accelerate.utils import set_seed
 
+    from soritune.data.augment import augmenter
     from soritune.data.dataset import ManifestDataset, WhisperCollator
     from soritune.train.adapters import (
         build_model,
@@ -197,7 +198,8 @@ def run(config: TrainConfig | dict, progress=None) -> TrainResult:
         if len(dataset) == 0:
             raise ConfigError(f"train: no usable utterance in {cfg.train} ({dataset.skipped_counts()}; see skipped.jsonl)")
         collator = WhisperCollator(built.processor.feature_extractor, pad_token_id=tok.convert_tokens_to_ids("<|endoftext|>"),
-                                   dynamic_length=cfg.dynamic_length, bucket_s=cfg.length_bucket_s)
+                                   dynamic_length=cfg.dynamic_length, bucket_s=cfg.length_bucket_s,
+                                   augment=augmenter(cfg.augment))
         plan = DataPlan(dataset, collator, batch_size=cfg.batch_size, world=acc.num_processes, rank=acc.process_index,
                         seed=cfg.seed, group_by_length=cfg.group_by_length, num_workers=cfg.num_workers)
         dev = dev_rows(cfg.dev, cfg.text_field, cfg.eval_max_utts) if cfg.dev else []
