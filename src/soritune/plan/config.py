@@ -25,6 +25,7 @@ class PlanConfig(StageConfig):
     batch_size: int = Field(8, ge=1, description="utterances per micro-batch")
     audio_s: float = Field(30.0, gt=0, le=30.0, description="input length in seconds (30 = Whisper's padded input)")
     label_tokens: int = Field(128, ge=2, le=448, description="decoder tokens per utterance (prompt + text)")
+    grad_accum: int = Field(1, ge=1, description="micro-batches per optimizer step (2 or more keep gradients through backward)")
     gradient_checkpointing: bool = Field(False, description="recompute activations in backward")
     optimizer: Optimizer = Field("adamw", description="adamw | adamw8bit | paged_adamw8bit | paged_adamw")
     lora_r: int = Field(32, ge=1, description="LoRA rank")
@@ -43,7 +44,7 @@ class PlanConfig(StageConfig):
         mp = {"fp32": "no", "bf16": "no", "bf16-mixed": "bf16", "fp16-mixed": "fp16"}[self.precision]
         return TrainConfig(model=self.model, train="(plan)", out="(plan)", method=self.method, lora_r=self.lora_r,
                            lora_alpha=2 * self.lora_r, target=self.target, target_side=self.target_side,
-                           freeze_encoder=self.freeze_encoder, batch_size=self.batch_size, optimizer=self.optimizer,
+                           freeze_encoder=self.freeze_encoder, batch_size=self.batch_size, grad_accum=self.grad_accum, optimizer=self.optimizer,
                            mixed_precision=mp, gradient_checkpointing=self.gradient_checkpointing,
                            chunked_ce=self.resolved_chunk(), max_steps=1)
 

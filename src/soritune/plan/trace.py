@@ -1,6 +1,9 @@
-"""One real training step of soritune's own code, run under the ledger on fake or real tensors.
+"""Real training steps of soritune's own code, run under the ledger on fake or real tensors.
 
-`trace_step(config, fake=True)`: `train.adapters.build_model` builds the model the method trains
+`trace_step(config, fake=True)` runs two optimizer steps: the first creates the optimizer state,
+the second is the steady state every later step repeats (weights, optimizer state and, with gradient
+accumulation, the gradients of the previous micro-batch live through forward and backward; two
+micro-batches stand for any number, as each after the first repeats the second's memory). `train.adapters.build_model` builds the model the method trains
 (gradient checkpointing, frozen encoder, PEFT adapters) and `train.loop.Trainer.optimizer_step` runs
 the step (the loss module `WhisperLoss`, accelerate's backward and autocast, gradient clipping, the
 optimizer, the scheduler, zero_grad), all under `FakeTensorMode`: every tensor has its shape, dtype
@@ -65,17 +68,32 @@ def _fake_base(config, device, compute_dtype):
     return model, None, {"spec": config.model}
 
 
-def _to_unless_there(real_to):
-    """nn.Module.to that returns the module untouched when every tensor already has that device and
-    dtype (what it computes then); fake parameters cannot be swapped in place, which `to` insists on."""
+def _fake_to(real_to):
+    """nn.Module.to for fake parameters, which `to` insists on swapping in place (and cannot): a move
+    that changes nothing returns the module (what `to` computes then); a real change replaces each
+    parameter and buffer by its converted copy (what `to` computes, without the swap)."""
     import torch
+    from torch._subclasses.fake_tensor import FakeTensor
 
     def to(self, *args, **kwargs):
         device, dtype, _, _ = torch._C._nn._parse_to(*args, **kwargs)
-        for t in list(self.parameters()) + list(self.buffers()):
-            if (device is not None and t.device != torch.device(device)) or (
-                    dtype is not None and t.is_floating_point() and t.dtype != dtype):
-                return real_to(self, *args, **kwargs)
+        device = torch.device(device) if device is not None else None
+
+        def changes(t):
+            return (device is not None and t.device != device) or (
+                dtype is not None and t.is_floating_point() and t.dtype != dtype)
+
+        tensors = list(self.parameters()) + list(self.buffers())
+        if not any(changes(t) for t in tensors):
+            return self
+        if not all(isinstance(t, FakeTensor) for t in tensors):
+            return real_to(self, *args, **kwargs)
+        for m in self.modules():
+            for store in (m._parameters, m._buffers):
+                for k, t in store.items():
+                    if t is not None and changes(t):
+                        new = t.detach().to(device=device, dtype=dtype if t.is_floating_point() else None)
+                        store[k] = torch.nn.Parameter(new, t.requires_grad) if store is m._parameters else new
         return self
 
     return to
@@ -84,7 +102,7 @@ def _to_unless_there(real_to):
 @contextlib.contextmanager
 def _building(fake: bool, dtype):
     """build_model's setting: pure bf16 builds every weight in bf16; on fake tensors the base comes
-    from `_fake_base` and module moves that change nothing are skipped (see `_to_unless_there`)."""
+    from `_fake_base` and module moves that change nothing are skipped (see `_fake_to`)."""
     import torch
 
     from soritune.train import adapters
@@ -94,7 +112,7 @@ def _building(fake: bool, dtype):
         torch.set_default_dtype(dtype)
     if fake:
         adapters._load_base = _fake_base
-        torch.nn.Module.to = _to_unless_there(saved[1])
+        torch.nn.Module.to = _fake_to(saved[1])
     try:
         yield
     finally:
@@ -164,18 +182,24 @@ def _hooks(ledger: MemoryLedger, module, optimizer, paged: bool) -> list:
         if id(mod) in names:
             ledger.module = names[id(mod)]
 
+    steps = [1]
+
+    def phase(name):
+        ledger.set_phase(f"step {steps[0]} {name}")
+
     handles = [torch.nn.modules.module.register_module_forward_pre_hook(enter),
-               module.register_forward_pre_hook(lambda m, a: ledger.set_phase("forward")),
-               module.register_forward_hook(lambda m, a, o: ledger.set_phase("backward"))]
+               module.register_forward_pre_hook(lambda m, a: phase("forward")),
+               module.register_forward_hook(lambda m, a, o: phase("backward"))]
 
     def pre_step(opt, args, kwargs):
         ledger.tag([p.grad for g in opt.param_groups for p in g["params"] if p.grad is not None], "gradients")
-        ledger.set_phase("optimizer")
+        phase("optimizer")
         ledger.module = ""
 
     def post_step(opt, args, kwargs):
         ledger.tag_optimizer(opt, paged=paged)
-        ledger.set_phase("zero_grad")
+        phase("zero_grad")
+        steps[0] += 1
 
     handles += [optimizer.register_step_pre_hook(pre_step), optimizer.register_step_post_hook(post_step)]
     return handles
@@ -201,8 +225,10 @@ def trace_step(cfg: PlanConfig, fake: bool = True) -> StepTrace:
             with _building(fake, torch.bfloat16 if cfg.precision == "bf16" else None):
                 built = build_model(tcfg, device="cpu", compute_dtype=compute_dtype)
             module = WhisperLoss(built.model, dynamic_length=True, chunk_tokens=cfg.resolved_chunk())
-            trainer = Trainer(config=tcfg, accelerator=acc, built=built, plan=SimpleNamespace(per_epoch=1),
-                              module=module, dev_rows=[], run_dir=Path("."), metrics=None)
+        # the optimizer is built outside fake mode: bitsandbytes fills its quantisation maps from values
+        trainer = Trainer(config=tcfg, accelerator=acc, built=built, plan=SimpleNamespace(per_epoch=1),
+                          module=module, dev_rows=[], run_dir=Path("."), metrics=None)
+        with mode:
             inner = trainer.optimizer.optimizer
             if cfg.gpu_foreach and isinstance(inner, (torch.optim.AdamW, torch.optim.Adam)):
                 for group in inner.param_groups:
@@ -214,7 +240,8 @@ def trace_step(cfg: PlanConfig, fake: bool = True) -> StepTrace:
             try:
                 with _as_real(fake), ledger, ledger.saved_tensors_hooks():
                     ledger.add_model(built.model, batch)
-                    trainer.optimizer_step([batch])
+                    trainer.optimizer_step([batch])  # step 1 creates the optimizer state
+                    trainer.optimizer_step([batch] * min(cfg.grad_accum, 2))  # step 2: the steady state
             finally:
                 for h in handles:
                     h.remove()
