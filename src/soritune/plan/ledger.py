@@ -1,7 +1,9 @@
 """Live tensor storage by category, op by op: the accounting behind `soritune plan`.
 
 `MemoryLedger` is a TorchDispatchMode. Every tensor an aten op returns is registered by its storage
-(views share one entry); an entry leaves the ledger when its storage dies. Categories:
+(views share one entry); an entry leaves the ledger when its storage dies: PyTorch keeps a storage's
+Python object alive exactly as long as the storage (fake ones too), so a weakref callback on it
+fires at the moment the memory would be freed. Categories:
 
 - weights: parameters and buffers of the model (registered up front with `add_model`), including
   packed quantised weights and their scales;
@@ -21,8 +23,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import weakref
+
 import torch
-from torch.multiprocessing.reductions import StorageWeakRef
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
@@ -42,10 +45,10 @@ class Peak:
 
 @dataclass
 class _Entry:
-    ref: StorageWeakRef
+    ref: weakref.ref
     nbytes: int
     category: str
-    serial: int  # storage addresses are reused; serials are not
+    serial: int  # ids are reused once a storage dies; serials are not
 
 
 @dataclass
@@ -90,20 +93,26 @@ class MemoryLedger(TorchDispatchMode):
             st = t.untyped_storage()
         except (NotImplementedError, RuntimeError):  # sparse / exotic tensors: not on the ledger
             return None
-        key = st._cdata
+        key = id(st)
         entry = self.live.get(key)
-        if entry is not None and entry.ref.expired():  # a new storage at a freed address
-            self.current -= self.live.pop(key).nbytes
-            entry = None
         if entry is None:
             self._serial += 1
-            entry = self.live[key] = _Entry(StorageWeakRef(st), st.nbytes(), "temporaries", self._serial)
+            entry = _Entry(weakref.ref(st, self._freed(key)), st.nbytes(), "temporaries", self._serial)
+            self.live[key] = entry
             self.current += entry.nbytes
         if category is not None and category != "temporaries":
             if entry.category == "temporaries":
                 entry.category = category
             self.tags.setdefault(entry.serial, category)
         return entry
+
+    def _freed(self, key: int):
+        def gone(_ref):
+            entry = self.live.pop(key, None)
+            if entry is not None:
+                self.current -= entry.nbytes
+
+        return gone
 
     def add_model(self, model, batch: dict) -> None:
         for t in list(model.parameters()) + list(model.buffers()):
@@ -143,14 +152,8 @@ class MemoryLedger(TorchDispatchMode):
         for t in tree_leaves(out):
             if _is_tensor(t):
                 self.add(t)
-        self._sweep()
         self._note_peak(str(func.overloadpacket.__name__))
         return out
-
-    def _sweep(self) -> None:
-        dead = [k for k, e in self.live.items() if e.ref.expired()]
-        for k in dead:
-            self.current -= self.live.pop(k).nbytes
 
     def _note_peak(self, op: str) -> None:
         if self.current > self.phase_peaks.get(self.phase, -1):
@@ -164,10 +167,10 @@ class MemoryLedger(TorchDispatchMode):
         def pack(t):
             if _is_tensor(t):
                 try:
-                    entry = self.live.get(t.untyped_storage()._cdata)
+                    entry = self.live.get(id(t.untyped_storage()))
                 except (NotImplementedError, RuntimeError):
                     return t
-                if entry is not None and not entry.ref.expired() and entry.category == "temporaries":
+                if entry is not None and entry.category == "temporaries":
                     self.tags.setdefault(entry.serial, "activations")
             return t
 
