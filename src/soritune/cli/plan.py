@@ -21,6 +21,7 @@ def plan(
     precision: str = typer.Option("bf16-mixed", help="fp32 | bf16-mixed | fp16-mixed | bf16 (pure)"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Micro-batch size  [default: 8; with --gpu: searched]"),
     gpu: Optional[str] = typer.Option(None, help="Find the largest batch that fits this card: 8GB, 12GB, 24GB, rtx3090, a6000, h100, ..."),
+    max_batch: int = typer.Option(256, help="Largest batch size --gpu considers."),
     audio_s: float = typer.Option(30.0, help="Input seconds (30 = Whisper's padded input)."),
     label_tokens: int = typer.Option(128, help="Decoder tokens per utterance."),
     grad_accum: int = typer.Option(1, help="Micro-batches per optimizer step."),
@@ -83,7 +84,7 @@ def plan(
             _sweep_table(rows)
         return
     if gpu:
-        fit = fit_batch(cfg, gpu, progress=say)
+        fit = fit_batch(cfg, gpu, max_batch=max_batch, progress=say)
         payload = _fit_payload(fit)
     else:
         payload = run_plan(cfg).to_dict()

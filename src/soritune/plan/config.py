@@ -40,11 +40,22 @@ class PlanConfig(StageConfig):
     allocator_overhead: float = Field(0.10, ge=0, le=1, description="caching-allocator rounding and fragmentation, "
                                                                       "as a fraction of the traced peak")
 
+    @classmethod
+    def from_train(cls, cfg: TrainConfig) -> "PlanConfig":
+        """The plan of a TrainConfig on a GPU: its longest admitted input and label, its precision there."""
+        precision = {"auto": "bf16-mixed", "no": "fp32", "bf16": "bf16-mixed", "fp16": "fp16-mixed"}[cfg.mixed_precision]
+        return cls(model=cfg.model, method=cfg.method, precision=precision, batch_size=cfg.batch_size,
+                   audio_s=cfg.max_audio_s, label_tokens=cfg.max_label_tokens, grad_accum=cfg.grad_accum,
+                   gradient_checkpointing=cfg.gradient_checkpointing, optimizer=cfg.optimizer, lora_r=cfg.lora_r,
+                   target=cfg.target, target_side=cfg.target_side, freeze_encoder=cfg.freeze_encoder,
+                   chunked_ce=cfg.chunked_ce)
+
     def train_config(self) -> TrainConfig:
         mp = {"fp32": "no", "bf16": "no", "bf16-mixed": "bf16", "fp16-mixed": "fp16"}[self.precision]
         return TrainConfig(model=self.model, train="(plan)", out="(plan)", method=self.method, lora_r=self.lora_r,
                            lora_alpha=2 * self.lora_r, target=self.target, target_side=self.target_side,
-                           freeze_encoder=self.freeze_encoder, batch_size=self.batch_size, grad_accum=self.grad_accum, optimizer=self.optimizer,
+                           freeze_encoder=self.freeze_encoder, batch_size=self.batch_size,
+                           grad_accum=self.grad_accum, optimizer=self.optimizer,
                            mixed_precision=mp, gradient_checkpointing=self.gradient_checkpointing,
                            chunked_ce=self.resolved_chunk(), max_steps=1)
 

@@ -130,3 +130,20 @@ def plot_sweep(rows: list[PlanResult], path, cards_gb=(8, 12, 16, 24, 48)) -> No
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def fit_train_config(cfg, progress=None):
+    """`soritune train --fit-gpu`: the TrainConfig with the batch size (and gradient checkpointing)
+    that fits the card, planned for the longest input and label the config admits."""
+    plan_cfg = PlanConfig.from_train(cfg)
+    fit = fit_batch(plan_cfg, cfg.fit_gpu)
+    if not fit.fits:
+        raise ConfigError(f"fit_gpu: {cfg.model} with method {cfg.method} does not fit {cfg.fit_gpu} "
+                          f"({fit.gpu_gb:g} GB) even at batch size 1 with gradient checkpointing; try method=qlora4")
+    message = (f"fit_gpu {cfg.fit_gpu}: batch size {fit.batch_size}"
+               f"{' with gradient checkpointing' if fit.gradient_checkpointing else ''} "
+               f"(predicted peak {fit.plan.peak_gb:.2f} of {fit.gpu_gb:g} GB; soritune plan)")
+    if progress is not None:
+        progress({"event": "fit", "batch_size": fit.batch_size, "peak_gb": fit.plan.peak_gb, "message": message})
+    return cfg.model_copy(update={"batch_size": fit.batch_size,
+                                  "gradient_checkpointing": fit.gradient_checkpointing})

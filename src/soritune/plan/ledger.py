@@ -49,6 +49,8 @@ class _Entry:
     nbytes: int
     category: str
     serial: int  # ids are reused once a storage dies; serials are not
+    birth: int = 0  # ledger clock (ops seen) when registered
+    death: int | None = None  # clock when freed; alive at the check of every clock in [birth, death)
 
 
 @dataclass
@@ -77,7 +79,8 @@ class MemoryLedger(TorchDispatchMode):
         self.live: dict[int, _Entry] = {}
         self.tags: dict[int, str] = {}  # by serial: category decided after creation (grads, states, saved)
         self._serial = 0
-        self._peak_sizes: dict[int, tuple[int, str]] = {}
+        self.history: list[_Entry] = []  # every entry ever: the peak's contents are rebuilt from it
+        self._peak_clock = 0
         self.current = 0
         self.peak = Peak()
         self.phase = "setup"
@@ -97,8 +100,9 @@ class MemoryLedger(TorchDispatchMode):
         entry = self.live.get(key)
         if entry is None:
             self._serial += 1
-            entry = _Entry(weakref.ref(st, self._freed(key)), st.nbytes(), "temporaries", self._serial)
+            entry = _Entry(weakref.ref(st, self._freed(key)), st.nbytes(), "temporaries", self._serial, self.n_ops)
             self.live[key] = entry
+            self.history.append(entry)
             self.current += entry.nbytes
         if category is not None and category != "temporaries":
             if entry.category == "temporaries":
@@ -111,6 +115,7 @@ class MemoryLedger(TorchDispatchMode):
             entry = self.live.pop(key, None)
             if entry is not None:
                 self.current -= entry.nbytes
+                entry.death = self.n_ops + 1
 
         return gone
 
@@ -148,7 +153,7 @@ class MemoryLedger(TorchDispatchMode):
             if self.fake and func.overloadpacket.__name__ in _INDEX_OPS:
                 args = (args[0], _long_indices(args[1]), *args[2:])
             out = func(*args, **kwargs)
-        self.n_ops += 1
+        self.n_ops += 1  # the clock: outputs of this op are born at it, the peak check below reads it
         for t in tree_leaves(out):
             if _is_tensor(t):
                 self.add(t)
@@ -160,7 +165,7 @@ class MemoryLedger(TorchDispatchMode):
             self.phase_peaks[self.phase] = self.current
         if self.current > self.peak.bytes:
             self.peak = Peak(self.current, self.phase, op, self.module)
-            self._peak_sizes = {e.serial: (e.nbytes, e.category) for e in self.live.values()}
+            self._peak_clock = self.n_ops
 
     # ---- saved tensors (activations) -------------------------------------------------------
     def saved_tensors_hooks(self):
@@ -181,7 +186,9 @@ class MemoryLedger(TorchDispatchMode):
 
     # ---- result ----------------------------------------------------------------------------
     def result(self) -> LedgerResult:
-        sizes = self._peak_sizes
+        t = self._peak_clock
+        sizes = {e.serial: (e.nbytes, e.category) for e in self.history
+                 if e.birth <= t and (e.death is None or e.death > t)}
         breakdown = {c: 0 for c in CATEGORIES}
         for key, (nbytes, cat) in sizes.items():
             final = cat if cat in ("weights", "inputs") else self.tags.get(key, cat)
