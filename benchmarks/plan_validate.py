@@ -24,9 +24,12 @@ import time
 from pathlib import Path
 
 GB = 1024 ** 3
-CPU_ROWS = ([("tiny:", m, b) for m in ("full", "lora", "qlora8") for b in (1, 8)]
-            + [(s, m, b) for s in ("random:base", "random:small") for m in ("full", "lora", "qlora8", "qlora4")
-               for b in (1, 8)])
+# ordered so that a partial run already covers every model and method
+CPU_ROWS = [("tiny:", "full", 1), ("tiny:", "lora", 8), ("random:base", "qlora4", 1), ("random:small", "full", 8),
+            ("random:base", "qlora8", 8), ("random:small", "qlora4", 8), ("random:base", "full", 1),
+            ("random:small", "lora", 1), ("tiny:", "qlora8", 8), ("random:base", "lora", 8),
+            ("random:small", "qlora8", 1), ("random:base", "qlora4", 8), ("random:small", "full", 1),
+            ("random:base", "full", 8), ("random:small", "lora", 8), ("random:small", "qlora4", 1)]
 CPU_SHAPE = dict(precision="fp32", audio_s=4.0, label_tokens=32, chunked_ce=0, gpu_foreach=False,
                  cuda_context_gb=0.0, cublas_workspace_gb=0.0, allocator_overhead=0.0)
 
@@ -55,8 +58,11 @@ def measure_one(spec: dict) -> dict:
 def run_cpu(out: Path) -> list[dict]:
     from soritune.plan.trace import trace_step
 
-    rows = []
+    rows = _read(out, "cpu")
+    done = {(r["model"], r["method"], r["batch_size"]) for r in rows}
     for model, method, batch in CPU_ROWS:
+        if (model, method, batch) in done:
+            continue
         spec = dict(CPU_SHAPE, model=model, method=method, batch_size=batch)
         pred = trace_step(_cfg(**spec), fake=True)
         proc = subprocess.run([sys.executable, __file__, "measure", json.dumps(spec)], capture_output=True, text=True)
@@ -88,11 +94,13 @@ PAPERS = [
 PAPER_SHAPE = dict(precision="fp16-mixed", audio_s=30.0, label_tokens=128, chunked_ce=0, target="qv")
 
 
-def run_papers(out: Path, batches=(1, 16)) -> list[dict]:
+def run_papers(out: Path, batches=(1, 16), only: str | None = None) -> list[dict]:
     from soritune.plan.planner import plan
 
-    rows = []
+    rows = _read(out, "papers")
     for name, published, card, fields in PAPERS:
+        if any(r["setup"] == name for r in rows) or (only and only not in name):
+            continue
         fixed = fields.get("grad_accum") == 4  # the lecture paper states batch 16 x 4
         lo_b, hi_b = (16, 16) if fixed else batches
         base = dict(PAPER_SHAPE, **fields)
@@ -125,12 +133,14 @@ def interpolate(p1, p16, b: int) -> float:
     return ph * (1 + cfg["allocator_overhead"]) + cfg["cuda_context_gb"] + cfg["cublas_workspace_gb"]
 
 
-def run_table(out: Path) -> list[dict]:
+def run_table(out: Path, only: str | None = None) -> list[dict]:
     from soritune.plan.planner import plan
 
     rows = _read(out, "table")
     done = {(r["model"], r["method"]) for r in rows}
     for arch in TABLE_MODELS:
+        if only and arch != only:
+            continue
         for method in TABLE_METHODS:
             if (f"random:{arch}", method) in done:
                 continue
@@ -141,6 +151,8 @@ def run_table(out: Path) -> list[dict]:
                          "peak_at": {1: p1.peak_at, 16: p16.peak_at}, "trace_wall_s": p1.trace_wall_s + p16.trace_wall_s})
             print(json.dumps(rows[-1]), flush=True)
             _write(out, "table", rows, TABLE_SHAPE)
+    if only and only != "small":
+        return rows
     check = plan(_cfg(**TABLE_SHAPE, model="random:small", method="lora", batch_size=8)).peak_gb
     got = next(r for r in rows if r["model"] == "random:small" and r["method"] == "lora")["peak_gb"]
     _write(out, "table", rows, dict(TABLE_SHAPE, interpolation_check={"cell": "small lora batch 8", "traced_gb": check,
@@ -172,6 +184,7 @@ def main() -> None:
     ap.add_argument("spec", nargs="?", help="measure: the plan fields as JSON (internal)")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/plan"))
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--only", help="table: one architecture; papers: setups whose name contains this")
     args = ap.parse_args()
     import warnings
 
@@ -182,7 +195,10 @@ def main() -> None:
     if args.what == "measure":
         print(json.dumps(measure_one(json.loads(args.spec))))
     else:
-        {"cpu": run_cpu, "papers": run_papers, "table": run_table}[args.what](args.out)
+        if args.what == "cpu":
+            run_cpu(args.out)
+        else:
+            {"papers": run_papers, "table": run_table}[args.what](args.out, only=args.only)
 
 
 if __name__ == "__main__":

@@ -153,6 +153,8 @@ class MemoryLedger(TorchDispatchMode):
             if self.fake and func.overloadpacket.__name__ in _INDEX_OPS:
                 args = (args[0], _long_indices(args[1]), *args[2:])
             out = func(*args, **kwargs)
+            if self.fake and func is torch.ops.aten.native_layer_norm.default and out[1].dtype in _HALF:
+                out = (out[0], out[1].float(), out[2].float())  # the kernels keep mean/rstd in fp32; the meta one does not
         self.n_ops += 1  # the clock: outputs of this op are born at it, the peak check below reads it
         for t in tree_leaves(out):
             if _is_tensor(t):
@@ -200,6 +202,7 @@ class MemoryLedger(TorchDispatchMode):
                             tensors_at_peak=len(sizes), largest_at_peak=[[n, c] for n, c in largest])
 
 
+_HALF = (torch.bfloat16, torch.float16)
 _INDEX_OPS = {"index", "index_put", "index_put_", "_index_put_impl_"}
 
 

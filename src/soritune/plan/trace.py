@@ -1,9 +1,10 @@
 """Real training steps of soritune's own code, run under the ledger on fake or real tensors.
 
-`trace_step(config, fake=True)` runs two optimizer steps: the first creates the optimizer state,
-the second is the steady state every later step repeats (weights, optimizer state and, with gradient
-accumulation, the gradients of the previous micro-batch live through forward and backward; two
-micro-batches stand for any number, as each after the first repeats the second's memory). `train.adapters.build_model` builds the model the method trains
+`trace_step(config, fake=True)` runs two optimizer steps: the first (on zero gradients, without
+forward and backward, see `_warm_up`) creates the optimizer state; the second, a full
+`Trainer.optimizer_step`, is the steady state every later step repeats (weights, optimizer state and,
+with gradient accumulation, the gradients of the previous micro-batch live through forward and
+backward; two micro-batches stand for any number, as each after the first repeats the second's). `train.adapters.build_model` builds the model the method trains
 (gradient checkpointing, frozen encoder, PEFT adapters) and `train.loop.Trainer.optimizer_step` runs
 the step (the loss module `WhisperLoss`, accelerate's backward and autocast, gradient clipping, the
 optimizer, the scheduler, zero_grad), all under `FakeTensorMode`: every tensor has its shape, dtype
@@ -205,6 +206,18 @@ def _hooks(ledger: MemoryLedger, module, optimizer, paged: bool) -> list:
     return handles
 
 
+def _warm_up(trainer) -> None:
+    """Step 1 without forward and backward: zero gradients, then the optimizer's own step creates its
+    state, as a first training step would (the state's shapes depend on the parameters only). Step 1's
+    forward and backward peaks are below step 2's, which run with that state alive."""
+    import torch
+
+    for p in trainer.params:
+        p.grad = torch.zeros_like(p)
+    trainer.optimizer.step()
+    trainer.optimizer.zero_grad(set_to_none=True)
+
+
 def trace_step(cfg: PlanConfig, fake: bool = True) -> StepTrace:
     """Run one optimizer step of the setup under a MemoryLedger; fake=True allocates nothing."""
     import torch
@@ -240,7 +253,7 @@ def trace_step(cfg: PlanConfig, fake: bool = True) -> StepTrace:
             try:
                 with _as_real(fake), ledger, ledger.saved_tensors_hooks():
                     ledger.add_model(built.model, batch)
-                    trainer.optimizer_step([batch])  # step 1 creates the optimizer state
+                    _warm_up(trainer)  # step 1: the optimizer creates its state
                     trainer.optimizer_step([batch] * min(cfg.grad_accum, 2))  # step 2: the steady state
             finally:
                 for h in handles:
