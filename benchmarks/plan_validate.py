@@ -4,6 +4,7 @@
     python benchmarks/plan_validate.py cpu    --out benchmarks/results/plan   # planner vs real steps here
     python benchmarks/plan_validate.py papers --out benchmarks/results/plan   # published GB vs prediction
     python benchmarks/plan_validate.py table  --out benchmarks/results/plan   # will-it-fit (docs/plan.md)
+    python benchmarks/plan_validate.py report --out benchmarks/results/plan --docs docs/plan.md
 
 cpu: for each row the plan (fake tensors) and, in a fresh process, the same two training steps on real
 tensors (real bitsandbytes on quantised bases) under the same ledger, plus the process's RSS growth
@@ -30,8 +31,8 @@ CPU_ROWS = [("tiny:", "full", 1), ("tiny:", "lora", 8), ("random:base", "qlora4"
             ("random:small", "lora", 1), ("tiny:", "qlora8", 8), ("random:base", "lora", 8),
             ("random:small", "qlora8", 1), ("random:base", "qlora4", 8), ("random:small", "full", 1),
             ("random:base", "full", 8), ("random:small", "lora", 8), ("random:small", "qlora4", 1)]
-CPU_SHAPE = dict(precision="fp32", audio_s=4.0, label_tokens=32, chunked_ce=0, gpu_foreach=False,
-                 cuda_context_gb=0.0, cublas_workspace_gb=0.0, allocator_overhead=0.0)
+CPU_SHAPE = {"precision": "fp32", "audio_s": 4.0, "label_tokens": 32, "chunked_ce": 0, "gpu_foreach": False,
+                 "cuda_context_gb": 0.0, "cublas_workspace_gb": 0.0, "allocator_overhead": 0.0}
 
 
 def _cfg(**kw):
@@ -65,7 +66,7 @@ def run_cpu(out: Path) -> list[dict]:
             continue
         spec = dict(CPU_SHAPE, model=model, method=method, batch_size=batch)
         pred = trace_step(_cfg(**spec), fake=True)
-        proc = subprocess.run([sys.executable, __file__, "measure", json.dumps(spec)], capture_output=True, text=True)
+        proc = subprocess.run([sys.executable, __file__, "measure", json.dumps(spec)], capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             real = {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"rc {proc.returncode}"}
         else:
@@ -83,15 +84,15 @@ def run_cpu(out: Path) -> list[dict]:
 
 # published setups: (name, published GB, card, plan fields, open assumptions as (lean, hungry))
 PAPERS = [
-    ("on-device paper: large-v3 full FT", 32.0, "A6000", dict(model="random:large-v3", method="full")),
-    ("on-device paper: large-v3 LoRA", 11.0, "A6000", dict(model="random:large-v3", method="lora")),
-    ("on-device paper: large-v3 LoRA + 8-bit base", 6.9, "A6000", dict(model="random:large-v3", method="qlora8")),
-    ("on-device paper: large-v3 LoRA + 4-bit base", 5.7, "A6000", dict(model="random:large-v3", method="qlora4")),
+    ("on-device paper: large-v3 full FT", 32.0, "A6000", {"model": "random:large-v3", "method": "full"}),
+    ("on-device paper: large-v3 LoRA", 11.0, "A6000", {"model": "random:large-v3", "method": "lora"}),
+    ("on-device paper: large-v3 LoRA + 8-bit base", 6.9, "A6000", {"model": "random:large-v3", "method": "qlora8"}),
+    ("on-device paper: large-v3 LoRA + 4-bit base", 5.7, "A6000", {"model": "random:large-v3", "method": "qlora4"}),
     ("lecture paper: large-v2 8-bit base, LoRA r=32 q,v, batch 16 x 4 acc.", 6.25, "RTX 3090",
-     dict(model="random:large-v2", method="qlora8", lora_r=32, grad_accum=4)),
-    ("lecture paper: small full FT", 24.35, "RTX 3090", dict(model="random:small", method="full")),
+     {"model": "random:large-v2", "method": "qlora8", "lora_r": 32, "grad_accum": 4}),
+    ("lecture paper: small full FT", 24.35, "RTX 3090", {"model": "random:small", "method": "full"}),
 ]
-PAPER_SHAPE = dict(precision="fp16-mixed", audio_s=30.0, label_tokens=128, chunked_ce=0, target="qv")
+PAPER_SHAPE = {"precision": "fp16-mixed", "audio_s": 30.0, "label_tokens": 128, "chunked_ce": 0, "target": "qv"}
 
 
 def run_papers(out: Path, batches=(1, 16), only: str | None = None) -> list[dict]:
@@ -123,7 +124,7 @@ def run_papers(out: Path, batches=(1, 16), only: str | None = None) -> list[dict
 TABLE_MODELS = ("small", "medium", "large-v3", "large-v3-turbo")
 TABLE_METHODS = ("full", "lora", "qlora8", "qlora4")
 CARDS = (8, 12, 16, 24, 48)
-TABLE_SHAPE = dict(precision="bf16-mixed", audio_s=30.0, label_tokens=128, target="qv", lora_r=32)
+TABLE_SHAPE = {"precision": "bf16-mixed", "audio_s": 30.0, "label_tokens": 128, "target": "qv", "lora_r": 32}
 
 
 def interpolate(p1, p16, b: int) -> float:
@@ -160,6 +161,62 @@ def run_table(out: Path, only: str | None = None) -> list[dict]:
     return rows
 
 
+def _gather(out: Path, name: str) -> tuple[list[dict], dict]:
+    """Rows of `name` from out/name.json and every out/parts/*/name.json (parallel runs)."""
+    rows, meta = [], {}
+    for path in [out / f"{name}.json", *sorted((out / "parts").glob(f"*/{name}.json"))]:
+        if path.exists():
+            data = json.loads(path.read_text())
+            rows += data["rows"]
+            meta = {**data, **meta}
+    return rows, meta
+
+
+def _fmt(x, nd=2):
+    return "-" if x is None else f"{x:.{nd}f}"
+
+
+def report(out: Path, docs: Path | None) -> None:
+    """Markdown: out/cpu.md, out/papers.md, out/table.md (and docs/plan.md's table when asked)."""
+    cpu, _cmeta = _gather(out, "cpu")
+    lines = [("| model | method | batch | predicted GB | measured GB (ledger) | ratio | RSS growth GB | "
+             "predicted / RSS | peak at |"), "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    for r in cpu:
+        lines.append(f"| {r['model']} | {r['method']} | {r['batch_size']} | {_fmt(r['predicted_gb'], 4)} | "
+                     f"{_fmt(r.get('measured_gb'), 4)} | {_fmt(r.get('ratio'), 3)} | {_fmt(r.get('rss_growth_gb'), 3)} | "
+                     f"{_fmt(r.get('ratio_rss'), 2)} | {r['predicted_at']} |" if "error" not in r else
+                     f"| {r['model']} | {r['method']} | {r['batch_size']} | {_fmt(r['predicted_gb'], 4)} | error: {r['error']} | | | | |")
+    (out / "cpu.md").write_text("\n".join(lines) + "\n")
+    papers, _ = _gather(out, "papers")
+    lines = [("| setup | card | published GB | soritune, batch range | predicted GB (batch lo + checkpointing .. "
+             "batch hi, none) | published inside? |"), "|---|---|---:|---|---:|---|"]
+    for r in papers:
+        lo, hi = r["predicted_range_gb"]
+        lines.append(f"| {r['setup']} | {r['card']} | {r['published_gb']:g} | {r['batch_range'][0]}..{r['batch_range'][1]} | "
+                     f"{lo:.1f} .. {hi:.1f} | {'yes' if r['within_range'] else 'no'} |")
+    (out / "papers.md").write_text("\n".join(lines) + "\n")
+    table, _ = _gather(out, "table")
+    order = {(f"random:{a}", m): (i, j) for i, a in enumerate(TABLE_MODELS) for j, m in enumerate(TABLE_METHODS)}
+    table.sort(key=lambda r: order.get((r["model"], r["method"]), (99, 99)))
+    names = {"full": "full", "lora": "LoRA", "qlora8": "QLoRA-8", "qlora4": "QLoRA-4"}
+    lines = ["| model | method | batch 1 | batch 8 | batch 16 |", "|---|---|---|---|---|"]
+    for r in table:
+        cells = []
+        for b in ("1", "8", "16"):
+            gb = r["peak_gb"].get(b, r["peak_gb"].get(int(b)))
+            card = r["smallest_card_gb"].get(b, r["smallest_card_gb"].get(int(b)))
+            cells.append(f"{gb:.1f} GB: {'>= ' + str(card) + ' GB' if card else 'over 48 GB'}")
+        lines.append(f"| {r['model'].split(':')[1]} | {names[r['method']]} | " + " | ".join(cells) + " |")
+    text = "\n".join(lines) + "\n"
+    (out / "table.md").write_text(text)
+    if docs is not None:
+        doc = docs.read_text()
+        start, end = "<!-- plan-table -->", "<!-- /plan-table -->"
+        if start in doc:
+            doc = doc[:doc.index(start) + len(start)] + "\n" + text + doc[doc.index(end):]
+            docs.write_text(doc)
+
+
 def _read(out: Path, name: str) -> list[dict]:
     path = out / f"{name}.json"
     return json.loads(path.read_text())["rows"] if path.exists() else []
@@ -180,7 +237,8 @@ def _write(out: Path, name: str, rows: list[dict], shape: dict) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["cpu", "papers", "table", "measure"])
+    ap.add_argument("what", choices=["cpu", "papers", "table", "measure", "report"])
+    ap.add_argument("--docs", type=Path, help="report: also put the table into this markdown file")
     ap.add_argument("spec", nargs="?", help="measure: the plan fields as JSON (internal)")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/plan"))
     ap.add_argument("--threads", type=int, default=2)
@@ -192,7 +250,9 @@ def main() -> None:
 
     warnings.simplefilter("ignore")
     torch.set_num_threads(args.threads)
-    if args.what == "measure":
+    if args.what == "report":
+        report(args.out, args.docs)
+    elif args.what == "measure":
         print(json.dumps(measure_one(json.loads(args.spec))))
     else:
         if args.what == "cpu":

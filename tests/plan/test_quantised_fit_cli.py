@@ -143,5 +143,5 @@ def test_train_fit_gpu_sets_the_batch_before_a_step(tmp_path):
     want = fit_batch(PlanConfig.from_train(cfg), "0.6GB")
     saved = read_yaml(tmp_path / "run" / "config.yaml")
     assert saved["batch_size"] == want.batch_size > 1
-    assert [e for e in events if e["event"] == "fit"][0]["batch_size"] == want.batch_size
+    assert next(e for e in events if e["event"] == "fit")["batch_size"] == want.batch_size
     assert result.steps == 1

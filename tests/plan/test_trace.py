@@ -9,7 +9,7 @@ import pytest
 from soritune.plan.config import METHODS, OPTIMIZERS, PRECISIONS, PlanConfig
 from soritune.plan.trace import trace_step
 
-SMALL = dict(model="tiny:", batch_size=2, audio_s=2.0, label_tokens=16, chunked_ce=0, gpu_foreach=False)
+SMALL = {"model": "tiny:", "batch_size": 2, "audio_s": 2.0, "label_tokens": 16, "chunked_ce": 0, "gpu_foreach": False}
 
 
 @pytest.mark.parametrize("method,precision,ckpt", [("full", "fp32", False), ("lora", "bf16-mixed", False),
@@ -63,5 +63,5 @@ def test_every_combination_traces(method, precision, optimizer, ckpt):
 def test_pairwise_covers_every_pair():
     rows = _pairwise()
     for a, b in itertools.combinations(range(4), 2):
-        vals = [set(r[a] for r in rows), set(r[b] for r in rows)]
+        vals = [{r[a] for r in rows}, {r[b] for r in rows}]
         assert {(r[a], r[b]) for r in rows} == set(itertools.product(*vals))

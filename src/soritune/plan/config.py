@@ -13,7 +13,7 @@ Precision = Literal["fp32", "bf16-mixed", "fp16-mixed", "bf16"]
 PRECISIONS = ("fp32", "bf16-mixed", "fp16-mixed", "bf16")
 Optimizer = Literal["adamw", "adamw8bit", "paged_adamw8bit", "paged_adamw"]
 OPTIMIZERS = ("adamw", "adamw8bit", "paged_adamw8bit", "paged_adamw")
-__all__ = ["PlanConfig", "PRECISIONS", "OPTIMIZERS", "METHODS"]
+__all__ = ["METHODS", "OPTIMIZERS", "PRECISIONS", "PlanConfig"]
 
 
 class PlanConfig(StageConfig):
@@ -41,7 +41,7 @@ class PlanConfig(StageConfig):
                                                                       "as a fraction of the traced peak")
 
     @classmethod
-    def from_train(cls, cfg: TrainConfig) -> "PlanConfig":
+    def from_train(cls, cfg: TrainConfig) -> PlanConfig:
         """The plan of a TrainConfig on a GPU: its longest admitted input and label, its precision there."""
         precision = {"auto": "bf16-mixed", "no": "fp32", "bf16": "bf16-mixed", "fp16": "fp16-mixed"}[cfg.mixed_precision]
         return cls(model=cfg.model, method=cfg.method, precision=precision, batch_size=cfg.batch_size,
@@ -66,4 +66,4 @@ class PlanConfig(StageConfig):
     def frames(self) -> int:
         from soritune.models.encoder import bucket_frames
 
-        return bucket_frames(int(round(self.audio_s * 16000)))
+        return bucket_frames(round(self.audio_s * 16000))

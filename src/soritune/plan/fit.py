@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from soritune.errors import ConfigError
 from soritune.plan.config import PlanConfig
@@ -68,7 +68,7 @@ def fit_batch(cfg: PlanConfig, gpu: str, max_batch: int = 1024,
     for ckpt in ([True] if cfg.gradient_checkpointing else [False, True]):
         traced: dict[int, PlanResult] = {}
 
-        def at(b: int) -> PlanResult:
+        def at(b: int, traced=traced, ckpt=ckpt) -> PlanResult:
             if b not in traced:
                 if progress:
                     progress(f"batch {b}{' + checkpointing' if ckpt else ''}")

@@ -21,9 +21,8 @@ tensors (the plan) and on real ones (the validation), so the two are compared li
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import weakref
+from dataclasses import dataclass, field
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode

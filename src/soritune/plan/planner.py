@@ -41,17 +41,17 @@ class PlanResult:
 def assumptions(cfg: PlanConfig) -> list[str]:
     """What the prediction takes for granted, in words (shown with every plan)."""
     out = [
-        "two optimizer steps of soritune's own train code traced on fake tensors (FakeTensorMode: shapes, "
-        "dtypes and lifetimes, no memory); the peak is live tensor storage, the second step being the steady state",
-        f"input {cfg.audio_s:g} s ({cfg.frames} log-mel frames), {cfg.label_tokens} decoder tokens per utterance, "
-        f"no padding; micro-batch {cfg.batch_size}, gradient accumulation {cfg.grad_accum}",
-        "the CPU code path of each kernel: SDPA attention without a stored attention matrix (as CUDA's "
-        "flash / memory-efficient kernels), torch's CPU autocast op lists for mixed precision",
+        ("two optimizer steps of soritune's own train code traced on fake tensors (FakeTensorMode: shapes, "
+        "dtypes and lifetimes, no memory); the peak is live tensor storage, the second step being the steady state"),
+        (f"input {cfg.audio_s:g} s ({cfg.frames} log-mel frames), {cfg.label_tokens} decoder tokens per utterance, "
+        f"no padding; micro-batch {cfg.batch_size}, gradient accumulation {cfg.grad_accum}"),
+        ("the CPU code path of each kernel: SDPA attention without a stored attention matrix (as CUDA's "
+        "flash / memory-efficient kernels), torch's CPU autocast op lists for mixed precision"),
         f"cross-entropy in chunks of {cfg.resolved_chunk()} tokens (soritune train's GPU default)" if cfg.resolved_chunk()
         else "cross-entropy over all tokens at once (full [tokens x vocab] logits)",
-        f"CUDA overheads are stated constants, not traced: context {cfg.cuda_context_gb:g} GB, cuBLAS workspace "
+        (f"CUDA overheads are stated constants, not traced: context {cfg.cuda_context_gb:g} GB, cuBLAS workspace "
         f"{cfg.cublas_workspace_gb:g} GB, allocator rounding and fragmentation {100 * cfg.allocator_overhead:g}% "
-        f"of the traced peak",
+        f"of the traced peak"),
         "GB = 2**30 bytes",
     ]
     if cfg.precision == "fp16-mixed":
