@@ -199,13 +199,13 @@ def report(out: Path, docs: Path | None) -> None:
     order = {(f"random:{a}", m): (i, j) for i, a in enumerate(TABLE_MODELS) for j, m in enumerate(TABLE_METHODS)}
     table.sort(key=lambda r: order.get((r["model"], r["method"]), (99, 99)))
     names = {"full": "full", "lora": "LoRA", "qlora8": "QLoRA-8", "qlora4": "QLoRA-4"}
-    lines = ["| model | method | batch 1 | batch 8 | batch 16 |", "|---|---|---|---|---|"]
+    lines = ["| model | method | batch 1: GB (smallest card) | batch 8 | batch 16 |", "|---|---|---|---|---|"]
     for r in table:
         cells = []
         for b in ("1", "8", "16"):
             gb = r["peak_gb"].get(b, r["peak_gb"].get(int(b)))
             card = r["smallest_card_gb"].get(b, r["smallest_card_gb"].get(int(b)))
-            cells.append(f"{gb:.1f} GB: {'>= ' + str(card) + ' GB' if card else 'over 48 GB'}")
+            cells.append(f"{gb:.1f} ({card} GB card)" if card else f"{gb:.1f} (over 48 GB)")
         lines.append(f"| {r['model'].split(':')[1]} | {names[r['method']]} | " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"
     (out / "table.md").write_text(text)
