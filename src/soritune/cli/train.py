@@ -42,6 +42,7 @@ def train(
     mixed_precision: Optional[str] = typer.Option(None, help="auto | no | bf16 | fp16  [default: auto]"),
     gradient_checkpointing: Optional[bool] = typer.Option(None, "--gradient-checkpointing/--no-gradient-checkpointing", help="Recompute activations in backward."),
     dynamic_length: Optional[bool] = typer.Option(None, "--dynamic-length/--no-dynamic-length", help="Pad batches to their longest clip, not 30 s  [default: on]"),
+    fit_gpu: Optional[str] = typer.Option(None, "--fit-gpu", help="Set --batch-size to the largest `soritune plan` predicts fits this card (8GB, 24GB, a6000, ...)."),
     auto_batch: Optional[bool] = typer.Option(None, "--auto-batch", help="On CUDA out-of-memory, halve micro-batches and retry."),
     resume: Optional[bool] = typer.Option(None, "--resume", help="Continue the run in --out from its latest checkpoint."),
     overwrite: Optional[bool] = typer.Option(None, "--overwrite", help="Start over in an --out that holds a run."),
@@ -91,7 +92,7 @@ def train(
                     grad_accum=grad_accum, lr=lr, epochs=epochs, max_steps=max_steps, language=language, seed=seed,
                     eval_every=eval_every, early_stopping_patience=early_stopping, optimizer=optimizer,
                     mixed_precision=mixed_precision, gradient_checkpointing=gradient_checkpointing,
-                    dynamic_length=dynamic_length, auto_batch=auto_batch, resume=resume, overwrite=overwrite,
+                    dynamic_length=dynamic_length, fit_gpu=fit_gpu, auto_batch=auto_batch, resume=resume, overwrite=overwrite,
                     merge=merge, tensorboard=tensorboard, threads=threads)
     switches = parse_switches(augment) if augment else {}
     overrides = [f"augment.{k}={v}" for k, v in switches.items()] + list(set_ or [])
@@ -130,6 +131,8 @@ def _run_with_progress(cfg):
                 bar.update(task, description="training", total=ev["total_steps"], completed=ev["step"])
             elif ev["event"] == "step":
                 bar.update(task, completed=ev["step"], info=f"loss {ev['loss']:.3f} lr {ev['lr']:.2e}")
+            elif ev["event"] == "fit":
+                console.print(ev["message"], highlight=False)
             elif ev["event"] == "eval" and ev.get("dev_cer") is not None:
                 console.print(f"step {ev['step']}: dev CER {100 * ev['dev_cer']:.2f}%", highlight=False)
 

@@ -184,6 +184,10 @@ def run(config: TrainConfig | dict, progress=None) -> TrainResult:
     t_start = time.perf_counter()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    if cfg.fit_gpu:
+        from soritune.plan.fit import fit_train_config
+
+        cfg = fit_train_config(cfg, progress)
     acc = make_accelerator(cfg)
     try:
         run_dir, ckpt = prepare_run_dir(cfg, acc)
