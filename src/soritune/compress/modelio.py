@@ -16,14 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from soritune.errors import SoritunError
+from soritune.errors import CompressError
 
 STRUCTURE_FILE = "structure.json"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-
-
-class CompressError(SoritunError):
-    """A compress stage input or setting is not usable; the message names it."""
 
 
 @dataclass

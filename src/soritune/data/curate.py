@@ -29,7 +29,7 @@ from pydantic import Field, field_validator, model_validator
 
 from soritune.config import StageConfig
 from soritune.data.manifest import iter_manifest, validate_row
-from soritune.errors import SoritunError
+from soritune.errors import CurateError
 from soritune.jsonio import atomic_write_text, write_json
 
 COUNT_KEYS = (
@@ -39,10 +39,6 @@ COUNT_KEYS = (
 SPLIT_NAMES = {2: ("train", "test"), 3: ("train", "dev", "test")}
 
 Progress = Callable[[str, int], None]
-
-
-class CurateError(SoritunError):
-    """Curation cannot run as configured (paths clash, unreadable replay manifest, ...)."""
 
 
 class CurateConfig(StageConfig):
