@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from soritune.bench.memory import MemoryMeter
-from soritune.bench.train_worker import StepClock, memory_fields, resolve_device, resolved_precision
+from soritune.bench.train_measure import StepClock, memory_fields, resolve_device, resolved_precision
 
 LORA = {"r": 32, "lora_alpha": 64, "target_modules": ["q_proj", "v_proj"], "lora_dropout": 0.05, "bias": "none"}
 
