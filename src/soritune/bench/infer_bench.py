@@ -152,7 +152,7 @@ DEFINITIONS = {
               "undercounts weights that are memory-mapped and not yet read); run_rss_delta_mb / peak_*: growth and "
               "highest value during its rounds (RSS sampled every 10 ms; all systems share one process, so peak_rss_mb "
               "includes the others' weights); GPU: torch max_memory_allocated/reserved after a reset, device used = "
-              "total - free (sees CTranslate2 too)",
+              "total - free (sees CTranslate2 too); MB = 10^6 bytes",
     "ratios": "vs_*: this row's median RTFx / the peer row's median RTFx at the same batch size (>1: faster)",
 }
 
