@@ -133,7 +133,7 @@ class MemoryMeter:
         while not self._stop.wait(self.interval_s):
             self._sample()
 
-    def start(self) -> "MemoryMeter":
+    def start(self) -> MemoryMeter:
         if self._thread is not None:
             raise RuntimeError("MemoryMeter.start() called twice without stop()")
         start = {"rss": rss_mb()}
@@ -164,7 +164,7 @@ class MemoryMeter:
             reading.gpu_peak_device_used_mb = self._peak_dev / MB
         return reading
 
-    def __enter__(self) -> "MemoryMeter":
+    def __enter__(self) -> MemoryMeter:
         return self.start()
 
     def __exit__(self, *exc) -> None:

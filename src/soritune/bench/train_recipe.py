@@ -75,8 +75,14 @@ def precision_flags(mixed_precision: str, device: str) -> dict:
 def run_recipe(job: dict) -> dict:
     import torch
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-    from transformers import (BitsAndBytesConfig, Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallback,
-                              WhisperForConditionalGeneration, WhisperProcessor)
+    from transformers import (
+        BitsAndBytesConfig,
+        Seq2SeqTrainer,
+        Seq2SeqTrainingArguments,
+        TrainerCallback,
+        WhisperForConditionalGeneration,
+        WhisperProcessor,
+    )
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()

@@ -12,8 +12,7 @@ import traceback
 from pathlib import Path
 
 from soritune.bench.memory import MemoryMeter
-from soritune.bench.train_measure import (BudgetReached, StepClock, memory_fields, resolve_device,
-                                           resolved_precision)
+from soritune.bench.train_measure import BudgetReached, StepClock, memory_fields, resolve_device, resolved_precision
 
 BIG_STEPS = 1_000_000  # "until the time budget": the clock stops the run
 

@@ -87,7 +87,7 @@ class CurateConfig(StageConfig):
         return v
 
     @model_validator(mode="after")
-    def _duration_range(self) -> "CurateConfig":
+    def _duration_range(self) -> CurateConfig:
         if self.min_duration_s is not None and self.max_duration_s is not None:
             if self.min_duration_s > self.max_duration_s:
                 raise ValueError(f"min_duration_s ({self.min_duration_s}) > max_duration_s ({self.max_duration_s})")
@@ -227,7 +227,7 @@ class RowRules:
     where: list[Where]
 
     @classmethod
-    def from_config(cls, cfg: "CurateConfig") -> "RowRules":
+    def from_config(cls, cfg: CurateConfig) -> RowRules:
         return cls(cfg.min_duration_s, cfg.max_duration_s, [re.compile(p) for p in cfg.require],
                    [re.compile(p) for p in cfg.exclude], [parse_where(w) for w in cfg.where])
 

@@ -42,7 +42,7 @@ class EditCounts:
     def errors(self) -> int:
         return self.sub + self.dele + self.ins
 
-    def __add__(self, other: "EditCounts") -> "EditCounts":
+    def __add__(self, other: EditCounts) -> EditCounts:
         return EditCounts(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
 
     def rate(self, denominator: int | None = None) -> float | None:
@@ -114,7 +114,7 @@ def respace(ref_norm: str, hyp_norm: str) -> str:
             starts.add(pos)
         pos += len(w)
     cuts: set[int] = set()  # indices into hyp_ns that get a space before them
-    for tag, i1, i2, j1, j2 in Levenshtein.opcodes(ref_ns, hyp_ns):
+    for tag, i1, i2, j1, _j2 in Levenshtein.opcodes(ref_ns, hyp_ns):
         if tag in ("equal", "replace"):
             cuts.update(j1 + (i - i1) for i in range(i1, i2) if i in starts)
         elif tag == "delete":

@@ -125,9 +125,9 @@ def match_readings(ref_norm: str, hyp_norm: str, pron_norm: str | None = None) -
     best: ReadingMatch | None = None
     for k, ref in enumerate(refs):
         ref_ns = no_spaces(ref)
-        hyp = best_reading(hyp_norm, lambda c: Levenshtein.distance(ref_ns, no_spaces(c)))
+        hyp = best_reading(hyp_norm, lambda c: Levenshtein.distance(ref_ns, no_spaces(c)))  # noqa: B023 - called now
         hyp_ns = no_spaces(hyp)
-        ref_r = no_spaces(best_reading(ref, lambda c: Levenshtein.distance(no_spaces(c), hyp_ns)))
+        ref_r = no_spaces(best_reading(ref, lambda c: Levenshtein.distance(no_spaces(c), hyp_ns)))  # noqa: B023 - called now
         counts = edit_counts(ref_r, hyp_ns)
         if best is None or counts.errors < best.counts.errors:
             best = ReadingMatch(ref_r, hyp_ns, counts, used_pron=k == 1)
