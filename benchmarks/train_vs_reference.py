@@ -71,8 +71,13 @@ def child_reference(args: dict) -> dict:
     import torch
     from datasets import Dataset
     from peft import LoraConfig, get_peft_model
-    from transformers import (Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallback,
-                              WhisperForConditionalGeneration, WhisperProcessor)
+    from transformers import (
+        Seq2SeqTrainer,
+        Seq2SeqTrainingArguments,
+        TrainerCallback,
+        WhisperForConditionalGeneration,
+        WhisperProcessor,
+    )
 
     from soritune.audio import load_audio
     from soritune.data.manifest import read_manifest

@@ -24,3 +24,41 @@ class ModelSpecError(SoritunError):
 
 class ConfigError(SoritunError):
     """A config field is missing or invalid."""
+
+
+# Stage errors. Each stage module re-exports its own (`from soritune.errors import CurateError`), so
+# `soritune.data.curate.CurateError` and `soritune.errors.CurateError` are the same class.
+
+
+class ManifestError(SoritunError):
+    """A manifest line is not valid; the message names the file, line and field."""
+
+
+class EncodingError(SoritunError):
+    """Bytes that decode under none of the accepted encodings (`reason` = 'bad_encoding')."""
+
+    reason = "bad_encoding"
+
+    def __init__(self, where: str, detail: str = ""):
+        self.where = where
+        super().__init__(f"{where}: not UTF-8, EUC-KR or CP949" + (f" ({detail})" if detail else ""))
+
+
+class CurateError(SoritunError):
+    """Curation cannot run as configured (paths clash, unreadable replay manifest, ...)."""
+
+
+class ExportError(SoritunError):
+    """The dataset export (`soritune export-data`) cannot run as configured (output folder not empty, ...)."""
+
+
+class CompressError(SoritunError):
+    """A compress stage input or setting is not usable; the message names it."""
+
+
+class ScoreInputError(SoritunError):
+    """A reference or hypothesis file cannot be read; the message names the file and line."""
+
+
+class CompareError(SoritunError):
+    """Two reports cannot be compared (no shared ids, different normalisation or references)."""

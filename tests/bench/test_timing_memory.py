@@ -81,19 +81,19 @@ class FakeCuda:
         self.resets += 1
 
     def allocated(self):
-        return 10 * memory.MIB
+        return 10 * memory.MB
 
     def reserved(self):
-        return 20 * memory.MIB
+        return 20 * memory.MB
 
     def max_allocated(self):
-        return 50 * memory.MIB
+        return 50 * memory.MB
 
     def max_reserved(self):
-        return 64 * memory.MIB
+        return 64 * memory.MB
 
     def device_used(self):
-        return next(self.used) * memory.MIB
+        return next(self.used) * memory.MB
 
 
 def test_memory_meter_gpu_path_with_a_fake_device():

@@ -6,14 +6,14 @@ import json
 
 import pytest
 
-from soritune.bench.train_worker import BudgetReached, StepClock
+from soritune.bench.train_measure import BudgetReached, StepClock
 
 
 def test_step_clock_counts_steps_after_warmup(monkeypatch):
-    import soritune.bench.train_worker as tw
+    import soritune.bench.train_measure as tm
 
     ticks = iter([0.0, 1.0, 3.0, 4.0, 5.5])
-    monkeypatch.setattr(tw, "clock", lambda device: next(ticks))
+    monkeypatch.setattr(tm, "clock", lambda device: next(ticks))
     c = StepClock("cpu", warmup=1, steps=3, seconds=None)
     c({"event": "start"})
     c({"event": "step"})  # warm-up step ends at 1.0
@@ -28,10 +28,10 @@ def test_step_clock_counts_steps_after_warmup(monkeypatch):
 
 
 def test_step_clock_time_budget(monkeypatch):
-    import soritune.bench.train_worker as tw
+    import soritune.bench.train_measure as tm
 
     ticks = iter([0.0, 2.0, 3.0, 5.0])
-    monkeypatch.setattr(tw, "clock", lambda device: next(ticks))
+    monkeypatch.setattr(tm, "clock", lambda device: next(ticks))
     c = StepClock("cpu", warmup=0, steps=None, seconds=4.0, raise_at_end=False)
     c.mark_start()
     assert c.mark_step() is False and c.mark_step() is False

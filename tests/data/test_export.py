@@ -71,8 +71,8 @@ def test_parquet_paths_exact_shards_and_round_trip(corpus, tmp_path):
 
 
 def test_parquet_with_audio_feature_decodes_to_16k_and_quarantines(corpus, tmp_path):
-    from datasets import Audio, Features
     import pyarrow.parquet as pq
+    from datasets import Audio, Features
 
     path, rows = corpus
     res = export(ExportConfig(manifest=path, to="parquet", out=tmp_path / "pqa", shard_size=5, with_audio=True,

@@ -107,7 +107,7 @@ def check_accounting(out: Path, truth: dict[str, dict], result) -> tuple[dict, l
     assert len(rows) + len(quarantine) == len(truth) == report["inputs"] == result.inputs
     assert report["kept"] + report["quarantined"] == report["inputs"] and report["accounted"]
     assert sum(s["inputs"] for s in report["splits"].values()) == report["inputs"]
-    for split, s in report["splits"].items():
+    for s in report["splits"].values():
         assert s["kept"] + sum(s["quarantined"].values()) == s["inputs"]
     for q in quarantine:
         assert q["reason"] and "raw_text" in q and q["id"]

@@ -2,9 +2,9 @@
 
 import pytest
 
-from soritune.eval.metrics import cer, cer_reading
+from soritune.eval.metrics import cer
 from soritune.eval.normalize import normalize_text
-from soritune.eval.reading import find_spans, match_readings
+from soritune.eval.reading import cer_reading, find_spans, match_readings
 
 
 def errors(ref, hyp, pron=None):

@@ -5,5 +5,6 @@
   (infer_runners: the systems; workload: the clips);
 - train_bench: `run(TrainBenchConfig) -> TrainBenchResult` (`soritune bench train`): peak memory and
   samples/s per training method vs the HF + PEFT int8 recipe (train_worker, train_recipe);
-- timing, memory, env: the measuring helpers and the environment block; report: bench.json, bench.md, PNG.
+- timing, memory, train_measure: the measuring helpers (the environment block comes from
+  soritune.environment); report: bench.json, bench.md, PNG.
 """

@@ -21,8 +21,15 @@ from typing import Callable, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from soritune.bench.infer_runners import (CT2_DTYPES, TORCH_DTYPES, CT2Runner, FasterWhisperRunner, HFRunner,
-                                          Runner, TorchRunner)
+from soritune.bench.infer_runners import (
+    CT2_DTYPES,
+    TORCH_DTYPES,
+    CT2Runner,
+    FasterWhisperRunner,
+    HFRunner,
+    Runner,
+    TorchRunner,
+)
 from soritune.bench.memory import MemoryMeter
 from soritune.bench.timing import predicted_latency_s, relative_error, summarize
 from soritune.config import StageConfig
@@ -152,7 +159,7 @@ DEFINITIONS = {
               "undercounts weights that are memory-mapped and not yet read); run_rss_delta_mb / peak_*: growth and "
               "highest value during its rounds (RSS sampled every 10 ms; all systems share one process, so peak_rss_mb "
               "includes the others' weights); GPU: torch max_memory_allocated/reserved after a reset, device used = "
-              "total - free (sees CTranslate2 too)",
+              "total - free (sees CTranslate2 too); MB = 10^6 bytes",
     "ratios": "vs_*: this row's median RTFx / the peer row's median RTFx at the same batch size (>1: faster)",
 }
 
@@ -363,9 +370,9 @@ def run(config: InferBenchConfig | dict, progress: Callable[[dict], None] | None
     import os
 
     from soritune.bench import workload as wl_mod
-    from soritune.environment import environment
     from soritune.bench.report import write_infer
     from soritune.config import validate
+    from soritune.environment import environment
 
     cfg = config if isinstance(config, InferBenchConfig) else validate(InferBenchConfig, dict(config))
     t_start = time.perf_counter()

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from soritune.bench.memory import MB
 from soritune.bench.timing import StepStreamer, StepTiming, clock, from_phases, from_step_times
 
 TORCH_DTYPES = ("float32", "bfloat16", "float16", "int8")
@@ -62,9 +63,9 @@ class Runner:
 
 # ---- torch: soritune backend and the Hugging Face generate peer ------------------------------------
 def tensor_mb(model) -> float:
-    """Bytes of a torch model's parameters and buffers, MiB (8-bit weights count as stored)."""
+    """Bytes of a torch model's parameters and buffers, MB (10^6 bytes; 8-bit weights count as stored)."""
     tensors = list(model.parameters()) + list(model.buffers())
-    return sum(t.numel() * t.element_size() for t in tensors) / 1024 ** 2
+    return sum(t.numel() * t.element_size() for t in tensors) / MB
 
 
 def content_tokens(seq: list[int], tokenizer) -> list[int]:

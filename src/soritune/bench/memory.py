@@ -3,7 +3,7 @@
     meter = MemoryMeter("cuda:0")
     meter.start()            # resets CUDA peak statistics, starts an RSS / device-memory sampler
     ... work ...
-    reading = meter.stop()   # MemoryReading (MiB)
+    reading = meter.stop()   # MemoryReading (MB = 10^6 bytes)
 
 CPU: peak RSS sampled every `interval_s` by a background thread (ru_maxrss is a process-lifetime
 high-water mark, useless once a larger phase ran earlier in the same process), plus that high-water
@@ -22,23 +22,23 @@ from dataclasses import dataclass
 
 from soritune.bench.timing import is_cuda
 
-MIB = 1024 ** 2
+MB = 1_000_000  # every `*_mb` figure in soritune is 10^6 bytes (GPU tools' MiB are 2^20)
 
 
 def rss_mb() -> float:
-    """Current resident set size of this process, MiB."""
+    """Current resident set size of this process, MB."""
     try:
         import psutil
 
-        return psutil.Process().memory_info().rss / MIB
-    except ImportError:  # pragma: no cover - psutil is a dependency of the bench extra
+        return psutil.Process().memory_info().rss / MB
+    except ImportError:  # pragma: no cover - psutil comes with the dev extra; /proc is enough on Linux
         with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / MIB
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / MB
 
 
 def max_rss_mb() -> float:
-    """Process-lifetime peak RSS (ru_maxrss), MiB."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    """Process-lifetime peak RSS (ru_maxrss), MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / MB  # KiB on Linux
 
 
 class CudaStats:
@@ -83,7 +83,7 @@ class CudaStats:
 
 @dataclass
 class MemoryReading:
-    """Memory of one phase, MiB. *_start: at start(); peak_*: highest seen until stop()."""
+    """Memory of one phase, MB (10^6 bytes). *_start: at start(); peak_*: highest seen until stop()."""
 
     device: str
     start_rss_mb: float
@@ -133,7 +133,7 @@ class MemoryMeter:
         while not self._stop.wait(self.interval_s):
             self._sample()
 
-    def start(self) -> "MemoryMeter":
+    def start(self) -> MemoryMeter:
         if self._thread is not None:
             raise RuntimeError("MemoryMeter.start() called twice without stop()")
         start = {"rss": rss_mb()}
@@ -157,14 +157,14 @@ class MemoryMeter:
         reading = MemoryReading(device=self.device, start_rss_mb=self._start["rss"], peak_rss_mb=self._peak_rss,
                                 max_rss_mb=max_rss_mb())
         if self.cuda is not None:
-            reading.gpu_start_allocated_mb = self._start["allocated"] / MIB
-            reading.gpu_peak_allocated_mb = self.cuda.max_allocated() / MIB
-            reading.gpu_peak_reserved_mb = self.cuda.max_reserved() / MIB
-            reading.gpu_start_device_used_mb = self._start["device_used"] / MIB
-            reading.gpu_peak_device_used_mb = self._peak_dev / MIB
+            reading.gpu_start_allocated_mb = self._start["allocated"] / MB
+            reading.gpu_peak_allocated_mb = self.cuda.max_allocated() / MB
+            reading.gpu_peak_reserved_mb = self.cuda.max_reserved() / MB
+            reading.gpu_start_device_used_mb = self._start["device_used"] / MB
+            reading.gpu_peak_device_used_mb = self._peak_dev / MB
         return reading
 
-    def __enter__(self) -> "MemoryMeter":
+    def __enter__(self) -> MemoryMeter:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -98,7 +98,7 @@ def _memory_cell(m: dict) -> str:
 def infer_markdown(d: dict) -> list[str]:
     rows = d.get("rows", [])
     gpu = any(r["memory"].get("gpu_peak_allocated_mb") is not None for r in rows)
-    mem_h = "GPU MiB alloc / reserved / device" if gpu else "RSS MiB load + run"
+    mem_h = "GPU MB alloc / reserved / device" if gpu else "RSS MB load + run"
     lines = ["## Inference", ""]
     if d.get("command"):
         lines += [f"Command: `{d['command']}`", ""]
@@ -168,7 +168,7 @@ def train_markdown(d: dict) -> list[str]:
     lines += [f"Model `{cfg.get('model')}`, batch size {cfg.get('batch_size')}, "
               f"{d.get('data', {}).get('n_clips')} clips from {d.get('data', {}).get('source')}; samples/s over the "
               f"steps after {cfg.get('warmup_steps')} warm-up step(s); each method in a fresh process.", ""]
-    header = ["method", "runner", "steps timed", "samples/s", "peak memory MiB", "memory kind", "trainable params",
+    header = ["method", "runner", "steps timed", "samples/s", "peak memory MB", "memory kind", "trainable params",
               "encoder frames", "x recipe samples/s", "x recipe memory"]
     body = []
     for r in d.get("rows", []):
@@ -247,7 +247,7 @@ def plot_train_memory(d: dict, path: Path) -> Path | None:
     for b, r in zip(bars, rows):
         ax.annotate(f"{r['peak_mem_mb']:.0f}", (b.get_x() + b.get_width() / 2, b.get_height()), ha="center",
                     va="bottom", fontsize=8)
-    ax.set_ylabel(f"peak memory, MiB ({rows[0].get('memory_kind', '')})")
+    ax.set_ylabel(f"peak memory, MB ({rows[0].get('memory_kind', '')})")
     ax.set_title(f"training {d.get('config', {}).get('model')}, batch {d.get('config', {}).get('batch_size')}")
     fig.tight_layout()
     fig.savefig(path, dpi=120)

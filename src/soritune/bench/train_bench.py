@@ -108,7 +108,7 @@ def synthetic_corpus(n: int, dest: Path) -> Path:
     wl = synthetic(n)
     dest.mkdir(parents=True, exist_ok=True)
     rows = []
-    for i, (uid, audio, text) in enumerate(zip(wl.ids, wl.audios, wl.texts)):
+    for uid, audio, text in zip(wl.ids, wl.audios, wl.texts):
         path = write_wav(dest / f"{uid}.wav", audio)
         rows.append({"id": uid, "audio": path.name, "duration": round(len(audio) / 16000, 4), "text": text})
     return write_manifest(dest / "train.jsonl", rows)
@@ -175,9 +175,9 @@ def add_ratios(rows: list[TrainRow]) -> None:
 def run(config: TrainBenchConfig | dict, progress: Callable[[dict], None] | None = None,
         command: str | None = None) -> TrainBenchResult:
     """Measure every method (and the recipe) and write bench.json / bench.md / plots into config.out."""
-    from soritune.environment import environment
     from soritune.bench.report import write_train
     from soritune.config import validate
+    from soritune.environment import environment
 
     cfg = config if isinstance(config, TrainBenchConfig) else validate(TrainBenchConfig, dict(config))
     t0 = time.perf_counter()

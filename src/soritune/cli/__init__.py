@@ -6,7 +6,9 @@ import sys
 
 from soritune.cli.app import app, console
 
-# Each module below only imports typer at top level; importing them is cheap.
+# Each module below only imports typer at top level; importing them is cheap. The order is the
+# order of the verbs in `soritune --help`, so it is kept as written.
+# isort: off
 from soritune.cli import models as _models  # noqa: F401,E402
 from soritune.cli import transcribe as _transcribe  # noqa: F401,E402
 from soritune.cli import speech as _speech  # noqa: F401,E402
@@ -21,6 +23,7 @@ from soritune.cli import train as _train  # noqa: F401,E402
 from soritune.cli import bench as _bench  # noqa: F401,E402
 from soritune.cli import compress as _compress  # noqa: F401,E402
 from soritune.cli import plan as _plan  # noqa: F401,E402
+# isort: on
 
 
 def main(argv: list[str] | None = None) -> None:

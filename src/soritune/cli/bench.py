@@ -147,7 +147,7 @@ def train(
     for r in result.rows:
         extra = "" if r.vs_recipe_samples_per_s is None else (
             f"  vs recipe: {r.vs_recipe_samples_per_s:.2f}x samples/s, {r.vs_recipe_memory or 0:.2f}x memory")
-        out.print(f"{r.method:<20} {r.runner:<15} {r.samples_per_s or 0:8.3f} samples/s  peak {r.peak_mem_mb or 0:9.0f} MiB "
+        out.print(f"{r.method:<20} {r.runner:<15} {r.samples_per_s or 0:8.3f} samples/s  peak {r.peak_mem_mb or 0:9.0f} MB "
                   f"({r.memory_kind}){extra}", highlight=False)
     for e in result.errors:
         console.print(f"[yellow]not measured[/] {e['method']}: {e['error']}", highlight=False)

@@ -24,6 +24,7 @@ from typing import Callable, Literal
 from pydantic import Field
 
 from soritune.config import StageConfig, save_config, validate
+from soritune.errors import CompressError
 from soritune.jsonio import write_json, write_jsonl
 from soritune.models.encoder import ENCODER_INPUT_HELP, EncoderInput
 
@@ -130,8 +131,6 @@ def pseudo_label(cfg: DistillConfig, teacher, processor, out: Path, progress=Non
     dest.mkdir(parents=True, exist_ok=True)
     write_jsonl(dest / "rejected.jsonl", rejected)
     if not kept:
-        from soritune.compress.modelio import CompressError
-
         raise CompressError(f"train: no pseudo-label passed the {cfg.filter_metric} <= {cfg.filter_threshold} filter "
                             f"({len(rejected)} rejected, see {dest / 'rejected.jsonl'}); raise filter_threshold")
     return write_manifest(dest / "train.jsonl", kept), rejected, len(rows)

@@ -20,6 +20,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from soritune.errors import CompressError
+
 IGNORE = -100
 
 
@@ -28,8 +30,6 @@ def layer_map(n_teacher: int, k: int) -> list[int]:
     import numpy as np
 
     if not 1 <= k <= n_teacher:
-        from soritune.compress.modelio import CompressError
-
         raise CompressError(f"decoder_layers: {k} must be between 1 and the teacher's {n_teacher}")
     mapping = [int(x) for x in np.linspace(0, n_teacher - 1, k, dtype=int)]
     mapping[-1] = n_teacher - 1

@@ -19,6 +19,8 @@ import re
 from pathlib import Path
 from typing import Iterable, Literal
 
+from soritune.errors import CompressError
+
 MASK_FILE = "masks.safetensors"
 LINEAR_NAMES = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
 Side = Literal["encoder", "decoder", "both"]
@@ -36,14 +38,10 @@ def prunable_params(model, modules: Iterable[str] = LINEAR_NAMES, side: Side = "
     modules = tuple(modules)
     bad = [m for m in modules if m not in LINEAR_NAMES]
     if bad:
-        from soritune.compress.modelio import CompressError
-
         raise CompressError(f"modules: unknown {bad}; allowed: {', '.join(LINEAR_NAMES)}")
     rx = re.compile(prunable_regex(modules, side))
     found = {n: p for n, p in model.named_parameters() if rx.fullmatch(n)}
     if not found:
-        from soritune.compress.modelio import CompressError
-
         raise CompressError(f"no prunable weight matches modules={list(modules)} side={side!r}")
     return found
 
@@ -89,8 +87,6 @@ def select_masks(scores: dict, sparsity: float, scope: Scope = "global") -> dict
     import torch
 
     if not 0.0 <= sparsity <= 1.0:
-        from soritune.compress.modelio import CompressError
-
         raise CompressError(f"sparsity: {sparsity} is not in [0, 1]")
     if scope == "layer":
         return {n: ~lowest(s, round(sparsity * s.numel())) for n, s in scores.items()}
@@ -123,15 +119,11 @@ def apply_masks(model, masks: dict) -> int:
     params = dict(model.named_parameters())
     missing = [n for n in masks if n not in params]
     if missing:
-        from soritune.compress.modelio import CompressError
-
         raise CompressError(f"masks do not fit this model: {len(missing)} unknown weights (e.g. {missing[0]})")
     with torch.no_grad():
         for n, m in masks.items():
             p = params[n]
             if tuple(p.shape) != tuple(m.shape):
-                from soritune.compress.modelio import CompressError
-
                 raise CompressError(f"mask {n}: shape {tuple(m.shape)} does not fit weight {tuple(p.shape)}")
             p.mul_(m.to(p.device, p.dtype))
     return len(masks)

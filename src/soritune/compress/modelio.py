@@ -16,14 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from soritune.errors import SoritunError
+from soritune.errors import CompressError
 
 STRUCTURE_FILE = "structure.json"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-
-
-class CompressError(SoritunError):
-    """A compress stage input or setting is not usable; the message names it."""
 
 
 @dataclass
@@ -133,7 +129,8 @@ def sparse_storage_bytes(nnz: int, numel: int, value_bytes: int = 4) -> int:
 
 
 def mb(n_bytes: int) -> float:
-    return round(n_bytes / 1024 ** 2, 3)
+    """Bytes as MB (10^6 bytes, as every `*_mb` figure in soritune), 3 decimals."""
+    return round(n_bytes / 1e6, 3)
 
 
 def read_structure(directory: str | Path) -> dict | None:

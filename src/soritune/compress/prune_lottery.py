@@ -38,6 +38,7 @@ from typing import Callable, Literal
 from pydantic import Field, model_validator
 
 from soritune.config import StageConfig, save_config, validate
+from soritune.errors import CompressError
 from soritune.jsonio import write_json
 
 LinearName = Literal["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"]
@@ -218,8 +219,6 @@ class _Runner:
         # the rounds then select exactly the one-shot magnitude mask of the pre-trained weights
         self.one_shot_equivalent = cfg.rewind_step == 0 and (cfg.score == "base" or not adapted & set(self.names))
         if not self.names:
-            from soritune.compress.modelio import CompressError
-
             raise CompressError("protect_adapted leaves no prunable weight (every prunable module carries an adapter)")
         self.w0 = {n: params[n].detach().clone() for n in self.names}
         self.current = self.w0  # the base weights of the latest round (rewound, masked)
@@ -273,8 +272,6 @@ class _Runner:
 
         ckpt = self.out / "round-0" / "checkpoints" / checkpoint_name(self.cfg.rewind_step)
         if not (ckpt / "trainable.safetensors").exists():
-            from soritune.compress.modelio import CompressError
-
             raise CompressError(f"rewind_step: round 0 has no checkpoint at step {self.cfg.rewind_step} "
                                 f"(it ran fewer steps?)")
         model, _ = merged_with(self.base0_dir, self.out / "round-0" / "adapter", {}, load_trainable(ckpt))
@@ -342,7 +339,6 @@ def _trained_elsewhere(adapter: Path):
     """Round 0's figures from the run that trained `adapter` (RUN_DIR/adapter + RUN_DIR/summary.json)."""
     from types import SimpleNamespace
 
-    from soritune.compress.modelio import CompressError
     from soritune.jsonio import read_json
 
     if not (adapter / "adapter_config.json").exists():

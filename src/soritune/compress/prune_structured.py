@@ -24,6 +24,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from soritune.config import StageConfig, save_config, validate
+from soritune.errors import CompressError
 from soritune.jsonio import write_json
 
 
@@ -139,8 +140,6 @@ def load_structured(directory: str | Path):
         state.update(load_file(str(f)))
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected or [m for m in missing if m != "proj_out.weight"]:
-        from soritune.compress.modelio import CompressError
-
         raise CompressError(f"{directory}: weights do not fit structure.json (missing {missing[:3]}, unexpected {unexpected[:3]})")
     model.tie_weights()
     if (directory / "generation_config.json").exists():

@@ -20,6 +20,8 @@ from __future__ import annotations
 import re
 from typing import Callable
 
+from soritune.errors import CompressError
+
 HEAD_PARTS = ("q_proj", "k_proj", "v_proj")
 
 
@@ -104,8 +106,6 @@ def taylor_importance(model, target: str, side: str, batches) -> dict:
     model.zero_grad(set_to_none=True)
     model.train(was)
     if n == 0:
-        from soritune.compress.modelio import CompressError
-
         raise CompressError("calib_manifest: no calibration batch could be formed (no usable utterance)")
     return scores
 

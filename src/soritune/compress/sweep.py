@@ -138,7 +138,7 @@ def csr_matmul_bench(weight, repeats: int = 5) -> dict:
 def _csr_model_mb(weights: dict, masks: dict, file_mb: float) -> float:
     """The weight file's MB with the pruned matrices stored as CSR instead of densely."""
     dense = sum(weights[n].numel() * weights[n].element_size() for n in masks)
-    return round(file_mb + (csr_bytes(weights, masks) - dense) / 1024 ** 2, 3)
+    return round(file_mb + (csr_bytes(weights, masks) - dense) / 1e6, 3)
 
 
 def knee(points: list[SweepPoint], tolerance: float) -> float | None:

@@ -29,7 +29,7 @@ from pydantic import Field, field_validator, model_validator
 
 from soritune.config import StageConfig
 from soritune.data.manifest import iter_manifest, validate_row
-from soritune.errors import SoritunError
+from soritune.errors import CurateError
 from soritune.jsonio import atomic_write_text, write_json
 
 COUNT_KEYS = (
@@ -39,10 +39,6 @@ COUNT_KEYS = (
 SPLIT_NAMES = {2: ("train", "test"), 3: ("train", "dev", "test")}
 
 Progress = Callable[[str, int], None]
-
-
-class CurateError(SoritunError):
-    """Curation cannot run as configured (paths clash, unreadable replay manifest, ...)."""
 
 
 class CurateConfig(StageConfig):
@@ -91,7 +87,7 @@ class CurateConfig(StageConfig):
         return v
 
     @model_validator(mode="after")
-    def _duration_range(self) -> "CurateConfig":
+    def _duration_range(self) -> CurateConfig:
         if self.min_duration_s is not None and self.max_duration_s is not None:
             if self.min_duration_s > self.max_duration_s:
                 raise ValueError(f"min_duration_s ({self.min_duration_s}) > max_duration_s ({self.max_duration_s})")
@@ -231,7 +227,7 @@ class RowRules:
     where: list[Where]
 
     @classmethod
-    def from_config(cls, cfg: "CurateConfig") -> "RowRules":
+    def from_config(cls, cfg: CurateConfig) -> RowRules:
         return cls(cfg.min_duration_s, cfg.max_duration_s, [re.compile(p) for p in cfg.require],
                    [re.compile(p) for p in cfg.exclude], [parse_where(w) for w in cfg.where])
 

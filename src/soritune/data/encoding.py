@@ -20,22 +20,12 @@ import re
 import unicodedata
 from pathlib import Path
 
-from soritune.errors import SoritunError
+from soritune.errors import EncodingError
 
 ENCODINGS = ("utf-8", "euc-kr", "cp949")
 _BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
 # BOM / zero-width space, joiners, word joiner, soft hyphen, and control characters but \t \n \r
 _INVISIBLE = re.compile("[\ufeff\u200b\u200c\u200d\u2060\u00ad\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-
-
-class EncodingError(SoritunError):
-    """Bytes that decode under none of the accepted encodings (`reason` = 'bad_encoding')."""
-
-    reason = "bad_encoding"
-
-    def __init__(self, where: str, detail: str = ""):
-        self.where = where
-        super().__init__(f"{where}: not UTF-8, EUC-KR or CP949" + (f" ({detail})" if detail else ""))
 
 
 def clean_text(text: str) -> str:

@@ -1,6 +1,7 @@
 """Run prepare's shards as Ray tasks (`--engine ray`, extra `soritune[ray]`).
 
-The work per shard is exactly the local engine's (`prepare_common.process_shard`): a task reads
+The work per shard is exactly the local engine's: the caller passes the shard function
+(`prepare_common.process_shard`), so this module does not import the stage back. A task reads
 its shard's audio/labels and writes its shard files under OUT/.shards, then returns its counts.
 So on a multi-machine cluster, ROOT and OUT must be on a file system every node mounts at the
 same path (NFS, Lustre, a cloud bucket through FUSE), and soritune must be installed on every
@@ -28,6 +29,7 @@ def ray_available() -> bool:
 
 
 def run_shards_ray(
+    process_shard: Callable[[dict], dict],
     tasks: list[dict],
     on_done: Callable[[dict], None],
     *,
@@ -35,12 +37,14 @@ def run_shards_ray(
     max_in_flight: int = 4,
     num_cpus: int | None = None,
 ) -> None:
-    """Submit `process_shard(task)` for every task to Ray; call `on_done(stats)` as each finishes."""
+    """Submit `process_shard(task)` for every task to Ray; call `on_done(stats)` as each finishes.
+
+    `process_shard` must be importable by the Ray workers (a module-level function), as for a
+    multiprocessing pool."""
     try:
         import ray
     except ImportError:
         raise SoritunError("engine 'ray' needs Ray: pip install 'soritune[ray]'") from None
-    from soritune.data.prepare_common import process_shard
 
     started_here = not ray.is_initialized()
     if started_here:

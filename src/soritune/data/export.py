@@ -38,7 +38,7 @@ from pydantic import Field
 from soritune.audio import SAMPLE_RATE
 from soritune.config import StageConfig
 from soritune.data.manifest import iter_manifest
-from soritune.errors import AudioError, SoritunError
+from soritune.errors import AudioError, ExportError
 from soritune.jsonio import write_json
 
 REPORT_SUFFIX = ".export_report.json"  # beside the output folder: OUT.export_report.json
@@ -47,10 +47,6 @@ KNOWN_ORDER = ("id", "audio", "duration", "text", "text_pron", "speaker", "split
 _OWN_FILES = ("data-*.parquet", "data-*.arrow", "state.json", "dataset_info.json")
 
 Progress = Callable[[int, int], None]
-
-
-class ExportError(SoritunError):
-    """The export cannot run as configured (output folder not empty, ...)."""
 
 
 class ExportConfig(StageConfig):

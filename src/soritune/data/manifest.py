@@ -11,14 +11,10 @@ import json
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from soritune.errors import SoritunError
+from soritune.errors import ManifestError
 
 REQUIRED = ("id", "audio", "duration", "text")
 OPTIONAL = ("text_pron", "speaker", "split", "source", "offset")
-
-
-class ManifestError(SoritunError):
-    """A manifest line is not valid; the message names the file, line and field."""
 
 
 def validate_row(row: Any, where: str) -> dict:

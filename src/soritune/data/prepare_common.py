@@ -307,7 +307,8 @@ def run(config: PrepareConfig, progress: Progress | None = None) -> PrepareResul
     if config.engine == "ray":
         from soritune.data.engine_ray import run_shards_ray
 
-        run_shards_ray(tasks, on_done, address=config.ray_address, max_in_flight=max(config.workers, 1) * 2)
+        run_shards_ray(process_shard, tasks, on_done, address=config.ray_address,
+                       max_in_flight=max(config.workers, 1) * 2)
     else:
         _run_local(tasks, config.workers, on_done)
     tasks.clear()

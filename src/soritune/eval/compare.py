@@ -12,12 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from soritune.errors import SoritunError
+from soritune.errors import CompareError
 from soritune.eval.bootstrap import DEFAULT_N_BOOT, DEFAULT_SEED, paired_bootstrap
-
-
-class CompareError(SoritunError):
-    """Two reports cannot be compared (no shared ids, different normalisation or references)."""
 
 
 @dataclass

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from soritune.errors import SoritunError
+from soritune.errors import ScoreInputError
 from soritune.eval.score import METRICS, ScoreReport, UtteranceScore
 
 HYPOTHESES_FILE = "hypotheses.jsonl"
@@ -20,10 +20,6 @@ _PREFIX = {"cer": "", "cer_spaced": "spaced_", "wer": "wer_", "swer": "swer_", "
 UTT_COLUMNS = ["id", "ref", "hyp", "cer", "n_ref_chars", "sub", "del", "ins", "hits", "n_ref_words"] + [
     f"{_PREFIX[m]}{k}" for m in METRICS if m != "cer" for k in ("sub", "del", "ins", "hits")
 ] + ["loop", "empty_hyp", "hit_max_tokens", "n_tokens"]
-
-
-class ScoreInputError(SoritunError):
-    """A reference or hypothesis file cannot be read; the message names the file and line."""
 
 
 def _is_jsonl(path: Path) -> bool:

@@ -10,7 +10,7 @@ texts already passed through `soritune.eval.normalize.normalize_text`.
 - `swer`: the hypothesis is re-spaced like the reference before WER (KsponSpeech paper's
   space-normalised WER): both sides are aligned character by character without spaces, and a
   space is put into the hypothesis wherever the aligned reference has one.
-- `cer_reading`: see `soritune.eval.reading`.
+- `cer_reading`: in `soritune.eval.reading` (it builds on the counts here, so it lives there).
 
 The set-level functions (`cer`, `wer`, ...) take raw texts and normalise them; an empty
 reference adds 0 to the denominator and its insertions to the numerator (never dropped).
@@ -42,7 +42,7 @@ class EditCounts:
     def errors(self) -> int:
         return self.sub + self.dele + self.ins
 
-    def __add__(self, other: "EditCounts") -> "EditCounts":
+    def __add__(self, other: EditCounts) -> EditCounts:
         return EditCounts(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
 
     def rate(self, denominator: int | None = None) -> float | None:
@@ -114,7 +114,7 @@ def respace(ref_norm: str, hyp_norm: str) -> str:
             starts.add(pos)
         pos += len(w)
     cuts: set[int] = set()  # indices into hyp_ns that get a space before them
-    for tag, i1, i2, j1, j2 in Levenshtein.opcodes(ref_ns, hyp_ns):
+    for tag, i1, i2, j1, _j2 in Levenshtein.opcodes(ref_ns, hyp_ns):
         if tag in ("equal", "replace"):
             cuts.update(j1 + (i - i1) for i in range(i1, i2) if i in starts)
         elif tag == "delete":
@@ -191,18 +191,3 @@ def swer(refs: Sequence[str], hyps: Sequence[str]) -> float:
     """Micro-averaged space-normalised WER (hypothesis re-spaced like the reference)."""
     return _rate(_total(refs, hyps, sword_counts))
 
-
-def cer_reading(refs: Sequence[str], hyps: Sequence[str], prons: Sequence[str | None] | None = None) -> float:
-    """Micro-averaged reading-aware CER; denominator = the CER denominator (spelling side)."""
-    from soritune.eval.reading import reading_counts
-
-    prons = prons if prons is not None else [None] * len(refs)
-    errors = n_ref = 0
-    for r, h, p in zip(refs, hyps, prons, strict=True):
-        rn = normalize_text(r)
-        counts = reading_counts(rn, normalize_text(h), normalize_text(p) if p else None)
-        errors += counts.errors
-        n_ref += len(no_spaces(rn))
-    if n_ref == 0:
-        return 0.0 if errors == 0 else float("inf")
-    return errors / n_ref

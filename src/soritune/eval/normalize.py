@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from functools import lru_cache
+from functools import cache
 
 NORMALIZATION_NAME = "soritune-ko-score"
 NORMALIZATION_VERSION = "1.0"
@@ -35,12 +35,12 @@ _RESTORE = {v: k for k, v in _PLACEHOLDER.items()}
 _WS = re.compile(r"\s+")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _is_punct(ch: str) -> bool:
     return ch != "%" and unicodedata.category(ch).startswith("P")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _is_format(ch: str) -> bool:
     return unicodedata.category(ch) == "Cf"
 

@@ -18,11 +18,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from itertools import product
-from typing import Callable
+from typing import Callable, Sequence
 
 from soritune.eval import readings_ko as ko
 from soritune.eval.metrics import EditCounts, edit_counts
-from soritune.eval.normalize import no_spaces
+from soritune.eval.normalize import no_spaces, normalize_text
 
 _UNIT_KEYS = sorted(ko.UNITS, key=len, reverse=True)
 _UNIT_ALT = "|".join(re.escape(u) for u in _UNIT_KEYS)
@@ -125,9 +125,9 @@ def match_readings(ref_norm: str, hyp_norm: str, pron_norm: str | None = None) -
     best: ReadingMatch | None = None
     for k, ref in enumerate(refs):
         ref_ns = no_spaces(ref)
-        hyp = best_reading(hyp_norm, lambda c: Levenshtein.distance(ref_ns, no_spaces(c)))
+        hyp = best_reading(hyp_norm, lambda c: Levenshtein.distance(ref_ns, no_spaces(c)))  # noqa: B023 - called now
         hyp_ns = no_spaces(hyp)
-        ref_r = no_spaces(best_reading(ref, lambda c: Levenshtein.distance(no_spaces(c), hyp_ns)))
+        ref_r = no_spaces(best_reading(ref, lambda c: Levenshtein.distance(no_spaces(c), hyp_ns)))  # noqa: B023 - called now
         counts = edit_counts(ref_r, hyp_ns)
         if best is None or counts.errors < best.counts.errors:
             best = ReadingMatch(ref_r, hyp_ns, counts, used_pron=k == 1)
@@ -138,3 +138,17 @@ def match_readings(ref_norm: str, hyp_norm: str, pron_norm: str | None = None) -
 def reading_counts(ref_norm: str, hyp_norm: str, pron_norm: str | None = None) -> EditCounts:
     """Edit counts between the best-matching readings (see match_readings)."""
     return match_readings(ref_norm, hyp_norm, pron_norm).counts
+
+
+def cer_reading(refs: Sequence[str], hyps: Sequence[str], prons: Sequence[str | None] | None = None) -> float:
+    """Micro-averaged reading-aware CER; denominator = the CER denominator (spelling side)."""
+    prons = prons if prons is not None else [None] * len(refs)
+    errors = n_ref = 0
+    for r, h, p in zip(refs, hyps, prons, strict=True):
+        rn = normalize_text(r)
+        counts = reading_counts(rn, normalize_text(h), normalize_text(p) if p else None)
+        errors += counts.errors
+        n_ref += len(no_spaces(rn))
+    if n_ref == 0:
+        return 0.0 if errors == 0 else float("inf")
+    return errors / n_ref

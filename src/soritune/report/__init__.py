@@ -17,9 +17,9 @@ class ReportResult:
 
 def build_report(inputs: list[str | Path] | list[System], out: str | Path, *, title: str = "soritune report",
                  notes: list[str] | None = None, extra: dict | None = None) -> ReportResult:
+    from soritune.environment import environment
     from soritune.jsonio import atomic_write_text, write_json
     from soritune.report import plots as P
-    from soritune.environment import environment
     from soritune.report.render import html_page, markdown, systems_json
 
     systems = inputs if inputs and isinstance(inputs[0], System) else collect(inputs)  # type: ignore[arg-type]

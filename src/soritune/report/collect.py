@@ -82,7 +82,7 @@ def merge_run(sysm: System, run_dir: Path) -> System:
 
 def artifact_size_mb(run_dir: Path) -> float | None:
     """Size of what a user ships from the run: adapter/, model/, student/ (distillation), merged/ or the
-    directory itself (CTranslate2 export)."""
+    directory itself (CTranslate2 export). MB = 10^6 bytes, as every `*_mb` figure in soritune."""
     for sub in ("adapter", "model", "student", "merged", "."):
         d = run_dir / sub
         files = [p for p in d.rglob("*") if p.is_file() and "checkpoint" not in p.parts] if d.is_dir() else []

@@ -1,4 +1,5 @@
-"""Named training presets: src/soritune/presets/NAME.yaml (the published setups in BENCHMARKS.md).
+"""Named training presets: src/soritune/presets/NAME.yaml (published setups; each file's header names its
+source and the published figures).
 
 A preset is a partial TrainConfig; `soritune train --preset NAME` uses it as the base that a config
 file, flags and --set override. Presets name a hub model; --model replaces it (e.g. offline).
