@@ -68,6 +68,7 @@ class TrainConfig(StageConfig):
     num_workers: int = Field(0, ge=0, description="DataLoader worker processes (audio decoding, features)")
     max_audio_s: float = Field(30.0, gt=0, le=30.0, description="skip longer utterances (reported)")
     max_label_tokens: int = Field(448, ge=8, le=448, description="skip longer transcripts (reported)")
+    max_skip_fraction: float = Field(0.1, ge=0, le=1, description="stop if more than this share of rows has missing or unreadable audio (skipped.jsonl)")
     # efficiency
     dynamic_length: bool = Field(True, description="pad each batch to its longest clip (bucketed), not 30 s")
     length_bucket_s: float = Field(1.0, gt=0, le=30, description="bucket width for dynamic_length, seconds")
