@@ -67,7 +67,7 @@ class RssSampler:
     def reset(self) -> None:
         self.peak_mb = self.now_mb()
 
-    def start(self) -> "RssSampler":
+    def start(self) -> RssSampler:
         self._thread.start()
         return self
 
@@ -181,7 +181,7 @@ def _closed_after(sock: socket.socket, t0: float, limit_s: float, trickle: bytes
                 i += 1
             if sock.recv(4096) == b"":
                 return round(time.perf_counter() - t0, 2)
-        except (socket.timeout, TimeoutError):
+        except TimeoutError:
             continue
         except OSError:
             return round(time.perf_counter() - t0, 2)

@@ -11,7 +11,7 @@ import httpx
 import numpy as np
 import pytest
 
-from soritune.audio import SAMPLE_RATE, decode_bytes, iter_decode, duration_from_header
+from soritune.audio import SAMPLE_RATE, decode_bytes, duration_from_header, iter_decode
 from soritune.errors import AudioError
 
 

@@ -80,7 +80,7 @@ def _closed_within(sock: socket.socket, seconds: float) -> tuple[bool, bytes]:
             if not chunk:
                 return True, data
             data += chunk
-    except (socket.timeout, TimeoutError):
+    except TimeoutError:
         return False, data
     except ConnectionResetError:
         return True, data

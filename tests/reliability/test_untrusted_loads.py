@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import random
 
 import numpy as np
@@ -23,7 +24,7 @@ class _Payload:
 def test_checkpoint_files_cannot_run_code(tmp_path):
     marker = tmp_path / "pwned"
     torch.save({"state": {}, "param_groups": [], "x": _Payload(str(marker))}, tmp_path / "optimizer.pt")
-    with pytest.raises(Exception) as e:
+    with pytest.raises(pickle.UnpicklingError) as e:
         load_pt(tmp_path / "optimizer.pt")
     assert "weights" in str(e.value).lower() or "unpickl" in str(e.value).lower()
     assert not marker.exists()
@@ -54,6 +55,6 @@ def test_int8_export_cannot_run_code(tmp_path, tiny):
     tiny.model.config.save_pretrained(tmp_path)
     marker = tmp_path / "pwned"
     torch.save({"x": _Payload(str(marker))}, tmp_path / INT8_FILE)
-    with pytest.raises(Exception):
+    with pytest.raises(pickle.UnpicklingError):
         load_int8(tmp_path)
     assert not marker.exists()

@@ -201,7 +201,7 @@ class MicroBatcher:
                 timeout = None if oldest is None else max(0.0, oldest + self.window_s - time.perf_counter())
                 try:
                     await asyncio.wait_for(self._wakeup.wait(), timeout)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
                 continue
             started = time.perf_counter()
