@@ -52,11 +52,15 @@ def read_pcm(path: str | Path, sample_rate: int = SAMPLE_RATE, *, target_sr: int
 BLOCK_S = 10.0  # decode and resample in blocks of this many seconds: memory does not grow with the file
 
 
-def _soundfile_blocks(data: bytes, name: str, block_s: float):
+def _source(data):
+    return io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else str(data)
+
+
+def _soundfile_blocks(data, name: str, block_s: float):
     """(probed duration or None, iterator of (mono float32 block, rate)); raises if soundfile cannot open it."""
     import soundfile as sf
 
-    f = sf.SoundFile(io.BytesIO(data))
+    f = sf.SoundFile(_source(data))
     sr = int(f.samplerate)
     duration = f.frames / sr if f.frames > 0 else None
 
@@ -71,11 +75,11 @@ def _soundfile_blocks(data: bytes, name: str, block_s: float):
     return duration, blocks()
 
 
-def _av_blocks(data: bytes, name: str, block_s: float):
+def _av_blocks(data, name: str, block_s: float):
     """The same through PyAV (containers: mp3, m4a, ogg/opus, webm, ...): 16 kHz mono via its resampler."""
     import av
 
-    container = av.open(io.BytesIO(data))
+    container = av.open(_source(data))
     if not container.streams.audio:
         container.close()
         raise ValueError("no audio stream")
@@ -105,8 +109,10 @@ def _av_blocks(data: bytes, name: str, block_s: float):
     return duration, blocks()
 
 
-def duration_from_header(data: bytes) -> float | None:
-    """Duration from the container header (soundfile info, else the PyAV stream), without decoding."""
+def duration_from_header(data) -> float | None:
+    """Duration from the container header (soundfile info, else the PyAV stream), without decoding.
+
+    `data`: the file's bytes or its path. None when no reader opens it or the header has no duration."""
     for opener in (_soundfile_blocks, _av_blocks):
         try:
             duration, blocks = opener(data, "<bytes>", BLOCK_S)
@@ -215,17 +221,29 @@ def load_audio(path: str | Path, *, target_sr: int = SAMPLE_RATE, pcm_sample_rat
 
 
 def audio_duration_s(path: str | Path, pcm_sample_rate: int = SAMPLE_RATE) -> float:
-    """Duration without decoding where the header tells it (PCM size, soundfile info); else decode."""
+    """Duration of a file that is known to decode: PCM from its size; otherwise the first block is
+    decoded (so an unreadable file raises AudioError here, not later) and the header's duration is
+    returned, or the decoded length where the header has none."""
     path = Path(path)
     if path.suffix.lower() in PCM_SUFFIXES:
         return (path.stat().st_size // 2) / pcm_sample_rate
-    try:
-        import soundfile as sf
-
-        info = sf.info(str(path))
-        return info.frames / info.samplerate
-    except Exception:  # noqa: BLE001
-        return len(load_audio(path)) / SAMPLE_RATE
+    if not path.exists():
+        raise AudioError(path, "missing")
+    if not path.is_file():
+        raise AudioError(path, "unreadable_audio", "not a regular file")
+    for opener in (_soundfile_blocks, _av_blocks):
+        try:
+            duration, blocks = opener(path, str(path), BLOCK_S)
+            first = next(blocks, None)
+        except Exception:  # noqa: BLE001 - try the next reader
+            continue
+        blocks.close()
+        if first is None:
+            raise AudioError(path, "empty", "no samples decoded")
+        if duration:
+            return duration
+        break
+    return len(load_audio(path)) / SAMPLE_RATE
 
 
 def write_wav(path: str | Path, audio: np.ndarray, sr: int = SAMPLE_RATE) -> Path:
