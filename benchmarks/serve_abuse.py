@@ -221,6 +221,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="bundled:whisper-base")
     ap.add_argument("--backend", default="ct2")
+    ap.add_argument("--scenarios", default="bombs,long,slow", help="which of bombs, long, slow to run")
     ap.add_argument("--bombs", type=int, default=4)
     ap.add_argument("--bomb-s", type=float, default=7200.0, help="seconds of silence in a bomb / the long upload")
     ap.add_argument("--bomb-hold-s", type=float, default=30.0, help="bomb clients disconnect after this")
@@ -256,15 +257,14 @@ def main() -> None:
         for _ in range(2):  # warm-up
             post(base, short[0], short[1], 120)
         results = {"idle_rss_mb": round(rss.now_mb(), 1)}
-        print("bombs ...", flush=True)
-        results["bombs"] = scenario_bombs(args, base, rss, bomb, too_long)
-        print(json.dumps(results["bombs"]), flush=True)
-        print("long + short ...", flush=True)
-        results["long_and_short"] = scenario_long_and_short(args, base, rss, bomb, short)
-        print(json.dumps(results["long_and_short"]), flush=True)
-        print("slow connections ...", flush=True)
-        results["slow_connections"] = scenario_slow(args, base, short)
-        print(json.dumps(results["slow_connections"]), flush=True)
+        scenarios = {"bombs": ("bombs", lambda: scenario_bombs(args, base, rss, bomb, too_long)),
+                     "long": ("long_and_short", lambda: scenario_long_and_short(args, base, rss, bomb, short)),
+                     "slow": ("slow_connections", lambda: scenario_slow(args, base, short))}
+        for name in args.scenarios.split(","):
+            key, run = scenarios[name.strip()]
+            print(f"{key} ...", flush=True)
+            results[key] = run()
+            print(json.dumps(results[key]), flush=True)
         results["health_after"] = post(base, short[0], short[1], 120)
         results["rss_after_mb"] = round(rss.now_mb(), 1)
     finally:

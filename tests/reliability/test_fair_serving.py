@@ -112,3 +112,11 @@ def test_request_deadline_gives_504_and_drops_its_work(make_server, slow_backend
     clips = backend.clips
     time.sleep(0.8)
     assert backend.clips - clips <= 2
+
+
+def test_a_long_upload_holds_at_most_its_chunk_cap_at_the_model(make_server, slow_backend, bomb):
+    backend = slow_backend(0.05)
+    srv = make_server(backend, max_batch=8, batch_window_ms=0, max_chunks_per_request=2)
+    r = httpx.post(srv.url + "/v1/audio/transcriptions", files={"file": ("long.flac", bomb(600))}, timeout=60)
+    assert r.status_code == 200
+    assert backend.clips >= 20 and max(len(b) for b in backend.batches) <= 2

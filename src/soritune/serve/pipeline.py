@@ -7,7 +7,9 @@ file are decoded together, and with other requests' clips), and one segment is m
 Bounded work per request: the duration in the file's header is checked against `max_audio_s` before
 anything is decoded; decoding runs block by block in a worker thread, at most `decode_slots` blocks
 at once across the server, and only while fewer than `max_queued_chunks` of the request's chunks wait
-for the model (back-pressure); chunks decoded meanwhile are submitted together, so they share batches. So memory does not grow with the length of an upload, and a long
+for the model (back-pressure); chunks decoded meanwhile are submitted together, so they share batches.
+The cap (`--max-chunks-per-request`, default 4) also bounds what a newcomer waits for: the batch
+running when it arrives holds at most that many of a long upload's chunks. So memory does not grow with the length of an upload, and a long
 upload's chunks enter the batcher's fair queue a few at a time.
 
 `guard(...)` runs a transcription until it finishes, its client disconnects, its deadline passes or
