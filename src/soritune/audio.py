@@ -49,49 +49,156 @@ def read_pcm(path: str | Path, sample_rate: int = SAMPLE_RATE, *, target_sr: int
     return resample(audio, sample_rate, target_sr)
 
 
-def _decode_soundfile(data: bytes) -> tuple[np.ndarray, int]:
+BLOCK_S = 10.0  # decode and resample in blocks of this many seconds: memory does not grow with the file
+
+
+def _source(data):
+    return io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else str(data)
+
+
+def _soundfile_blocks(data, name: str, block_s: float):
+    """(probed duration or None, iterator of (mono float32 block, rate)); raises if soundfile cannot open it."""
     import soundfile as sf
 
-    audio, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=False)
-    return to_mono(np.asarray(audio)), int(sr)
+    f = sf.SoundFile(_source(data))
+    sr = int(f.samplerate)
+    duration = f.frames / sr if f.frames > 0 else None
+
+    def blocks():
+        with f:
+            while True:
+                block = f.read(max(1, int(block_s * sr)), dtype="float32", always_2d=True)
+                if not len(block):
+                    return
+                yield to_mono(block), sr
+
+    return duration, blocks()
 
 
-def _decode_av(data: bytes) -> tuple[np.ndarray, int]:
+def _av_blocks(data, name: str, block_s: float):
+    """The same through PyAV (containers: mp3, m4a, ogg/opus, webm, ...): 16 kHz mono via its resampler."""
     import av
 
-    frames = []
-    with av.open(io.BytesIO(data)) as container:
-        if not container.streams.audio:
-            raise ValueError("no audio stream")
-        stream = container.streams.audio[0]
+    container = av.open(_source(data))
+    if not container.streams.audio:
+        container.close()
+        raise ValueError("no audio stream")
+    stream = container.streams.audio[0]
+    duration = None
+    if stream.duration and stream.time_base:
+        duration = float(stream.duration * stream.time_base)
+    elif container.duration:
+        duration = container.duration / 1_000_000  # av.time_base
+
+    def blocks():
         resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
-        for frame in container.decode(stream):
-            for out in resampler.resample(frame):
-                frames.append(out.to_ndarray().reshape(-1))
-        for out in resampler.resample(None):
-            frames.append(out.to_ndarray().reshape(-1))
-    if not frames:
-        return np.zeros(0, dtype=np.float32), SAMPLE_RATE
-    return np.concatenate(frames).astype(np.float32), SAMPLE_RATE
+        pending, pending_n = [], 0
+        with container:
+            for frame in container.decode(stream):
+                for out in resampler.resample(frame):
+                    pending.append(out.to_ndarray().reshape(-1))
+                    pending_n += pending[-1].size
+                if pending_n >= block_s * SAMPLE_RATE:
+                    yield np.concatenate(pending).astype(np.float32), SAMPLE_RATE
+                    pending, pending_n = [], 0
+            for out in resampler.resample(None):
+                pending.append(out.to_ndarray().reshape(-1))
+        if pending:
+            yield np.concatenate(pending).astype(np.float32), SAMPLE_RATE
+
+    return duration, blocks()
 
 
-def decode_bytes(data: bytes, name: str = "<bytes>", *, target_sr: int = SAMPLE_RATE) -> np.ndarray:
-    """Decode an in-memory audio file (any format soundfile or PyAV reads) to mono float32 at target_sr."""
+def duration_from_header(data) -> float | None:
+    """Duration from the container header (soundfile info, else the PyAV stream), without decoding.
+
+    `data`: the file's bytes or its path. None when no reader opens it or the header has no duration."""
+    for opener in (_soundfile_blocks, _av_blocks):
+        try:
+            duration, blocks = opener(data, "<bytes>", BLOCK_S)
+        except Exception:  # noqa: BLE001 - try the next reader
+            continue
+        blocks.close()
+        return duration
+    return None
+
+
+def _too_long(name: str, duration_s: float, max_duration_s: float, probed: bool) -> AudioError:
+    how = "its header says" if probed else "decoding reached"
+    return AudioError(name, "too_long", f"{how} {duration_s:.0f} s; at most {max_duration_s:.0f} s accepted")
+
+
+def iter_decode(data: bytes, name: str = "<bytes>", *, target_sr: int = SAMPLE_RATE,
+                max_duration_s: float | None = None, block_s: float = BLOCK_S):
+    """Decode in-memory audio block by block: yields mono float32 arrays at `target_sr`.
+
+    Memory stays at one block at the native rate plus the resampler's state, whatever the length.
+    The duration in the header is checked against `max_duration_s` before any decoding, and the
+    decoded length again while decoding (a header can lie). Raises AudioError `empty`, `not_audio`,
+    `corrupt` or `too_long`.
+    """
     if not data:
         raise AudioError(name, "empty", "0 bytes")
-    for decoder in (_decode_soundfile, _decode_av):
+    opened = None
+    for opener in (_soundfile_blocks, _av_blocks):
         try:
-            audio, sr = decoder(data)
-            break
+            duration, blocks = opener(data, name, block_s)
+            first = next(blocks, None)
         except Exception:  # noqa: BLE001 - try the next decoder
             continue
-    else:
+        opened = (duration, first, blocks)
+        break
+    if opened is None:
         raise AudioError(name, "not_audio", "no audio decoder recognised the data")
+    duration, first, blocks = opened
+    try:
+        if max_duration_s and duration and duration > max_duration_s:
+            raise _too_long(name, duration, max_duration_s, probed=True)
+        if first is None:
+            raise AudioError(name, "empty", "no samples decoded")
+        yield from _resampled(_chain(first, blocks, name), name, target_sr, max_duration_s)
+    finally:
+        blocks.close()
+
+
+def _chain(first, blocks, name: str):
+    yield first
+    try:
+        yield from blocks
+    except Exception as e:  # noqa: BLE001 - a decoder error mid-file
+        raise AudioError(name, "corrupt", f"decoding failed part way: {e}") from None
+
+
+def _resampled(blocks, name: str, target_sr: int, max_duration_s: float | None):
+    stream, sr, total = None, None, 0
+    for block, block_sr in blocks:
+        if not np.isfinite(block).all():
+            raise AudioError(name, "corrupt", "non-finite samples")
+        if sr is None and block_sr != target_sr:
+            import soxr
+
+            stream = soxr.ResampleStream(block_sr, target_sr, 1, dtype="float32", quality="HQ")
+        sr = block_sr
+        out = stream.resample_chunk(block, last=False) if stream is not None else block.astype(np.float32, copy=False)
+        total += out.size
+        if max_duration_s and total > max_duration_s * target_sr:
+            raise _too_long(name, total / target_sr, max_duration_s, probed=False)
+        if out.size:
+            yield out
+    if stream is not None:
+        tail = stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
+        if tail.size:
+            yield tail
+
+
+def decode_bytes(data: bytes, name: str = "<bytes>", *, target_sr: int = SAMPLE_RATE,
+                 max_duration_s: float | None = None) -> np.ndarray:
+    """Decode an in-memory audio file (any format soundfile or PyAV reads) to mono float32 at target_sr."""
+    parts = list(iter_decode(data, name, target_sr=target_sr, max_duration_s=max_duration_s))
+    audio = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
     if audio.size == 0:
         raise AudioError(name, "empty", "no samples decoded")
-    if not np.isfinite(audio).all():
-        raise AudioError(name, "corrupt", "non-finite samples")
-    return resample(audio, sr, target_sr)
+    return audio
 
 
 def load_audio(path: str | Path, *, target_sr: int = SAMPLE_RATE, pcm_sample_rate: int = SAMPLE_RATE) -> np.ndarray:
@@ -114,17 +221,29 @@ def load_audio(path: str | Path, *, target_sr: int = SAMPLE_RATE, pcm_sample_rat
 
 
 def audio_duration_s(path: str | Path, pcm_sample_rate: int = SAMPLE_RATE) -> float:
-    """Duration without decoding where the header tells it (PCM size, soundfile info); else decode."""
+    """Duration of a file that is known to decode: PCM from its size; otherwise the first block is
+    decoded (so an unreadable file raises AudioError here, not later) and the header's duration is
+    returned, or the decoded length where the header has none."""
     path = Path(path)
     if path.suffix.lower() in PCM_SUFFIXES:
         return (path.stat().st_size // 2) / pcm_sample_rate
-    try:
-        import soundfile as sf
-
-        info = sf.info(str(path))
-        return info.frames / info.samplerate
-    except Exception:  # noqa: BLE001
-        return len(load_audio(path)) / SAMPLE_RATE
+    if not path.exists():
+        raise AudioError(path, "missing")
+    if not path.is_file():
+        raise AudioError(path, "unreadable_audio", "not a regular file")
+    for opener in (_soundfile_blocks, _av_blocks):
+        try:
+            duration, blocks = opener(path, str(path), BLOCK_S)
+            first = next(blocks, None)
+        except Exception:  # noqa: BLE001 - try the next reader
+            continue
+        blocks.close()
+        if first is None:
+            raise AudioError(path, "empty", "no samples decoded")
+        if duration:
+            return duration
+        break
+    return len(load_audio(path)) / SAMPLE_RATE
 
 
 def write_wav(path: str | Path, audio: np.ndarray, sr: int = SAMPLE_RATE) -> Path:
@@ -159,22 +278,24 @@ def _quietest_point(audio: np.ndarray, lo: int, hi: int, win: int = 400) -> int:
     return lo + int(np.argmin(energy)) + win // 2
 
 
+def iter_chunks(blocks, max_s: float = 30.0, search_s: float = 5.0):
+    """Chunks of a stream of 16 kHz blocks, cut as `chunk_audio` cuts (needs only `max_s` of look-ahead)."""
+    max_len, search = int(max_s * SAMPLE_RATE), int(search_s * SAMPLE_RATE)
+    buf, offset = np.zeros(0, dtype=np.float32), 0
+    for block in blocks:
+        buf = np.concatenate([buf, block]) if buf.size else block
+        while len(buf) > max_len:  # more audio follows this window: cut it in its quietest point
+            end = _quietest_point(buf, max_len - search, max_len)
+            yield Chunk(offset, offset + end, buf[:end])
+            buf, offset = buf[end:], offset + end
+    if buf.size or offset == 0:
+        yield Chunk(offset, offset + len(buf), buf)
+
+
 def chunk_audio(audio: np.ndarray, max_s: float = 30.0, search_s: float = 5.0) -> list[Chunk]:
     """Split audio longer than `max_s` at the quietest point in the last `search_s` of each window.
 
     Cutting in a pause (not at a fixed offset) means no word is split across chunks, so no word is
     lost or doubled at the seams; chunks do not overlap.
     """
-    max_len = int(max_s * SAMPLE_RATE)
-    if len(audio) <= max_len:
-        return [Chunk(0, len(audio), audio)]
-    chunks, start = [], 0
-    search = int(search_s * SAMPLE_RATE)
-    while start < len(audio):
-        if len(audio) - start <= max_len:
-            end = len(audio)
-        else:
-            end = _quietest_point(audio, start + max_len - search, start + max_len)
-        chunks.append(Chunk(start, end, audio[start:end]))
-        start = end
-    return chunks
+    return list(iter_chunks([audio], max_s, search_s))

@@ -20,7 +20,7 @@ def serve(
     port: int = typer.Option(8000, min=0, max=65535, help="TCP port."),
     api_key: Optional[str] = typer.Option(
         None, envvar="SORITUNE_API_KEY", help="Require `Authorization: Bearer KEY` on /v1/* (env SORITUNE_API_KEY)."),
-    max_upload_mb: float = typer.Option(50.0, min=0.001, help="Largest accepted upload in MB; larger gets 413."),
+    max_upload_mb: float = typer.Option(25.0, min=0.001, help="Largest accepted upload in MB (OpenAI's limit); larger gets 413."),
     max_batch: int = typer.Option(8, min=1, max=256, help="Most clips per model call; 1 turns micro-batching off."),
     batch_window_ms: float = typer.Option(20.0, min=0, max=5000, help="How long a clip waits for batch mates."),
     max_new_tokens: int = typer.Option(225, min=1, max=440, help="Token limit per <= 30 s chunk."),
@@ -30,6 +30,12 @@ def serve(
     encoder_input: str = typer.Option("padded", help=ENCODER_INPUT_HELP),
     model_name: Optional[str] = typer.Option(None, help="Model id shown by /v1/models (default: the spec)."),
     log_level: str = typer.Option("info", help="uvicorn log level: debug | info | warning | error."),
+    max_concurrent_decodes: int = typer.Option(2, min=1, max=64, help="Audio blocks decoded at once, all requests together."),
+    max_chunks_per_request: int = typer.Option(4, min=1, max=256, help="Most 30-s chunks of one request at the model at once."),
+    request_timeout_s: float = typer.Option(1800.0, min=1, help="A transcription running longer gets 504; its queued work is dropped."),
+    shutdown_grace_s: float = typer.Option(30.0, min=0, max=3600, help="On SIGTERM, time running requests get to finish before a 503."),
+    header_timeout_s: float = typer.Option(10.0, min=0.1, help="Close connections that take longer to send a request's headers."),
+    read_timeout_s: float = typer.Option(30.0, min=0.1, help="Close a request whose body stalls this long."),
 ) -> None:
     """Serve a model over HTTP: OpenAI-compatible POST /v1/audio/transcriptions (json, text, srt, vtt,
     verbose_json), GET /v1/models, /health (ready once the model is loaded), /metrics (Prometheus)
@@ -63,7 +69,9 @@ def serve(
         model=model, adapter=str(adapter) if adapter else None, backend=backend, host=host, port=port,
         api_key=api_key, max_upload_mb=max_upload_mb, max_batch=max_batch, batch_window_ms=batch_window_ms,
         max_new_tokens=max_new_tokens, language=language, device=device, compute_type=compute_type,
-        encoder_input=encoder_input, model_name=model_name))
+        encoder_input=encoder_input, model_name=model_name, max_concurrent_decodes=max_concurrent_decodes,
+        request_timeout_s=request_timeout_s, max_chunks_per_request=max_chunks_per_request, shutdown_grace_s=shutdown_grace_s, header_timeout_s=header_timeout_s,
+        read_timeout_s=read_timeout_s))
     if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
         console.print(f"[yellow]warning:[/] listening on {host} without --api-key: anyone who can reach it "
                       "can use it", highlight=False)

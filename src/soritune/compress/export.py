@@ -153,7 +153,7 @@ def load_int8(directory: str | Path):
     q = quantize_int8(model)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        state = torch.load(directory / INT8_FILE, map_location="cpu", weights_only=False)
+        state = torch.load(directory / INT8_FILE, map_location="cpu", weights_only=True)  # no code from the dir
         q.load_state_dict(state, strict=True)
     q.generation_config = GenerationConfig.from_pretrained(str(directory))
     return q.eval(), WhisperProcessor.from_pretrained(str(directory))

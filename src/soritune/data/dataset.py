@@ -2,7 +2,9 @@
 
 `ManifestDataset` keeps only the manifest columns in memory and decodes audio lazily (memory does
 not grow with the corpus); `offset`/`duration` rows read just their segment. Rows that cannot be
-trained on are kept out with a reason in `dataset.skipped` (never dropped silently).
+trained on are kept out with a reason in `dataset.skipped` (never dropped silently): among them files
+that are missing, directories or undecodable (`unreadable_audio`), checked once when the dataset is
+built; a whole file's duration is taken from its audio header, not trusted from the row.
 
 `WhisperCollator` turns items into
     input_features   [B, n_mels, frames]   (frames = 3000, or the batch's bucketed length)
@@ -23,8 +25,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from soritune.audio import SAMPLE_RATE, load_audio, resample
-from soritune.errors import SoritunError
+from soritune.audio import SAMPLE_RATE, audio_duration_s, load_audio, resample
+from soritune.errors import AudioError, SoritunError
 from soritune.models.encoder import HOP, MAX_FRAMES, bucket_frames
 
 IGNORE = -100
@@ -50,6 +52,30 @@ def load_segment(path: str, offset: float | None = None, duration: float | None 
         start = int(round(offset * SAMPLE_RATE))
         end = None if duration is None else start + int(round(duration * SAMPLE_RATE))
         return audio[start:end]
+
+
+AUDIO_FAULTS = ("missing_audio", "unreadable_audio")
+
+
+def check_audio(row: dict, max_audio_s: float) -> tuple[str, str] | None:
+    """A reason to skip the row's audio, or None; a whole file's row["duration"] is set from its header."""
+    path = Path(row["audio"])
+    if not path.exists():
+        return "missing_audio", f"{path} does not exist"
+    if not path.is_file():
+        return "unreadable_audio", f"{path} is not a regular file"
+    if row.get("offset") is not None:
+        return None  # a segment of a longer recording: its row's offset and duration are the truth
+    try:
+        duration_s = audio_duration_s(path)
+    except (AudioError, OSError, RuntimeError) as e:
+        return "unreadable_audio", f"{path}: {e}"
+    if duration_s <= 0:
+        return "empty_audio", f"{path} holds no samples"
+    if duration_s > max_audio_s:
+        return "too_long_audio", f"{duration_s:.2f} s in the file (row says {row['duration']}) > {max_audio_s} s"
+    row["duration"] = duration_s
+    return None
 
 
 def prompt_ids(tokenizer, language: str = "ko", task: str = "transcribe") -> list[int]:
@@ -83,6 +109,7 @@ class ManifestDataset:
         n_tokens = self._token_counts(texts)
         keep = []
         for row, text, n_tok in zip(rows, texts, n_tokens):
+            row = dict(row)  # check_audio sets the duration from the file
             reason = self._reject(row, text, n_tok + len(self.prompt) + 1, max_audio_s, max_label_tokens)
             if reason:
                 self.skipped.append({"id": row["id"], "audio": row["audio"], "reason": reason[0], "detail": reason[1]})
@@ -112,12 +139,15 @@ class ManifestDataset:
             return "too_long_audio", f"{row['duration']:.2f} s > {max_audio_s} s"
         if n_labels > max_tokens:
             return "too_long_text", f"{n_labels} label tokens > {max_tokens}"
-        if not Path(row["audio"]).exists():
-            return "missing_audio", f"{row['audio']} does not exist"
-        return None
+        return check_audio(row, max_audio_s)
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def skipped_fraction(self, reasons=AUDIO_FAULTS) -> float:
+        """Share of all rows skipped for one of `reasons` (default: the audio could not be read)."""
+        total = len(self) + len(self.skipped)
+        return sum(s["reason"] in reasons for s in self.skipped) / total if total else 0.0
 
     def tokens(self, i: int) -> list[int]:
         return self.prompt + self.tokenizer(self.texts[i], add_special_tokens=False)["input_ids"] + [self.eot]

@@ -17,14 +17,18 @@ The shards are then concatenated in order into
                              normalisation version, throughput, the resolved config
     OUT/prepare_config.yaml  the resolved config
 
-`audio` in a manifest row is absolute when the audio is referenced in place, and relative to
-OUT (the manifest's folder) when it was converted (`convert='flac'|'wav'`, under OUT/audio/).
+`audio` in a manifest row is absolute when the audio is referenced in place (ROOT is resolved
+first, so a relative ROOT gives absolute paths too), and relative to OUT (the manifest's folder, as
+soritune's readers resolve it) when it was converted (`convert='flac'|'wav'`, under OUT/audio/).
+A full disk (or any other write failure) ends the run with one line naming OUT; finished shards are
+kept, so re-running after freeing space resumes.
 Memory: the parent holds the list of items (paths + raw transcript bytes, ~0.5 KB each) and
 the per-shard counts; rows never accumulate in memory anywhere.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import math
@@ -270,6 +274,21 @@ def run(config: PrepareConfig, progress: Progress | None = None) -> PrepareResul
     threads such as a progress bar), so a script calling this needs the usual
     `if __name__ == "__main__":` guard. `progress(done, total)` is called as shards finish.
     """
+    # ROOT absolute: rows reference audio in place, and readers resolve relative paths against the
+    # manifest's folder, not against the directory prepare happened to run in
+    config = config.model_copy(update={"root": str(Path(config.root).expanduser().resolve())})
+    try:
+        return _run(config, progress)
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise PrepareError(f"disk full while writing {config.out} ({e.strerror}): free some space and run the "
+                               "same command again; finished shards are kept and resume") from None
+        if e.filename is None:
+            raise
+        raise PrepareError(f"cannot write {e.filename}: {e.strerror}") from None
+
+
+def _run(config: PrepareConfig, progress: Progress | None) -> PrepareResult:
     t0 = time.perf_counter()
     corpus = get_corpus(config.corpus)
     out = Path(config.out)

@@ -51,6 +51,7 @@ class EvalConfig(StageConfig):
     load_block: int = Field(256, ge=1, description="utterances decoded into memory at a time")
     n_boot: int = Field(DEFAULT_N_BOOT, ge=10, description="bootstrap resamples for the 95% intervals")
     seed: int = Field(DEFAULT_SEED, description="bootstrap seed")
+    max_audio_error_fraction: float = Field(0.0, ge=0, le=1, description="fail (after writing the report) if more of the rows' audio is unreadable")
 
 
 @dataclass
@@ -186,4 +187,15 @@ def run_eval(config: EvalConfig, progress: Callable[[int, int], None] | None = N
         "inputs": {"manifest": str(config.manifest), "n_rows": len(rows), "n_audio_errors": len(hyps.audio_errors)},
         "audio_errors": hyps.audio_errors[:100],
     })
-    return finish_report(report, scored, out, config, config.slice_by, title=f"soritune eval: {config.model}")
+    return finish_report(report, scored, out, config, config.slice_by, title=f"soritune eval: {config.model}",
+                         failure=_audio_failure(hyps.audio_errors, len(rows), config.max_audio_error_fraction))
+
+
+def _audio_failure(errors: list[dict], n_rows: int, max_fraction: float) -> str | None:
+    """The reason to fail an eval for unreadable audio (see errors.jsonl), or None."""
+    if n_rows and len(errors) == n_rows:
+        return f"no utterance was scored: the audio of all {n_rows} rows could not be read (errors.jsonl)"
+    if n_rows and len(errors) / n_rows > max_fraction:
+        return (f"{len(errors)} of {n_rows} rows have unreadable audio ({len(errors) / n_rows:.1%} > "
+                f"max_audio_error_fraction {max_fraction:g}; errors.jsonl); metrics cover the rest")
+    return None

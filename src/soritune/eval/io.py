@@ -22,54 +22,64 @@ UTT_COLUMNS = ["id", "ref", "hyp", "cer", "n_ref_chars", "sub", "del", "ins", "h
 ] + ["loop", "empty_hyp", "hit_max_tokens", "n_tokens"]
 
 
+def _lines(path: Path, bom: bool = False):
+    """(line number, text) of a UTF-8 file; a line that is not UTF-8 is an error naming file and line."""
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            if bom and lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            try:
+                yield lineno, raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ScoreInputError(f"{path}:{lineno}: not UTF-8 ({e.reason} at byte {e.start} of the line); "
+                                      "re-save the file as UTF-8") from None
+
+
 def _is_jsonl(path: Path) -> bool:
     if path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
         return True
     if path.suffix.lower() in (".tsv", ".txt", ".trn"):
         return False
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                return line.lstrip().startswith("{")
+    for _, line in _lines(path, bom=True):
+        if line.strip():
+            return line.lstrip().startswith("{")
     return False
 
 
 def _read_jsonl(path: Path, what: str) -> list[dict]:
     rows = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ScoreInputError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-            if not isinstance(row, dict) or not isinstance(row.get("id"), str) or not row["id"]:
-                raise ScoreInputError(f"{path}:{lineno}: each {what} line needs a non-empty string 'id'")
-            text = row.get("text")
-            if text is None:
-                text = ""
-            if not isinstance(text, str):
-                raise ScoreInputError(f"{path}:{lineno}: field 'text' must be a string")
-            row["text"] = text
-            rows.append(row)
+    for lineno, line in _lines(path):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ScoreInputError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+        if not isinstance(row, dict) or not isinstance(row.get("id"), str) or not row["id"]:
+            raise ScoreInputError(f"{path}:{lineno}: each {what} line needs a non-empty string 'id'")
+        text = row.get("text")
+        if text is None:
+            text = ""
+        if not isinstance(text, str):
+            raise ScoreInputError(f"{path}:{lineno}: field 'text' must be a string")
+        row["text"] = text
+        rows.append(row)
     return rows
 
 
 def _read_tsv(path: Path) -> list[dict]:
     """`id<TAB>text` a line; a line with no tab is an id with an empty text; header `id\\ttext` skipped."""
     rows = []
-    with path.open(encoding="utf-8-sig") as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.rstrip("\r\n")
-            if not line.strip():
-                continue
-            uid, _, text = line.partition("\t")
-            if lineno == 1 and uid.strip().lower() == "id" and text.strip().lower() in ("text", "ref", "hyp"):
-                continue
-            if not uid.strip():
-                raise ScoreInputError(f"{path}:{lineno}: empty id")
-            rows.append({"id": uid.strip(), "text": text})
+    for lineno, line in _lines(path, bom=True):
+        line = line.rstrip("\r\n")
+        if not line.strip():
+            continue
+        uid, _, text = line.partition("\t")
+        if lineno == 1 and uid.strip().lower() == "id" and text.strip().lower() in ("text", "ref", "hyp"):
+            continue
+        if not uid.strip():
+            raise ScoreInputError(f"{path}:{lineno}: empty id")
+        rows.append({"id": uid.strip(), "text": text})
     return rows
 
 

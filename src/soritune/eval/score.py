@@ -3,6 +3,8 @@ and `soritune eval` call, so their numbers are identical for the same hypotheses
 
 Every metric is micro-averaged with explicit numerators and denominators (`per_metric`); empty
 references are counted (`n_empty_refs`) and scored (their insertions are errors), never dropped.
+A report of zero utterances has `null` rates (not 0.0, which a CI gate would read as perfect); the
+stages then write it with the reason and fail (`NothingScoredError`).
 """
 
 from __future__ import annotations
@@ -93,6 +95,8 @@ class ScoreReport:
         return sum(u.denominator(metric) for u in self.utterances)
 
     def rate(self, metric: str) -> float | None:
+        if not self.utterances:
+            return None  # nothing was scored: no rate, not a perfect one
         return _rate(self.total(metric).errors, self.denominator(metric))
 
     def per_metric(self) -> dict[str, dict]:
@@ -123,11 +127,11 @@ class ScoreReport:
         known = [u.hit_max_tokens for u in self.utterances if u.hit_max_tokens is not None]
         n_hit = sum(known) if known else None
         return {
-            "insertion_rate": _rate(cer_t.ins, self.denominator("cer")),
+            "insertion_rate": _rate(cer_t.ins, self.denominator("cer")) if n else None,
             "n_insertions": cer_t.ins,
-            "loop_rate": n_loops / n if n else 0.0,
+            "loop_rate": n_loops / n if n else None,
             "n_loops": n_loops,
-            "empty_output_rate": n_empty / n if n else 0.0,
+            "empty_output_rate": n_empty / n if n else None,
             "n_empty_outputs": n_empty,
             "max_tokens_rate": (n_hit / len(known)) if known else None,
             "n_hit_max_tokens": n_hit,
@@ -176,6 +180,10 @@ def score_texts(refs: Iterable[Mapping[str, Any]], hyps: Mapping[str, str], *,
     utts = [score_utterance(r["id"], r.get("text") or "", hyps[r["id"]] or "", r.get("text_pron") or None,
                             hyp_meta.get(r["id"])) for r in refs]
     return ScoreReport(utts, n_boot=n_boot, seed=seed)
+
+
+class NothingScoredError(SoritunError):
+    """No utterance could be scored; the report was written with null metrics and this reason."""
 
 
 class IdMismatchError(SoritunError):

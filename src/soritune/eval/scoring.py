@@ -16,7 +16,7 @@ from pydantic import Field
 
 from soritune.config import StageConfig
 from soritune.eval.bootstrap import DEFAULT_N_BOOT, DEFAULT_SEED
-from soritune.eval.score import ScoreReport, score_texts, slice_metrics
+from soritune.eval.score import NothingScoredError, ScoreReport, score_texts, slice_metrics
 
 
 class ScoreConfig(StageConfig):
@@ -43,16 +43,25 @@ def check_slice_fields(refs: list[Mapping[str, Any]], fields: list[str]) -> None
 
 
 def finish_report(report: ScoreReport, refs: list[Mapping[str, Any]], out: Path, config: StageConfig,
-                  slice_by: list[str], title: str) -> ScoreReport:
-    """Add slices, write the report directory and the resolved config. Shared by score and eval."""
+                  slice_by: list[str], title: str, failure: str | None = None) -> ScoreReport:
+    """Add slices, write the report directory and the resolved config. Shared by score and eval.
+
+    With no utterance scored, or a `failure` (e.g. too much unreadable audio), the report is written
+    with that reason under "error" and NothingScoredError / ScoreFailedError is raised after it."""
     from soritune.config import save_config
     from soritune.eval.io import write_report_dir
 
+    if not report.utterances and failure is None:
+        failure = "no utterance was scored: the references are empty"
+    if failure:
+        report.extra["error"] = failure
     if slice_by:
         report.extra["slices"] = slice_metrics(report, refs, slice_by)
     out.mkdir(parents=True, exist_ok=True)
     save_config(config, out / "config.yaml")
     write_report_dir(out, report, title=title)
+    if failure:
+        raise NothingScoredError(f"{failure} (report: {out / 'report.json'})")
     return report
 
 

@@ -115,6 +115,12 @@ class CT2Backend:
         self._ids = {t: tok.convert_tokens_to_ids(t) for t in ("<|startoftranscript|>", "<|transcribe|>",
                                                                "<|translate|>", "<|notimestamps|>")}
 
+    def close(self) -> None:
+        """Remove the converted copy this backend owns (if any); the loaded model keeps working."""
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
     def prompt(self, language: str, task: str) -> list[int]:
         lang_id = self.processor.tokenizer.convert_tokens_to_ids(f"<|{language}|>")
         if lang_id is None or lang_id == self.processor.tokenizer.unk_token_id:

@@ -10,7 +10,12 @@ Routes:
 
 The model loads in a background thread after start-up (unless a loaded backend is passed in), so
 `/health` tells load balancers when the server is ready. With `api_key` set, `/v1/*` needs
-`Authorization: Bearer KEY`; `/`, `/health` and `/metrics` stay open. Every error is JSON in the
+`Authorization: Bearer KEY`; `/`, `/health` and `/metrics` stay open, but `/health` then shows only
+its status to a caller without the key (model spec, adapter path and limits need the key).
+Hostile uploads are bounded (see serve/pipeline.py): header-probed duration, blockwise decoding,
+capped concurrent decodes, fair turns between requests, a per-request deadline, queued work dropped
+when the client disconnects; on SIGTERM the server drains for `shutdown_grace_s` and answers 503 to
+what is still running then (serve/runner.py). Every error is JSON in the
 OpenAI shape (see serve/errors.py); nothing a client sends stops the server.
 """
 
@@ -51,13 +56,19 @@ class ServeConfig(StageConfig):
     host: str = Field("127.0.0.1", description="interface to listen on")
     port: int = Field(8000, ge=0, le=65535, description="TCP port (0: any free port)")
     api_key: str | None = Field(None, description="if set, /v1/* requires `Authorization: Bearer KEY`")
-    max_upload_mb: float = Field(50.0, gt=0, description="largest accepted upload, in MB (10^6 bytes)")
+    max_upload_mb: float = Field(25.0, gt=0, description="largest accepted upload, in MB (10^6 bytes); 25: the OpenAI API's limit")
     max_audio_s: float | None = Field(4 * 3600.0, gt=0, description="longest accepted audio after decoding")
     max_batch: int = Field(8, ge=1, le=256, description="most clips per model call; 1 turns micro-batching off")
     batch_window_ms: float = Field(20.0, ge=0, le=5000, description="how long a clip may wait for batch mates")
     max_new_tokens: int = Field(225, ge=1, le=440, description="token limit per <= 30 s chunk")
     language: str = Field("ko", description="language when a request names none (never auto-detected)")
     model_name: str | None = Field(None, description="model id reported by /v1/models (default: the spec)")
+    max_concurrent_decodes: int = Field(2, ge=1, le=64, description="audio blocks decoded at once across all requests")
+    max_chunks_per_request: int = Field(4, ge=1, le=256, description="most 30-s chunks of one request waiting for or in the model at once (lower: others wait less behind a long upload)")
+    request_timeout_s: float | None = Field(1800.0, gt=0, description="a transcription still running after this gets 504 and its queued work is dropped")
+    shutdown_grace_s: float = Field(30.0, ge=0, le=3600, description="on SIGTERM, how long running requests may finish before they get 503")
+    header_timeout_s: float = Field(10.0, gt=0, description="a connection that has not sent a request's headers within this is closed")
+    read_timeout_s: float = Field(30.0, gt=0, description="a request whose body stalls this long (no bytes) is closed")
 
     @property
     def model_id(self) -> str:
@@ -80,6 +91,26 @@ class ServerState:
         self.languages: dict[str, str] = {}
         self.batcher: MicroBatcher | None = None
         self.loaded_at: float | None = None
+        self.decode_slots: asyncio.Semaphore | None = None  # created in the event loop (lifespan)
+        self.draining = False  # SIGTERM seen: new transcriptions get 503
+        self.drain_expired: asyncio.Event | None = None  # set when the drain grace is over
+        self.closing = False
+
+    def begin_drain(self) -> None:
+        """In the event loop: refuse new work, and end what still runs after the grace with a 503."""
+        if self.draining:
+            return
+        self.draining = True
+        log.info("draining: running transcriptions have %.0f s to finish", self.config.shutdown_grace_s)
+        if self.drain_expired is not None:
+            asyncio.get_running_loop().call_later(self.config.shutdown_grace_s, self.drain_expired.set)
+
+    def close_backend(self) -> None:
+        """Release what the backend holds on disk (a converted CTranslate2 copy in the temp folder)."""
+        self.closing = True
+        close = getattr(self.backend, "close", None)
+        if close is not None:
+            close()
 
     @property
     def ready(self) -> bool:
@@ -100,8 +131,11 @@ class ServerState:
         from soritune.infer import load_backend
 
         c = self.config
-        return load_backend(c.model, backend=c.backend, adapter=c.adapter, device=c.device,
-                            compute_type=c.compute_type, encoder_input=c.encoder_input)
+        backend = load_backend(c.model, backend=c.backend, adapter=c.adapter, device=c.device,
+                               compute_type=c.compute_type, encoder_input=c.encoder_input)
+        if self.closing and hasattr(backend, "close"):  # the server stopped while this was loading
+            backend.close()
+        return backend
 
     def run_batch(self, audios, language: str, task: str):
         return self.backend.transcribe(audios, language=language, task=task, batch_size=len(audios),
@@ -139,6 +173,8 @@ def create_app(config: ServeConfig, backend=None, *, on_load_error=None):
             on_batch=lambda n, _s: state.metrics.batch_size.observe(n),
             on_queue=state.metrics.queue_depth.set)
         state.batcher.start()
+        state.decode_slots = asyncio.Semaphore(config.max_concurrent_decodes)
+        state.drain_expired = asyncio.Event()
         loader = None
         if backend is not None:
             state.mark_ready(backend)
@@ -150,6 +186,7 @@ def create_app(config: ServeConfig, backend=None, *, on_load_error=None):
             if loader is not None:
                 loader.cancel()
             await state.batcher.stop()
+            state.close_backend()
 
     app = FastAPI(title="soritune", version=_version(), lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.serve = state
@@ -172,7 +209,10 @@ def create_app(config: ServeConfig, backend=None, *, on_load_error=None):
         return FileResponse(str(static_dir / "index.html"), media_type="text/html; charset=utf-8")
 
     @app.get("/health")
-    async def health():
+    async def health(request: Request):
+        if config.api_key is not None and not _has_key(request, config):
+            status = "ok" if state.ready else "error" if state.load_error else "loading"
+            return JSONResponse({"status": status, "auth": True}, status_code=200 if state.ready else 503)
         body = {"model": config.model_id, "auth": config.api_key is not None, "max_upload_mb": config.max_upload_mb,
                 "max_batch": config.max_batch, "default_language": config.language}
         if state.ready:
@@ -226,6 +266,11 @@ async def _load(state: ServerState) -> None:
             state.on_load_error(state.load_error)
 
 
+def _has_key(request, config: ServeConfig) -> bool:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), config.api_key.encode())
+
+
 def _check_auth(request, config: ServeConfig) -> None:
     if config.api_key is None:
         return
@@ -247,7 +292,7 @@ def _model_card(state: ServerState) -> dict:
 
 async def _transcribe(request: Request, state: ServerState, task: str):
     from soritune.serve import formats
-    from soritune.serve.pipeline import transcribe_upload
+    from soritune.serve.pipeline import ClientGone, guard, transcribe_upload
     from soritune.serve.request import parse_transcription_form, read_form, resolve_language
 
     config, metrics = state.config, state.metrics
@@ -261,10 +306,19 @@ async def _transcribe(request: Request, state: ServerState, task: str):
             raise ApiError(503, f"model not ready: {state.load_error}" if state.load_error else
                            "the model is still loading; retry shortly (see GET /health)",
                            code="model_not_ready", headers={"Retry-After": "2"})
+        if state.draining:
+            raise ApiError(503, "the server is shutting down; retry on another instance", code="server_shutting_down",
+                           type="server_error", headers={"Retry-After": "5"})
         language = resolve_language(params.language, state.languages, config.language)
         try:
-            result = await transcribe_upload(params.data, params.filename, state.batcher, language=language,
-                                             task=task, max_audio_s=config.max_audio_s)
+            result = await guard(
+                transcribe_upload(params.data, params.filename, state.batcher, language=language, task=task,
+                                  max_audio_s=config.max_audio_s, decode_slots=state.decode_slots,
+                                  max_queued_chunks=config.max_chunks_per_request),
+                receive=request.receive, deadline_s=config.request_timeout_s,
+                drain_expired=state.drain_expired)
+        except ClientGone:
+            return Response(status_code=499)  # nginx's "client closed request": nobody reads it
         except ApiError:
             raise
         except Exception as e:  # noqa: BLE001 - the model failed on this clip; the server goes on

@@ -1,10 +1,13 @@
 """Micro-batching: clips from concurrent requests share one model call, off the event loop.
 
-`MicroBatcher.submit(audio, language, task)` queues one clip (<= 30 s) and awaits its transcription.
-A single worker task takes the oldest waiting clip and every other waiting clip with the same
-(language, task), up to `max_batch`; if fewer are waiting it holds the batch open for at most
-`window_ms` after the oldest clip arrived (clips that already waited while the model was busy are
-sent at once). The model runs in one dedicated thread, so the event loop keeps accepting uploads,
+`MicroBatcher.submit(audio, language, task, owner=...)` queues one clip (<= 30 s) and awaits its
+transcription. Clips wait in one queue per owner (a request), and batches are filled fairly: owners
+take turns (round-robin), one clip each per turn, with the (language, task) of the owner whose turn
+it is, up to `max_batch`; owners served go to the back of the line. So a 2-hour upload's hundreds of
+chunks cannot starve a 3-second request that arrives after them: its clip rides in the next batch.
+If fewer clips are waiting than `max_batch`, the batch is held open for at most `window_ms` after the
+oldest of them arrived (clips that already waited while the model was busy are sent at once).
+`drop(owner)` removes an owner's queued clips at once (client gone, deadline passed). The model runs in one dedicated thread, so the event loop keeps accepting uploads,
 and the next batch collects while the current one decodes. `max_batch=1` turns batching off.
 
 If a batch fails, its clips are retried one by one, so one bad clip cannot fail its neighbours.
@@ -57,7 +60,7 @@ class BatchStats:
         self.sizes[size] = self.sizes.get(size, 0) + 1
 
 
-@dataclass
+@dataclass(eq=False)  # hashed by identity: a clip without an owner is its own owner
 class _Item:
     audio: np.ndarray
     key: tuple[str, str]  # (language, task)
@@ -81,7 +84,8 @@ class MicroBatcher:
         self.on_batch = on_batch  # (batch size, inference seconds) after each model call
         self.on_queue = on_queue  # (clips waiting) whenever that changes
         self.stats = BatchStats()
-        self._pending: deque[_Item] = deque()
+        self.dropped_clips = 0  # queued clips removed because their request was gone
+        self._queues: dict[object, deque[_Item]] = {}  # owner -> its waiting clips; dict order = turn order
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         self._executor: ThreadPoolExecutor | None = None
@@ -104,47 +108,88 @@ class MicroBatcher:
                 await self._task
             except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
                 pass
-        while self._pending:
-            item = self._pending.popleft()
-            if not item.future.done():
-                item.future.set_exception(RuntimeError("server shutting down"))
+        for queue in self._queues.values():
+            for item in queue:
+                if not item.future.done():
+                    item.future.set_exception(RuntimeError("server shutting down"))
+        self._queues.clear()
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
 
     @property
     def queue_depth(self) -> int:
-        return len(self._pending)
+        return sum(len(q) for q in self._queues.values())
+
+    def queued_for(self, owner) -> int:
+        return len(self._queues.get(owner, ()))
 
     # -- API ---------------------------------------------------------------------------------------
-    async def submit(self, audio: np.ndarray, language: str, task: str = "transcribe") -> ClipResult:
-        """Queue one clip (<= 30 s of 16 kHz float32) and wait for its transcription."""
+    async def submit(self, audio: np.ndarray, language: str, task: str = "transcribe", *, owner=None) -> ClipResult:
+        """Queue one clip (<= 30 s of 16 kHz float32) and wait for its transcription.
+
+        `owner` groups the clips of one request for fair turns and `drop`; None: the clip is its own owner.
+        """
         if self._task is None or self._closed:
             raise RuntimeError("batcher is not running")
         fut = asyncio.get_running_loop().create_future()
-        self._pending.append(_Item(audio, (language, task), fut, time.perf_counter()))
+        item = _Item(audio, (language, task), fut, time.perf_counter())
+        self._queues.setdefault(item if owner is None else owner, deque()).append(item)
         self._notify_queue()
         self._wakeup.set()
         return await fut
 
+    def drop(self, owner) -> int:
+        """Remove `owner`'s waiting clips (their futures are cancelled); returns how many were dropped."""
+        queue = self._queues.pop(owner, None) or ()
+        for item in queue:
+            item.future.cancel()
+        if queue:
+            self.dropped_clips += len(queue)
+            log.info("dropped %d queued clip(s) of a request that is gone", len(queue))
+            self._notify_queue()
+        return len(queue)
+
     # -- worker ------------------------------------------------------------------------------------
     def _notify_queue(self) -> None:
         if self.on_queue:
-            self.on_queue(len(self._pending))
+            self.on_queue(self.queue_depth)
+
+    def _prune(self) -> None:
+        """Forget clips whose caller is gone (cancelled futures) and owners with nothing waiting."""
+        for owner, queue in list(self._queues.items()):
+            if any(it.future.done() for it in queue):
+                queue = self._queues[owner] = deque(it for it in queue if not it.future.done())
+            if not queue:
+                del self._queues[owner]
+
+    def _oldest(self) -> float | None:
+        return min((q[0].enqueued for q in self._queues.values() if q), default=None)
 
     def _take_batch(self) -> list[_Item] | None:
-        """The next batch to run now, or None if the oldest clip may still wait for company."""
-        while self._pending and self._pending[0].future.done():  # caller gone (client disconnected)
-            self._pending.popleft()
-        if not self._pending:
+        """The next batch to run now (owners in turn), or None if it may still wait for company."""
+        self._prune()
+        if not self._queues:
             return None
-        oldest = self._pending[0]
-        same = [it for it in self._pending if it.key == oldest.key and not it.future.done()][: self.max_batch]
-        if len(same) < self.max_batch and time.perf_counter() < oldest.enqueued + self.window_s:
+        key = next(iter(self._queues.values()))[0].key  # the (language, task) of the owner whose turn it is
+        lines = [(owner, [it for it in q if it.key == key]) for owner, q in self._queues.items()]
+        batch: list[_Item] = []
+        served: list = []
+        for depth in range(self.max_batch):
+            for owner, items in lines:
+                if depth < len(items) and len(batch) < self.max_batch:
+                    batch.append(items[depth])
+                    if depth == 0:
+                        served.append(owner)
+        oldest = min(it.enqueued for it in batch)
+        if len(batch) < self.max_batch and time.perf_counter() < oldest + self.window_s:
             return None
-        taken = {id(it) for it in same}
-        self._pending = deque(it for it in self._pending if id(it) not in taken)
+        taken = {id(it) for it in batch}
+        for owner in served:  # served owners go to the back of the line, in the order they were served
+            rest = deque(it for it in self._queues.pop(owner) if id(it) not in taken)
+            if rest:
+                self._queues[owner] = rest
         self._notify_queue()
-        return same
+        return batch
 
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -152,12 +197,11 @@ class MicroBatcher:
             batch = self._take_batch()
             if batch is None:
                 self._wakeup.clear()
-                timeout = None
-                if self._pending:
-                    timeout = max(0.0, self._pending[0].enqueued + self.window_s - time.perf_counter())
+                oldest = self._oldest()
+                timeout = None if oldest is None else max(0.0, oldest + self.window_s - time.perf_counter())
                 try:
                     await asyncio.wait_for(self._wakeup.wait(), timeout)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
                 continue
             started = time.perf_counter()

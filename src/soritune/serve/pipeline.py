@@ -1,8 +1,19 @@
-"""One upload -> one transcript: decode off the event loop, chunk at pauses, batch every chunk.
+"""One upload -> one transcript: decode in blocks off the event loop, chunk at pauses, batch every chunk.
 
-Long audio is cut as the `transcribe` CLI cuts it (`soritune.audio.chunk_audio`, <= 30 s at the
+Long audio is cut as the `transcribe` CLI cuts it (`soritune.audio.iter_chunks`, <= 30 s at the
 quietest point), each chunk goes through the micro-batcher on its own (so the chunks of one long
 file are decoded together, and with other requests' clips), and one segment is made per chunk.
+
+Bounded work per request: the duration in the file's header is checked against `max_audio_s` before
+anything is decoded; decoding runs block by block in a worker thread, at most `decode_slots` blocks
+at once across the server, and only while fewer than `max_queued_chunks` of the request's chunks wait
+for the model (back-pressure); chunks decoded meanwhile are submitted together, so they share batches.
+The cap (`--max-chunks-per-request`, default 4) also bounds what a newcomer waits for: the batch
+running when it arrives holds at most that many of a long upload's chunks. So memory does not grow with the length of an upload, and a long
+upload's chunks enter the batcher's fair queue a few at a time.
+
+`guard(...)` runs a transcription until it finishes, its client disconnects, its deadline passes or
+the server's drain grace runs out; in the last three cases its queued chunks are dropped at once.
 """
 
 from __future__ import annotations
@@ -11,17 +22,18 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
-from soritune.audio import SAMPLE_RATE, chunk_audio, decode_bytes
+from soritune.audio import SAMPLE_RATE, iter_chunks, iter_decode
 from soritune.errors import AudioError
 from soritune.serve.batcher import MicroBatcher
 from soritune.serve.errors import ApiError
 from soritune.serve.formats import join_texts
 
 CHUNK_S = 30.0
+DISCONNECT_POLL_S = 0.25
 _AUDIO_MESSAGES = {
     "empty": "the uploaded file is empty or holds no audio samples",
     "not_audio": "the uploaded file is not an audio file soritune can decode (wav, flac, ogg, mp3, m4a, webm, ...)",
-    "corrupt": "the uploaded audio is corrupt (it decodes to non-finite samples)",
+    "corrupt": "the uploaded audio is corrupt",
 }
 
 
@@ -32,42 +44,127 @@ class TranscriptResult:
     duration_s: float
     language: str
     task: str
-    decode_ms: float
+    decode_ms: float  # time spent decoding blocks (and waiting for a decode slot)
     queue_ms: float  # longest wait of any chunk for the model
     inference_ms: float  # sum of the model calls its chunks were in
     batch_sizes: list[int] = field(default_factory=list)  # per chunk, the size of its model call
 
 
-async def decode_upload(data: bytes, name: str, *, max_audio_s: float | None = None):
-    """bytes -> 16 kHz float32 in a worker thread; bad audio -> ApiError 400 naming the reason."""
-    try:
-        audio = await asyncio.to_thread(decode_bytes, data, name)
-    except AudioError as e:
-        message = _AUDIO_MESSAGES.get(e.reason, f"the uploaded file could not be decoded ({e.reason})")
-        detail = f": {e.detail}" if e.detail and e.reason != "empty" else ""
-        raise ApiError(400, f"{message} [{name}]{detail}", param="file", code=f"audio_{e.reason}") from None
-    duration_s = len(audio) / SAMPLE_RATE
-    if max_audio_s and duration_s > max_audio_s:
-        raise ApiError(400, f"audio is {duration_s:.0f} s long; this server accepts at most {max_audio_s:.0f} s",
-                       param="file", code="audio_too_long")
-    return audio
+def audio_api_error(e: AudioError, name: str, max_audio_s: float | None) -> ApiError:
+    if e.reason == "too_long":
+        return ApiError(400, f"audio too long [{name}]: {e.detail} (this server accepts at most "
+                             f"{max_audio_s:.0f} s)", param="file", code="audio_too_long")
+    message = _AUDIO_MESSAGES.get(e.reason, f"the uploaded file could not be decoded ({e.reason})")
+    detail = f": {e.detail}" if e.detail and e.reason != "empty" else ""
+    return ApiError(400, f"{message} [{name}]{detail}", param="file", code=f"audio_{e.reason}")
 
 
 async def transcribe_upload(data: bytes, name: str, batcher: MicroBatcher, *, language: str,
-                            task: str = "transcribe", max_audio_s: float | None = None) -> TranscriptResult:
-    t0 = time.perf_counter()
-    audio = await decode_upload(data, name, max_audio_s=max_audio_s)
-    decode_ms = (time.perf_counter() - t0) * 1000
-    chunks = chunk_audio(audio, max_s=CHUNK_S)
-    results = await asyncio.gather(*(batcher.submit(c.audio, language, task) for c in chunks))
+                            task: str = "transcribe", max_audio_s: float | None = None,
+                            decode_slots: asyncio.Semaphore | None = None,
+                            max_queued_chunks: int = 8) -> TranscriptResult:
+    owner = object()  # this request's line in the batcher's fair queue
+    chunks_iter = iter_chunks(iter_decode(data, name, max_duration_s=max_audio_s), max_s=CHUNK_S)
+    in_flight = asyncio.Semaphore(max(1, max_queued_chunks))
+    decode_s, chunks, tasks = 0.0, [], []
+
+    async def submit(chunk):
+        try:
+            return await batcher.submit(chunk.audio, language, task, owner=owner)
+        finally:
+            in_flight.release()
+
+    ready: list = []  # decoded chunks not yet submitted: sent together, so they can share a batch
+
+    def flush() -> None:
+        tasks.extend(asyncio.ensure_future(submit(c)) for c in ready)
+        ready.clear()
+
+    try:
+        while True:
+            if ready and in_flight.locked():  # as many chunks out as allowed: let the model catch up
+                flush()
+            await in_flight.acquire()
+            t0 = time.perf_counter()
+            try:
+                async with decode_slots or _NO_LIMIT:
+                    chunk = await asyncio.to_thread(next, chunks_iter, None)
+            except AudioError as e:
+                raise audio_api_error(e, name, max_audio_s) from None
+            decode_s += time.perf_counter() - t0
+            if chunk is None or (chunk.start == 0 and chunk.audio.size == 0):
+                in_flight.release()
+                if not chunks and chunk is not None:
+                    raise audio_api_error(AudioError(name, "empty"), name, max_audio_s)
+                break
+            chunks.append(chunk)
+            ready.append(chunk)
+        flush()
+        results = await asyncio.gather(*tasks)
+    finally:
+        for t in tasks:
+            t.cancel()
+        batcher.drop(owner)
     segments = []
     for chunk, res in zip(chunks, results):
         tr = res.transcription
         segments.append({"start": round(chunk.start / SAMPLE_RATE, 3), "end": round(chunk.end / SAMPLE_RATE, 3),
                          "text": tr.text, "tokens": list(tr.tokens), "truncated": bool(tr.hit_max_tokens)})
     return TranscriptResult(
-        text=join_texts([s["text"] for s in segments]), segments=segments, duration_s=len(audio) / SAMPLE_RATE,
-        language=language, task=task, decode_ms=decode_ms,
+        text=join_texts([s["text"] for s in segments]), segments=segments, duration_s=chunks[-1].end / SAMPLE_RATE,
+        language=language, task=task, decode_ms=decode_s * 1000,
         queue_ms=max(r.queue_ms for r in results),
         inference_ms=sum({r.batch_id: r.inference_ms for r in results}.values()),
         batch_sizes=[r.batch_size for r in results])
+
+
+class _NoLimit:
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        return False
+
+
+_NO_LIMIT = _NoLimit()
+
+
+async def guard(work, *, receive=None, deadline_s: float | None = None,
+                drain_expired: asyncio.Event | None = None):
+    """Await the coroutine `work`, cancelling it (which drops its queued chunks) when the client is gone
+    (the ASGI `receive` says http.disconnect), `deadline_s` passes (ApiError 504) or `drain_expired` is set (503)."""
+    task = asyncio.ensure_future(work)
+    watchers = []
+    if receive is not None:
+        watchers.append(asyncio.ensure_future(_wait_disconnect(receive)))
+    if drain_expired is not None:
+        watchers.append(asyncio.ensure_future(drain_expired.wait()))
+    try:
+        done, _ = await asyncio.wait([task, *watchers], timeout=deadline_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in watchers:
+            w.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    if task in done:
+        return task.result()
+    if not done:
+        raise ApiError(504, f"the transcription did not finish within the server's {deadline_s:g} s request "
+                            "deadline (--request-timeout-s); its queued work was dropped",
+                       code="request_timeout", type="server_error")
+    if drain_expired is not None and drain_expired.is_set():
+        raise ApiError(503, "the server is shutting down and this transcription did not finish within its "
+                            "drain grace (--shutdown-grace-s); retry on another instance",
+                       code="server_shutting_down", type="server_error", headers={"Retry-After": "5"})
+    raise ClientGone()
+
+
+class ClientGone(Exception):
+    """The client disconnected; nothing can be sent back."""
+
+
+async def _wait_disconnect(receive) -> None:
+    """Wait on the ASGI `receive` (the request body is read): its next message is http.disconnect."""
+    while (await receive())["type"] != "http.disconnect":
+        await asyncio.sleep(DISCONNECT_POLL_S)

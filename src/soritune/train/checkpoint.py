@@ -8,6 +8,11 @@ RUN_DIR/checkpoints/step-000120/
 A checkpoint is written into a hidden temporary directory and renamed when complete, so a process
 killed while saving leaves the previous checkpoints intact; only directories with state.json count.
 Retention keeps the newest `keep_last` and the best by dev CER.
+
+Every `.pt` is read with `torch.load(weights_only=True)`: tensors and plain containers only, so a
+run directory from elsewhere cannot execute code on resume. The numpy generator state is stored as
+a tensor for that reason (older checkpoints, which pickled the numpy array, load through an
+allow-list of exactly numpy's array reconstruction).
 """
 
 from __future__ import annotations
@@ -51,7 +56,9 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
 def rng_state() -> dict[str, Any]:
     import torch
 
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    numpy_state = (name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached))
+    state = {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -61,10 +68,29 @@ def set_rng_state(state: dict[str, Any]) -> None:
     import torch
 
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    name, keys, *rest = state["numpy"]
+    keys = keys.numpy() if isinstance(keys, torch.Tensor) else np.asarray(keys)
+    np.random.set_state((name, keys.astype(np.uint32), *rest))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def load_pt(path: Path):
+    """torch.load restricted to tensors and plain containers (see the module doc)."""
+    import torch
+
+    allowed = [np.ndarray, np.dtype, type(np.dtype(np.uint32)), _numpy_reconstruct()]
+    with torch.serialization.safe_globals(allowed):
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _numpy_reconstruct():
+    try:
+        from numpy._core.multiarray import _reconstruct
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import _reconstruct
+    return _reconstruct
 
 
 def save_checkpoint(accelerator, run_dir: Path, step: int, *, trainable: dict, optimizer, scheduler,
@@ -97,19 +123,18 @@ def save_checkpoint(accelerator, run_dir: Path, step: int, *, trainable: dict, o
 
 def load_checkpoint(path: Path, accelerator, *, optimizer, scheduler, scaler=None) -> tuple[dict, dict]:
     """Restore optimizer, scheduler, scaler and this process's RNG; return (trainable, state)."""
-    import torch
     from safetensors.torch import load_file
 
     state = read_json(path / "state.json")
     trainable = load_file(str(path / "trainable.safetensors"))
-    optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location="cpu", weights_only=False))
-    scheduler.load_state_dict(torch.load(path / "scheduler.pt", map_location="cpu", weights_only=False))
+    optimizer.load_state_dict(load_pt(path / "optimizer.pt"))
+    scheduler.load_state_dict(load_pt(path / "scheduler.pt"))
     if scaler is not None and (path / "scaler.pt").exists():
-        scaler.load_state_dict(torch.load(path / "scaler.pt", map_location="cpu", weights_only=False))
+        scaler.load_state_dict(load_pt(path / "scaler.pt"))
     rng_file = path / f"rng-{accelerator.process_index}.pt"
     if not rng_file.exists():
         rng_file = path / "rng-0.pt"
-    set_rng_state(torch.load(rng_file, map_location="cpu", weights_only=False))
+    set_rng_state(load_pt(rng_file))
     return trainable, state
 
 

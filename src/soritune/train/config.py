@@ -71,6 +71,7 @@ class TrainConfig(StageConfig):
     max_label_tokens: int = Field(448, ge=8, le=448, description="skip longer transcripts (reported)")
     augment: AugmentConfig = Field(default_factory=AugmentConfig, description="on-the-fly augmentation of training "
                                    "batches (speed, reverb, noise, telephone, specaugment; all off by default)")
+    max_skip_fraction: float = Field(0.1, ge=0, le=1, description="stop if more than this share of rows has missing or unreadable audio (skipped.jsonl)")
     # efficiency
     dynamic_length: bool = Field(True, description="pad each batch to its longest clip (bucketed), not 30 s")
     length_bucket_s: float = Field(1.0, gt=0, le=30, description="bucket width for dynamic_length, seconds")

@@ -201,6 +201,10 @@ def run(config: TrainConfig | dict, progress=None) -> TrainResult:
             write_jsonl(run_dir / "skipped.jsonl", dataset.skipped)
         if len(dataset) == 0:
             raise ConfigError(f"train: no usable utterance in {cfg.train} ({dataset.skipped_counts()}; see skipped.jsonl)")
+        if dataset.skipped_fraction() > cfg.max_skip_fraction:
+            raise ConfigError(f"train: {dataset.skipped_fraction():.0%} of the rows in {cfg.train} have missing or "
+                              f"unreadable audio (max_skip_fraction {cfg.max_skip_fraction:g}; "
+                              f"{dataset.skipped_counts()}; see {run_dir / 'skipped.jsonl'})")
         collator = WhisperCollator(built.processor.feature_extractor, pad_token_id=tok.convert_tokens_to_ids("<|endoftext|>"),
                                    dynamic_length=cfg.dynamic_length, bucket_s=cfg.length_bucket_s,
                                    augment=augmenter(cfg.augment))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, NamedTuple
@@ -76,6 +77,9 @@ def decode_item_text(item: Item) -> str:
     if item.text is not None:
         return item.text
     if item.text_bytes is not None:
+        if item.text_bytes[:2] in (b"\xff\xfe", b"\xfe\xff"):  # a line of a UTF-8/CP949 script cannot be UTF-16
+            raise ItemError("bad_encoding", "a UTF-16 byte-order mark inside a line of a script (the file is not "
+                            "UTF-16: its lines are split on single bytes)", raw_repr(item.text_bytes))
         try:
             return decode_text(item.text_bytes, prefer=item.hint, where=item.id)[0]
         except EncodingError:
@@ -113,6 +117,8 @@ def probe_duration_s(path: str | None) -> float:
         raise ItemError("missing_audio", f"{path} not found") from None
     except OSError as e:
         raise ItemError("unreadable_audio", f"{path}: {e}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise ItemError("unreadable_audio", f"{path}: not a regular file")
     if st.st_size == 0:
         raise ItemError("empty_audio", f"{path}: 0 bytes")
     if not os.access(path, os.R_OK):
