@@ -23,7 +23,8 @@ TARGET_PRESETS = {
 LINEAR_NAMES = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
 # Fields that must match the checkpoint's run for --resume to continue the same training.
 RESUME_IDENTITY = ("model", "train", "method", "lora_r", "lora_alpha", "target", "target_side",
-                   "freeze_encoder", "text_field", "language", "task")
+                   "freeze_encoder", "text_field", "language", "task", "timestamp_probability",
+                   "prompt_probability")
 
 
 class TrainConfig(StageConfig):
@@ -68,6 +69,13 @@ class TrainConfig(StageConfig):
     num_workers: int = Field(0, ge=0, description="DataLoader worker processes (audio decoding, features)")
     max_audio_s: float = Field(30.0, gt=0, le=30.0, description="skip longer utterances (reported)")
     max_label_tokens: int = Field(448, ge=8, le=448, description="skip longer transcripts (reported)")
+    # abilities kept through fine-tuning (distil-whisper's recipe; soritune.data.labels)
+    timestamp_probability: float = Field(
+        0.2, ge=0, le=1, description="share of targets written with segment timestamps (<|0.00|> text <|end|>) "
+                                     "so the model still emits them; 0 = always <|notimestamps|>")
+    prompt_probability: float = Field(
+        0.2, ge=0, le=1, description="share of targets conditioned on the previous utterance's text of the same "
+                                     "speaker or recording (<|startofprev|> ..., no loss on it); 0 = never")
     # efficiency
     dynamic_length: bool = Field(True, description="pad each batch to its longest clip (bucketed), not 30 s")
     length_bucket_s: float = Field(1.0, gt=0, le=30, description="bucket width for dynamic_length, seconds")

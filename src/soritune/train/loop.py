@@ -95,6 +95,8 @@ class DataPlan:
         while True:
             e, i = divmod(position, self.per_epoch)
             specs = self.epoch(e)[i:]
+            if hasattr(self.dataset, "set_epoch"):  # targets drawn per epoch (soritune.data.labels)
+                self.dataset.set_epoch(e)
             loader = DataLoader(BatchSource(self.dataset, self.collator), batch_size=None, sampler=specs,
                                 num_workers=self.num_workers, generator=torch.Generator().manual_seed(self.seed + e))
             for batch in loader:
