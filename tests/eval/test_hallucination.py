@@ -4,21 +4,25 @@ and the CLI (`eval --suite hallucination`) on tiny:."""
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from soritune.eval.hallucination import (
+from soritune.eval.hallucination import HallucinationConfig, markdown_table, run_suite
+from soritune.eval.hallucination_clips import (
+    KINDS,
+    NONSPEECH_KINDS,
+    make_clips,
+    write_clips,
+)
+from soritune.eval.hallucination_gate import (
     GateResult,
     GateThresholds,
-    HallucinationConfig,
     HallucinationGateError,
     check_gate,
     enforce,
-    markdown_table,
-    run_suite,
 )
-from soritune.eval.hallucination_clips import KINDS, NONSPEECH_KINDS, make_clips, write_clips
 from soritune.infer.base import Transcription
 
 THANKS = "시청해 주셔서 감사합니다"  # 11 characters without spaces
@@ -35,7 +39,7 @@ def clips():
 
 
 def test_clips_are_deterministic_and_as_described(clips, tmp_path):
-    again = make_clips(2)
+    again = make_clips.__wrapped__(2)  # generated again, not the cached tuple
     assert [c.id for c in clips] == [c.id for c in again]
     assert all(np.array_equal(a.audio, b.audio) and a.text == b.text for a, b in zip(clips, again))
     assert {c.kind for c in clips} == set(KINDS) and len(clips) == 2 * len(KINDS)
@@ -56,7 +60,7 @@ def test_clips_are_deterministic_and_as_described(clips, tmp_path):
     a = write_clips(clips, tmp_path / "a")
     b = write_clips(again, tmp_path / "b")
     for ra, rb in zip(a, b):
-        assert open(ra["audio"], "rb").read() == open(rb["audio"], "rb").read()
+        assert Path(ra["audio"]).read_bytes() == Path(rb["audio"]).read_bytes()
 
 
 class ScriptedBackend:
@@ -158,7 +162,7 @@ def test_gate_warns_refuses_and_skips():
     relaxed = check_gate(metrics, GateThresholds(nonspeech_chars_per_min=None))
     assert relaxed.passed and len(relaxed.checks) == 4
     assert enforce(relaxed, "refuse", "m") is None
-    assert GateResult(**{"passed": True, "checks": []}).failures() == []
+    assert GateResult(passed=True, checks=[]).failures() == []
     with pytest.raises(ValueError):
         GateThresholds(loop_rate=1.5)
 
@@ -182,3 +186,55 @@ def test_cli_eval_suite_on_tiny(tmp_path):
     assert "above the gate thresholds" in res.output and "nonspeech_chars_per_min" in res.output
     bad = CliRunner().invoke(app, ["eval", "--suite", "nonsense", "--model", "tiny:", "--out", str(out)])
     assert bad.exit_code == 2 and "--suite must be one of hallucination" in bad.output
+
+
+STRICT = {"nonspeech_chars_per_min": 0.0}  # tiny: writes something on noise, so this always fails
+
+
+def test_export_gate_refuses_and_warns(tmp_path):
+    from soritune.compress.export import ExportConfig, run
+    from soritune.jsonio import read_json
+
+    common = dict(model="tiny:", to="hf", parity_n=1, measure_speed=False, max_new_tokens=4,
+                  gate_thresholds=GateThresholds(**STRICT))
+    with pytest.raises(HallucinationGateError, match="above the hallucination thresholds: nonspeech_chars_per_min"):
+        run(ExportConfig(out=tmp_path / "refused", gate="refuse", **common))
+    recorded = read_json(tmp_path / "refused" / "export_report.json")["details"]["hallucination_gate"]
+    assert recorded["mode"] == "refuse" and recorded["passed"] is False
+    assert (tmp_path / "refused" / "hallucination_suite" / "suite_report.json").exists()
+    warned = run(ExportConfig(out=tmp_path / "warned", gate="warn", **common))
+    assert "nonspeech_chars_per_min" in warned.details["hallucination_gate"]["warning"]
+    assert "hallucination_gate" not in run(ExportConfig(out=tmp_path / "off", **common)).details
+
+
+def _health(srv, timeout_s: float = 240.0) -> dict:
+    import threading
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        body = httpx.get(srv.url + "/health", timeout=10).json()
+        if body["status"] != "loading":
+            return body
+        threading.Event().wait(0.2)
+    raise TimeoutError("the server kept loading")
+
+
+@pytest.mark.parametrize("mode", ["refuse", "warn"])
+def test_serve_gate(mode):
+    from soritune.serve.app import ServeConfig, create_app
+    from soritune.serve.runner import BackgroundServer
+
+    cfg = ServeConfig(model="tiny:", max_new_tokens=4, gate=mode, gate_thresholds=GateThresholds(**STRICT))
+    srv = BackgroundServer(create_app(cfg), start_timeout_s=30).start()
+    try:
+        body = _health(srv)
+    finally:
+        srv.stop()
+    if mode == "refuse":
+        assert body["status"] == "error" and "above the hallucination thresholds" in body["error"]
+    else:
+        assert body["status"] == "ok" and body["hallucination_gate"]["passed"] is False
+        assert "nonspeech_chars_per_min" in body["hallucination_gate"]["warning"]

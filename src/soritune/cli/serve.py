@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -30,6 +30,11 @@ def serve(
     encoder_input: str = typer.Option("padded", help=ENCODER_INPUT_HELP),
     model_name: Optional[str] = typer.Option(None, help="Model id shown by /v1/models (default: the spec)."),
     log_level: str = typer.Option("info", help="uvicorn log level: debug | info | warning | error."),
+    gate: str = typer.Option("off", help="off | warn | refuse: run the hallucination suite on the model once loaded "
+                                         "and warn, or refuse to serve, above its thresholds."),
+    gate_threshold: Optional[List[str]] = typer.Option(
+        None, "--gate-threshold", help="METRIC=VALUE (repeatable; null skips one), e.g. loop_rate=0.2; metrics: "
+                                       "nonspeech_chars_per_min, pause_chars_per_min, nonspeech_output_rate, loop_rate, speech_missed."),
 ) -> None:
     """Serve a model over HTTP: OpenAI-compatible POST /v1/audio/transcriptions (json, text, srt, vtt,
     verbose_json), GET /v1/models, /health (ready once the model is loaded), /metrics (Prometheus)
@@ -37,6 +42,8 @@ def serve(
     model; audio longer than 30 s is cut at pauses. Needs the extra: pip install 'soritune[serve]'.
 
     Example: soritune serve --model bundled:whisper-base --backend ct2 --port 8000
+
+    Example: soritune serve --model ct2:export/ct2 --backend ct2 --gate refuse --gate-threshold loop_rate=0.05
 
     Then: OpenAI(base_url="http://127.0.0.1:8000/v1", api_key="x").audio.transcriptions.create(
     model="whisper-1", file=open("a.wav", "rb"), language="ko")
@@ -49,7 +56,7 @@ def serve(
         import uvicorn  # noqa: F401
     except ImportError as e:
         fail(f"serving needs the serve extra ({e.name} is missing): pip install 'soritune[serve]'")
-    from soritune.config import validate
+    from soritune.config import apply_overrides, validate
     from soritune.models.specs import parse_spec
     from soritune.serve.app import ServeConfig
     from soritune.serve.runner import serve as run_server
@@ -63,7 +70,8 @@ def serve(
         model=model, adapter=str(adapter) if adapter else None, backend=backend, host=host, port=port,
         api_key=api_key, max_upload_mb=max_upload_mb, max_batch=max_batch, batch_window_ms=batch_window_ms,
         max_new_tokens=max_new_tokens, language=language, device=device, compute_type=compute_type,
-        encoder_input=encoder_input, model_name=model_name))
+        encoder_input=encoder_input, model_name=model_name, gate=gate,
+        gate_thresholds=apply_overrides({}, gate_threshold)))
     if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
         console.print(f"[yellow]warning:[/] listening on {host} without --api-key: anyone who can reach it "
                       "can use it", highlight=False)

@@ -24,8 +24,8 @@ worker processes agree. With p = q = 0 every target is exactly the plain one (no
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 

@@ -22,35 +22,36 @@ None): `warn` reports the failures, `refuse` raises `HallucinationGateError`. `s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from soritune.errors import SoritunError
 from soritune.eval.bootstrap import bootstrap_ci
 from soritune.eval.evaluate import EvalConfig
-from soritune.eval.hallucination_clips import KINDS, NONSPEECH_KINDS, SUITE_VERSION, make_clips, write_clips
+from soritune.eval.hallucination_clips import (
+    KINDS,
+    NONSPEECH_KINDS,
+    SUITE_VERSION,
+    make_clips,
+    write_clips,
+)
+from soritune.eval.hallucination_gate import (
+    GateMode,
+    GateResult,
+    GateThresholds,
+    check_gate,
+    enforce,
+)
 from soritune.eval.metrics import LOOP_DEFINITION
 from soritune.eval.normalize import no_spaces, normalize_text
 
 SUITES = ("hallucination",)
-GateMode = Literal["off", "warn", "refuse"]
 REPORT_FILE = "suite_report.json"
-
-
-class GateThresholds(BaseModel):
-    """Largest acceptable value of each suite metric (None: not checked)."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-    nonspeech_chars_per_min: float | None = Field(20.0, ge=0, description="characters per minute of non-speech clips")
-    pause_chars_per_min: float | None = Field(30.0, ge=0, description="inserted characters per minute of pauses in speech")
-    nonspeech_output_rate: float | None = Field(0.34, ge=0, le=1, description="share of non-speech clips with any output")
-    loop_rate: float | None = Field(0.1, ge=0, le=1, description="share of clips whose output loops")
-    speech_missed: float | None = Field(0.5, ge=0, le=1, description="share of reference characters deleted")
 
 
 class HallucinationConfig(EvalConfig):
@@ -60,19 +61,6 @@ class HallucinationConfig(EvalConfig):
     suite: Literal["hallucination"] = Field("hallucination", description="which suite")
     clips_per_kind: int = Field(3, ge=1, le=20, description="variants of each of the 8 clip kinds")
     thresholds: GateThresholds = Field(default_factory=GateThresholds, description="gate thresholds")
-
-
-class HallucinationGateError(SoritunError):
-    """A model above the hallucination thresholds, with gate=refuse."""
-
-
-@dataclass
-class GateResult:
-    passed: bool
-    checks: list[dict]  # {metric, value, threshold, ok}
-
-    def failures(self) -> list[str]:
-        return [f"{c['metric']} {c['value']:.3g} > {c['threshold']:.3g}" for c in self.checks if not c["ok"]]
 
 
 @dataclass
@@ -143,26 +131,6 @@ def per_kind(clips: list[dict]) -> dict[str, dict]:
                      "n_with_output": sum(c["chars"] > 0 for c in cs), "n_loops": sum(c["loop"] for c in cs),
                      "example": next((c["output"] for c in cs if c["output"]), "")}
     return out
-
-
-def check_gate(metrics: dict[str, dict], thresholds: GateThresholds) -> GateResult:
-    checks = []
-    for name, limit in thresholds.model_dump().items():
-        if limit is None:
-            continue
-        value = metrics[name]["value"]
-        checks.append({"metric": name, "value": value, "threshold": limit, "ok": value <= limit})
-    return GateResult(all(c["ok"] for c in checks), checks)
-
-
-def enforce(gate: GateResult, mode: GateMode, what: str) -> str | None:
-    """None when it passed (or mode is off); the warning text with mode=warn; raises with mode=refuse."""
-    if mode == "off" or gate.passed:
-        return None
-    text = f"{what} is above the hallucination thresholds: {'; '.join(gate.failures())}"
-    if mode == "refuse":
-        raise HallucinationGateError(text + " (gate=refuse; pass --gate warn to go on anyway, or change the thresholds)")
-    return text
 
 
 # ---- run ---------------------------------------------------------------------------------------------
@@ -262,8 +230,8 @@ def markdown_table(reports: dict[str, dict]) -> str:
 
 def markdown(report: dict, title: str) -> str:
     s = report["suite"]
-    lines = [f"# {title}", "", f"{s['n_clips']} clips (suite v{s['version']}, {s['clips_per_kind']} per kind, "
-             f"{s['audio_s'] / 60:.1f} min of audio); 95% bootstrap intervals over clips in brackets.", "",
+    lines = [f"# {title}", "", (f"{s['n_clips']} clips (suite v{s['version']}, {s['clips_per_kind']} per kind, "
+                                f"{s['audio_s'] / 60:.1f} min of audio); 95% bootstrap intervals over clips in brackets."), "",
              markdown_table({report.get("model", {}).get("spec") or "model": report}), "",
              "| kind | clips | chars/min | with output | loops | example output |", "|---|---|---|---|---|---|"]
     for kind, k in report["per_kind"].items():

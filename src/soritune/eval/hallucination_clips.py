@@ -19,6 +19,7 @@ clip depends only on (kind, variant); `SUITE_VERSION` changes whenever a clip wo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +58,7 @@ def _rng(kind: str, variant: int) -> np.random.Generator:
 
 
 def _t(duration_s: float) -> np.ndarray:
-    return np.arange(int(round(duration_s * SAMPLE_RATE))) / SAMPLE_RATE
+    return np.arange(round(duration_s * SAMPLE_RATE)) / SAMPLE_RATE
 
 
 def _at_dbfs(x: np.ndarray, dbfs: float) -> np.ndarray:
@@ -185,8 +186,10 @@ def speech_clip(kind: str, variant: int) -> tuple[np.ndarray, str, float]:
     raise ValueError(f"unknown speech kind {kind!r}; known: {', '.join(SPEECH_KINDS)}")
 
 
-def make_clips(clips_per_kind: int = 3) -> list[Clip]:
-    """Every clip of the suite: `clips_per_kind` variants of each kind (non-speech 30, 25, 20 s, ...)."""
+@lru_cache(maxsize=2)
+def make_clips(clips_per_kind: int = 3) -> tuple[Clip, ...]:
+    """Every clip of the suite: `clips_per_kind` variants of each kind (non-speech 30, 25, 20 s, ...).
+    Cached (a demo runs the suite on every system): treat the arrays as read-only."""
     clips = []
     for kind in KINDS:
         for v in range(clips_per_kind):
@@ -195,10 +198,10 @@ def make_clips(clips_per_kind: int = 3) -> list[Clip]:
             else:
                 audio, text, speech_s = speech_clip(kind, v)
             clips.append(Clip(f"{kind}-{v}", kind, np.clip(audio, -1, 1).astype(np.float32), text, speech_s))
-    return clips
+    return tuple(clips)
 
 
-def write_clips(clips: list[Clip], out_dir: Path) -> list[dict]:
+def write_clips(clips: tuple[Clip, ...], out_dir: Path) -> list[dict]:
     """WAV files + manifest rows (id, audio, duration, text, kind, speech_s, nonspeech_s)."""
     from soritune.data.manifest import write_manifest
 

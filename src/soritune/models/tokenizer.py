@@ -103,7 +103,7 @@ def timestamp_begin_id(tokenizer) -> int:
 def timestamp_token_id(tokenizer, seconds: float) -> int:
     """Id of the timestamp token nearest `seconds`, clamped to [0, 30] s."""
     seconds = min(max(float(seconds), 0.0), MAX_TIMESTAMP_S)
-    return timestamp_begin_id(tokenizer) + int(round(seconds / TIME_PRECISION_S))
+    return timestamp_begin_id(tokenizer) + round(seconds / TIME_PRECISION_S)
 
 
 def timestamp_seconds(tokenizer, token_id: int) -> float | None:

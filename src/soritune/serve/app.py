@@ -30,6 +30,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import Field
 
 from soritune.config import StageConfig
+from soritune.eval.hallucination_gate import GATE_HELP, GateMode, GateThresholds
 from soritune.models.encoder import ENCODER_INPUT_HELP, EncoderInput
 from soritune.serve.batcher import MicroBatcher
 from soritune.serve.errors import ApiError, install_error_handlers
@@ -58,6 +59,8 @@ class ServeConfig(StageConfig):
     max_new_tokens: int = Field(225, ge=1, le=440, description="token limit per <= 30 s chunk")
     language: str = Field("ko", description="language when a request names none (never auto-detected)")
     model_name: str | None = Field(None, description="model id reported by /v1/models (default: the spec)")
+    gate: GateMode = Field("off", description=GATE_HELP + "; run once the model is loaded, before serving")
+    gate_thresholds: GateThresholds = Field(default_factory=GateThresholds, description="the gate's thresholds")
 
     @property
     def model_id(self) -> str:
@@ -80,6 +83,7 @@ class ServerState:
         self.languages: dict[str, str] = {}
         self.batcher: MicroBatcher | None = None
         self.loaded_at: float | None = None
+        self.gate: dict | None = None  # the hallucination gate's verdict, when config.gate is on
 
     @property
     def ready(self) -> bool:
@@ -100,8 +104,18 @@ class ServerState:
         from soritune.infer import load_backend
 
         c = self.config
-        return load_backend(c.model, backend=c.backend, adapter=c.adapter, device=c.device,
-                            compute_type=c.compute_type, encoder_input=c.encoder_input)
+        backend = load_backend(c.model, backend=c.backend, adapter=c.adapter, device=c.device,
+                               compute_type=c.compute_type, encoder_input=c.encoder_input)
+        if c.gate != "off":  # refuse: raises, so loading fails and the server stops with the reason
+            from soritune.eval.hallucination import gate_backend
+
+            report, warning = gate_backend(backend, c.gate, c.gate_thresholds, what=c.model_id, language=c.language,
+                                           max_new_tokens=c.max_new_tokens, batch_size=c.max_batch,
+                                           encoder_input=c.encoder_input)
+            self.gate = {"mode": c.gate, **report.gate, "warning": warning}
+            if warning:
+                log.warning(warning)
+        return backend
 
     def run_batch(self, audios, language: str, task: str):
         return self.backend.transcribe(audios, language=language, task=task, batch_size=len(audios),
@@ -176,7 +190,8 @@ def create_app(config: ServeConfig, backend=None, *, on_load_error=None):
         body = {"model": config.model_id, "auth": config.api_key is not None, "max_upload_mb": config.max_upload_mb,
                 "max_batch": config.max_batch, "default_language": config.language}
         if state.ready:
-            return {"status": "ok", **body, "backend": state.describe()}
+            return {"status": "ok", **body, "backend": state.describe(),
+                    **({"hallucination_gate": state.gate} if state.gate else {})}
         if state.load_error:
             return JSONResponse({"status": "error", "error": state.load_error, **body}, status_code=503)
         return JSONResponse({"status": "loading", **body}, status_code=503, headers={"Retry-After": "2"})
