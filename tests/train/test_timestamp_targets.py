@@ -19,10 +19,8 @@ from soritune.models.tokenizer import timestamp_seconds, timestamp_token_id
 
 
 @pytest.fixture(scope="module")
-def processor():
-    from soritune.models.tokenizer import build_processor
-
-    return build_processor(80)
+def processor(tiny):
+    return tiny.processor
 
 
 def _rows(corpus):
@@ -251,3 +249,46 @@ def test_lora_with_prompts_follows_the_prompt(make_cfg, sharp_tiny, tmp_path):
     assert under_a > 0 > under_b, (under_a, under_b)  # the prompt picks the answer
     control_a, control_b = preference(0.0)
     assert (control_a > 0) == (control_b > 0), (control_a, control_b)  # never trained on prompts: it cannot
+
+
+@pytest.mark.slow
+def test_whisper_base_lora_keeps_timestamps_and_prompts(tmp_path_factory):
+    """LoRA on the bundled whisper-base with p = q = 0.5 for a few steps: decoding with timestamps
+    on still opens and closes segments with timestamp tokens, and a prompt holding the transcript
+    still pulls the output towards it (CER with the prompt well below CER without)."""
+    from soritune.audio import load_audio
+    from soritune.data.manifest import read_manifest
+    from soritune.data.synth_corpus import SynthCorpusConfig, build_synth_corpus
+    from soritune.eval.metrics import cer
+    from soritune.models import load
+    from soritune.models.adapters import apply_adapter
+    from soritune.train import TrainConfig, run
+
+    data = tmp_path_factory.mktemp("synth_ts")
+    build_synth_corpus(SynthCorpusConfig(out=data, n=80, n_dev=8, n_test=1, n_everyday=1, seed=0))
+    cfg = TrainConfig(model="bundled:whisper-base", train=str(data / "train.jsonl"),
+                      out=str(tmp_path_factory.mktemp("run") / "lora"), method="lora", target="qv", batch_size=8,
+                      max_steps=10, lr=1e-3, eval_at_start=False, threads=2, timestamp_probability=0.5,
+                      prompt_probability=0.5)
+    assert run(cfg).status == "completed"
+    loaded = load("bundled:whisper-base")
+    model = apply_adapter(loaded.model, cfg.run_dir() / "adapter", merge=True).eval()
+    tok, processor = loaded.processor.tokenizer, loaded.processor
+    rows = read_manifest(data / "dev.jsonl")[:6]
+    with_ts = _ids(tok, "<|startoftranscript|>", "<|ko|>", "<|transcribe|>")
+    plain = with_ts + _ids(tok, "<|notimestamps|>")
+    sop = _ids(tok, "<|startofprev|>")
+    eot = tok.convert_tokens_to_ids("<|endoftext|>")
+    texts, prompted = [], []
+    for r in rows:
+        audio = load_audio(r["audio"])
+        out = _greedy(model, audio, processor, with_ts, max_tokens=60)
+        stamps = [timestamp_seconds(tok, t) for t in out if timestamp_seconds(tok, t) is not None]
+        assert timestamp_seconds(tok, out[0]) is not None and len(stamps) >= 2, tok.convert_ids_to_tokens(out)
+        assert out[-1] != eot or timestamp_seconds(tok, out[-2]) is not None  # a segment closes before <|endoftext|>
+        texts.append(tok.decode(_greedy(model, audio, processor, plain, max_tokens=60), skip_special_tokens=True))
+        prompt = sop + tok(r["text"], add_special_tokens=False)["input_ids"]
+        prompted.append(tok.decode(_greedy(model, audio, processor, prompt + plain, max_tokens=60), skip_special_tokens=True))
+    refs = [r["text"] for r in rows]
+    print(f"\nCER without prompt {cer(refs, texts):.3f}, with the transcript as prompt {cer(refs, prompted):.3f}")
+    assert cer(refs, prompted) < 0.7 * cer(refs, texts)

@@ -55,7 +55,8 @@ REPORT_FILE = "suite_report.json"
 
 
 class HallucinationConfig(EvalConfig):
-    """`soritune eval --suite hallucination`: EvalConfig's decoding fields, on generated clips."""
+    """`soritune eval --suite hallucination`: EvalConfig's decoding fields, on generated clips
+    (EvalConfig's `limit` and `slice_by` do not apply: the suite is fixed)."""
 
     manifest: Path | None = Field(None, description="set by the suite: its generated clips (OUT/clips/manifest.jsonl)")
     suite: Literal["hallucination"] = Field("hallucination", description="which suite")
