@@ -251,15 +251,59 @@ def test_lora_with_prompts_follows_the_prompt(make_cfg, sharp_tiny, tmp_path):
     assert (control_a > 0) == (control_b > 0), (control_a, control_b)  # never trained on prompts: it cannot
 
 
-@pytest.mark.slow
-def test_whisper_base_lora_keeps_timestamps_and_prompts(tmp_path_factory):
-    """LoRA on the bundled whisper-base with p = q = 0.5 for a few steps: decoding with timestamps
-    on still opens and closes segments with timestamp tokens, and a prompt holding the transcript
-    still pulls the output towards it (CER with the prompt well below CER without)."""
+def _timestamp_wins(tok, logits) -> bool:
+    """Whisper's timestamp rule (ApplyTimestampRules): the summed probability of all timestamp tokens
+    beats the likeliest text token, so decoding with timestamps on writes a timestamp here."""
+    logp = logits.float().log_softmax(-1)
+    begin = timestamp_token_id(tok, 0.0)
+    return bool(torch.logsumexp(logp[begin:], -1) > logp[:begin].max())
+
+
+def _timestamp_and_prompt_checks(model, processor, manifest, n: int = 6) -> dict:
+    """Teacher-forced, one forward pass each, on the first n utterances of a manifest:
+    opens: after <|sot|><|ko|><|transcribe|> a timestamp comes next (timestamps on; `_timestamp_wins`);
+    closes: after <|0.00|> + the reference text a timestamp comes next again (the segment is closed);
+    prompt_gain: mean per-token log-likelihood of the reference with the reference as previous-text
+    prompt minus without (> 0: the prompt pulls decoding towards its words)."""
+    from transformers.modeling_outputs import BaseModelOutput
+
     from soritune.audio import load_audio
     from soritune.data.manifest import read_manifest
+    from soritune.infer.base import features
+    from soritune.models.encoder import encode
+
+    tok = processor.tokenizer
+    start = _ids(tok, "<|startoftranscript|>", "<|ko|>", "<|transcribe|>")
+    plain = start + _ids(tok, "<|notimestamps|>")
+    opens = closes = 0
+    gains = []
+    rows = read_manifest(manifest)[:n]
+    for r in rows:
+        feats = features(processor, [load_audio(r["audio"])], "trimmed", return_tensors="pt")
+        ref = tok(r["text"], add_special_tokens=False)["input_ids"]
+        with torch.inference_mode():
+            enc = BaseModelOutput(last_hidden_state=encode(model.model.encoder, feats))
+
+            def logits(prefix):
+                return model(encoder_outputs=enc, decoder_input_ids=torch.tensor([prefix])).logits[0]
+
+            def ref_loglik(prefix):
+                logp = logits(prefix + ref)[len(prefix) - 1:-1].log_softmax(-1)
+                return float(logp[torch.arange(len(ref)), torch.tensor(ref)].mean())
+
+            opens += _timestamp_wins(tok, logits(start)[-1])
+            closes += _timestamp_wins(tok, logits(start + [timestamp_token_id(tok, 0.0)] + ref)[-1])
+            gains.append(ref_loglik(_ids(tok, "<|startofprev|>") + ref + plain) - ref_loglik(plain))
+    return {"n": len(rows), "opens": opens, "closes": closes, "prompt_gain": float(np.mean(gains)),
+            "prompt_gain_min": float(np.min(gains))}
+
+
+@pytest.mark.slow
+def test_whisper_base_lora_keeps_timestamps_and_prompts(tmp_path_factory):
+    """LoRA on the bundled whisper-base with p = q = 0.5 for a few steps: with timestamps on it still
+    opens and closes segments with timestamp tokens, and a prompt holding the transcript still makes
+    that transcript likelier (see _timestamp_and_prompt_checks)."""
     from soritune.data.synth_corpus import SynthCorpusConfig, build_synth_corpus
-    from soritune.eval.metrics import cer
     from soritune.models import load
     from soritune.models.adapters import apply_adapter
     from soritune.train import TrainConfig, run
@@ -273,22 +317,7 @@ def test_whisper_base_lora_keeps_timestamps_and_prompts(tmp_path_factory):
     assert run(cfg).status == "completed"
     loaded = load("bundled:whisper-base")
     model = apply_adapter(loaded.model, cfg.run_dir() / "adapter", merge=True).eval()
-    tok, processor = loaded.processor.tokenizer, loaded.processor
-    rows = read_manifest(data / "dev.jsonl")[:6]
-    with_ts = _ids(tok, "<|startoftranscript|>", "<|ko|>", "<|transcribe|>")
-    plain = with_ts + _ids(tok, "<|notimestamps|>")
-    sop = _ids(tok, "<|startofprev|>")
-    eot = tok.convert_tokens_to_ids("<|endoftext|>")
-    texts, prompted = [], []
-    for r in rows:
-        audio = load_audio(r["audio"])
-        out = _greedy(model, audio, processor, with_ts, max_tokens=60)
-        stamps = [timestamp_seconds(tok, t) for t in out if timestamp_seconds(tok, t) is not None]
-        assert timestamp_seconds(tok, out[0]) is not None and len(stamps) >= 2, tok.convert_ids_to_tokens(out)
-        assert out[-1] != eot or timestamp_seconds(tok, out[-2]) is not None  # a segment closes before <|endoftext|>
-        texts.append(tok.decode(_greedy(model, audio, processor, plain, max_tokens=60), skip_special_tokens=True))
-        prompt = sop + tok(r["text"], add_special_tokens=False)["input_ids"]
-        prompted.append(tok.decode(_greedy(model, audio, processor, prompt + plain, max_tokens=60), skip_special_tokens=True))
-    refs = [r["text"] for r in rows]
-    print(f"\nCER without prompt {cer(refs, texts):.3f}, with the transcript as prompt {cer(refs, prompted):.3f}")
-    assert cer(refs, prompted) < 0.7 * cer(refs, texts)
+    checks = _timestamp_and_prompt_checks(model, loaded.processor, data / "dev.jsonl")
+    print(f"\nwhisper-base LoRA 10 steps, p=q=0.5: {checks}")
+    assert checks["opens"] == checks["n"] and checks["closes"] == checks["n"], checks
+    assert checks["prompt_gain"] > 0.5 and checks["prompt_gain_min"] > 0, checks
