@@ -195,8 +195,8 @@ def test_export_gate_refuses_and_warns(tmp_path):
     from soritune.compress.export import ExportConfig, run
     from soritune.jsonio import read_json
 
-    common = dict(model="tiny:", to="hf", parity_n=1, measure_speed=False, max_new_tokens=4,
-                  gate_thresholds=GateThresholds(**STRICT))
+    common = {"model": "tiny:", "to": "hf", "parity_n": 1, "measure_speed": False, "max_new_tokens": 4,
+              "gate_thresholds": GateThresholds(**STRICT)}
     with pytest.raises(HallucinationGateError, match="above the hallucination thresholds: nonspeech_chars_per_min"):
         run(ExportConfig(out=tmp_path / "refused", gate="refuse", **common))
     recorded = read_json(tmp_path / "refused" / "export_report.json")["details"]["hallucination_gate"]

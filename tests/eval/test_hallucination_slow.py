@@ -10,7 +10,11 @@ import pytest
 @pytest.mark.slow
 @pytest.mark.ci
 def test_suite_on_whisper_base(tmp_path):
-    from soritune.eval.hallucination import HallucinationConfig, markdown_table, run_suite
+    from soritune.eval.hallucination import (
+        HallucinationConfig,
+        markdown_table,
+        run_suite,
+    )
     from soritune.eval.hallucination_clips import KINDS
 
     report = run_suite(HallucinationConfig(model="bundled:whisper-base", backend="ct2", out=tmp_path / "suite",

@@ -251,6 +251,15 @@ def test_lora_with_prompts_follows_the_prompt(make_cfg, sharp_tiny, tmp_path):
     assert (control_a > 0) == (control_b > 0), (control_a, control_b)  # never trained on prompts: it cannot
 
 
+def _logits(model, enc, prefix: list[int]):
+    return model(encoder_outputs=enc, decoder_input_ids=torch.tensor([prefix])).logits[0]
+
+
+def _mean_loglik(model, enc, prefix: list[int], target: list[int]) -> float:
+    logp = _logits(model, enc, prefix + target)[len(prefix) - 1:-1].log_softmax(-1)
+    return float(logp[torch.arange(len(target)), torch.tensor(target)].mean())
+
+
 def _timestamp_wins(tok, logits) -> bool:
     """Whisper's timestamp rule (ApplyTimestampRules): the summed probability of all timestamp tokens
     beats the likeliest text token, so decoding with timestamps on writes a timestamp here."""
@@ -283,17 +292,10 @@ def _timestamp_and_prompt_checks(model, processor, manifest, n: int = 6) -> dict
         ref = tok(r["text"], add_special_tokens=False)["input_ids"]
         with torch.inference_mode():
             enc = BaseModelOutput(last_hidden_state=encode(model.model.encoder, feats))
-
-            def logits(prefix):
-                return model(encoder_outputs=enc, decoder_input_ids=torch.tensor([prefix])).logits[0]
-
-            def ref_loglik(prefix):
-                logp = logits(prefix + ref)[len(prefix) - 1:-1].log_softmax(-1)
-                return float(logp[torch.arange(len(ref)), torch.tensor(ref)].mean())
-
-            opens += _timestamp_wins(tok, logits(start)[-1])
-            closes += _timestamp_wins(tok, logits(start + [timestamp_token_id(tok, 0.0)] + ref)[-1])
-            gains.append(ref_loglik(_ids(tok, "<|startofprev|>") + ref + plain) - ref_loglik(plain))
+            opens += _timestamp_wins(tok, _logits(model, enc, start)[-1])
+            closes += _timestamp_wins(tok, _logits(model, enc, start + [timestamp_token_id(tok, 0.0)] + ref)[-1])
+            gains.append(_mean_loglik(model, enc, _ids(tok, "<|startofprev|>") + ref + plain, ref)
+                         - _mean_loglik(model, enc, plain, ref))
     return {"n": len(rows), "opens": opens, "closes": closes, "prompt_gain": float(np.mean(gains)),
             "prompt_gain_min": float(np.min(gains))}
 
