@@ -96,7 +96,9 @@ def test_draws_are_deterministic_at_the_requested_rate(processor):
     n = 4000
     prefix = [tok.convert_tokens_to_ids(t) for t in ("<|startoftranscript|>", "<|ko|>", "<|transcribe|>", "<|notimestamps|>")]
     build = LabelBuilder(tok, prefix, LabelRecipe(0.5, 0.3, seed=7), [None] * n)
-    text = lambda j: [1000 + j % 7]
+    def text(j):
+        return [1000 + j % 7]
+
     ts0 = timestamp_token_id(tok, 0.0)
     draws = [build.build(i, 0, text, 2.0) for i in range(n)]
     assert draws == [build.build(i, 0, text, 2.0) for i in range(n)]  # a pure function of (seed, epoch, i)
@@ -226,7 +228,8 @@ def test_lora_with_prompts_follows_the_prompt(make_cfg, sharp_tiny, tmp_path):
     feats = features(processor, [load_audio(data / "x.wav")], "trimmed", return_tensors="pt")
     start = _ids(tok, "<|startoftranscript|>", "<|ko|>", "<|transcribe|>", "<|notimestamps|>")
     (ctx_a, ans_a), (ctx_b, ans_b) = PROMPTED.values()
-    text = lambda s: tok(s, add_special_tokens=False)["input_ids"]
+    def text(s):
+        return tok(s, add_special_tokens=False)["input_ids"]
 
     def log_prob(model, context: str, answer: str) -> float:
         prefix = _ids(tok, "<|startofprev|>") + text(context) + start

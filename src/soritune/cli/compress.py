@@ -302,7 +302,7 @@ def export(
     encoder_input: Optional[str] = typer.Option(None, help="Parity and timing input, both sides: " + ENCODER_INPUT_HELP + "  [default: padded]"),
     speed: Optional[bool] = typer.Option(None, "--speed/--no-speed", help="Time source and export on the parity clips  [default: on]"),
     threads: Optional[int] = typer.Option(None, min=1, help="CPU threads for both sides of the timing."),
-    gate: Optional[str] = typer.Option(None, help="off | warn | refuse: run the hallucination suite on the export and "
+    gate: str | None = typer.Option(None, help="off | warn | refuse: run the hallucination suite on the export and "
                                        "warn or fail above its thresholds (--set gate_thresholds.loop_rate=0.2)  [default: off]"),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML with ExportConfig fields."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="key=value overrides."),

@@ -77,7 +77,7 @@ def eval_(
     slice_by: Optional[List[str]] = typer.Option(None, "--slice-by", help="Manifest field to slice by (repeatable), e.g. source, duration_bucket."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML with EvalConfig fields; flags given override it."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="key=value overrides of EvalConfig fields (applied last)."),
-    suite: Optional[str] = typer.Option(None, "--suite", help="hallucination: instead of a manifest, run the fixed "
+    suite: str | None = typer.Option(None, "--suite", help="hallucination: instead of a manifest, run the fixed "
                                         "hallucination suite (silence, noise, hum, music, beeps, hold music, pauses)."),
 ) -> None:
     """Transcribe a manifest with a model (batched greedy decoding, language and task forced),

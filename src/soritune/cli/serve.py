@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
 
@@ -32,7 +32,7 @@ def serve(
     log_level: str = typer.Option("info", help="uvicorn log level: debug | info | warning | error."),
     gate: str = typer.Option("off", help="off | warn | refuse: run the hallucination suite on the model once loaded "
                                          "and warn, or refuse to serve, above its thresholds."),
-    gate_threshold: Optional[List[str]] = typer.Option(
+    gate_threshold: list[str] | None = typer.Option(
         None, "--gate-threshold", help="METRIC=VALUE (repeatable; null skips one), e.g. loop_rate=0.2; metrics: "
                                        "nonspeech_chars_per_min, pause_chars_per_min, nonspeech_output_rate, loop_rate, speech_missed."),
 ) -> None:
