@@ -302,6 +302,8 @@ def export(
     encoder_input: Optional[str] = typer.Option(None, help="Parity and timing input, both sides: " + ENCODER_INPUT_HELP + "  [default: padded]"),
     speed: Optional[bool] = typer.Option(None, "--speed/--no-speed", help="Time source and export on the parity clips  [default: on]"),
     threads: Optional[int] = typer.Option(None, min=1, help="CPU threads for both sides of the timing."),
+    gate: str | None = typer.Option(None, help="off | warn | refuse: run the hallucination suite on the export and "
+                                       "warn or fail above its thresholds (--set gate_thresholds.loop_rate=0.2)  [default: off]"),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML with ExportConfig fields."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="key=value overrides."),
 ) -> None:
@@ -312,12 +314,14 @@ def export(
     OUT/export_report.json. (`soritune export-data` is the dataset exporter.)
 
     Example: soritune export -m bundled:whisper-base --adapter runs/lora/adapter --to ct2 --quantization int8 --out export/ct2-int8
+
+    Example: soritune export -m bundled:whisper-base --adapter runs/lora/adapter --to ct2 --out export/ct2 --gate refuse
     """
     from soritune.compress.export import ExportConfig, run
 
     fields = _given(model=model, adapter=adapter, to=to, quantization=quantization, float_convs=float_convs,
                     out=str(out_dir) if out_dir else None, parity_manifest=parity_manifest, parity_n=parity_n,
-                    measure_speed=speed, threads=threads, encoder_input=encoder_input)
+                    measure_speed=speed, threads=threads, encoder_input=encoder_input, gate=gate)
     cfg = _load(ExportConfig, config, set_, fields)
     with console.status(f"exporting to {cfg.to} and checking parity"):
         r = run(cfg)
@@ -329,3 +333,8 @@ def export(
         ("CER source / export (vs references)", f"{_pct(p['cer_source'])} / {_pct(p['cer_exported'])}"),
         ("decode median s source / export", f"{(r.timing_source or {}).get('median_s', '-')} / {(r.timing_export or {}).get('median_s', '-')}"),
         ("speed-up (measured)", f"{r.speedup}x" if r.speedup else "-")])
+    g = r.details.get("hallucination_gate")
+    if g and g["warning"]:
+        console.print(f"[yellow]warning:[/] {g['warning']} (see {g['report']})", highlight=False)
+    elif g:
+        console.print(f"hallucination gate passed ({g['report']})", highlight=False)

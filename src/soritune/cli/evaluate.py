@@ -77,15 +77,23 @@ def eval_(
     slice_by: Optional[List[str]] = typer.Option(None, "--slice-by", help="Manifest field to slice by (repeatable), e.g. source, duration_bucket."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML with EvalConfig fields; flags given override it."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="key=value overrides of EvalConfig fields (applied last)."),
+    suite: str | None = typer.Option(None, "--suite", help="hallucination: instead of a manifest, run the fixed "
+                                        "hallucination suite (silence, noise, hum, music, beeps, hold music, pauses)."),
 ) -> None:
     """Transcribe a manifest with a model (batched greedy decoding, language and task forced),
     then score it exactly as `soritune score` would, adding model identity, decoding settings and
     RTFx (audio seconds / model seconds). hypotheses.jsonl in the output re-scores with `score`.
 
+    With --suite hallucination no manifest is needed: soritune generates fixed clips of non-speech and
+    of Korean speech with long pauses, and reports characters written per minute of non-speech, loop
+    rate, outputs on pure non-speech and speech missed, with 95% intervals, against the gate thresholds
+    (change them with --set thresholds.loop_rate=0.2, or null to skip one).
+
     Example: soritune eval --model bundled:whisper-base --manifest data/test.jsonl --out eval/base --slice-by source
 
     Peer row from a recogniser soritune did not train (Vosk's Korean Kaldi model, `soritune[judge]`):
     soritune eval --backend vosk --model vosk:ko --manifest data/test.jsonl --out eval/vosk --slice-by speaker
+    Example: soritune eval --suite hallucination --model bundled:whisper-base --backend ct2 --out eval/base-suite
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
@@ -98,6 +106,8 @@ def eval_(
                  max_new_tokens=max_new_tokens, slice_by=slice_by or None)
     data = read_yaml(config) if config else {}
     data.update({k: v for k, v in flags.items() if v is not None})
+    if suite is not None:
+        return _eval_suite(suite, apply_overrides(data, set_))
     cfg = validate(EvalConfig, apply_overrides(data, set_))
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console, transient=True) as bar:
@@ -113,6 +123,42 @@ def eval_(
     if n_err:
         console.print(f"[yellow]{n_err} utterances with unreadable audio left out; see {cfg.out}/errors.jsonl[/]",
                       highlight=False)
+
+
+def _eval_suite(suite: str, data: dict) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+    from rich.table import Table
+
+    from soritune.cli.app import fail
+    from soritune.config import validate
+    from soritune.eval.hallucination import (
+        SUITES,
+        TABLE_HEADER,
+        GateResult,
+        HallucinationConfig,
+        run_suite,
+        table_rows,
+    )
+
+    if suite not in SUITES:
+        fail(f"--suite must be one of {', '.join(SUITES)}, got {suite!r}")
+    if data.get("manifest") is not None:
+        fail("--manifest is not used with --suite: the suite generates its own clips")
+    cfg = validate(HallucinationConfig, data)
+    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, transient=True) as bar:
+        t = bar.add_task(f"{suite} suite: {cfg.model}", total=None)
+        report = run_suite(cfg, progress=lambda done, total: bar.update(t, completed=done, total=total)).to_json()
+    table = Table(title=f"{suite} suite, {report['suite']['n_clips']} clips (95% intervals in brackets)")
+    for col in TABLE_HEADER:
+        table.add_column(col)
+    for row in table_rows({cfg.model: report}):
+        table.add_row(*row)
+    out.print(table)
+    failures = GateResult(**report["gate"]).failures()
+    console.print(("[red]above the gate thresholds:[/] " + "; ".join(failures)) if failures else
+                  "[green]within the gate thresholds[/]", highlight=False)
+    console.print(f"Report: {cfg.out}/suite_report.md", highlight=False)
 
 
 @app.command()

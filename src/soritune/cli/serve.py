@@ -36,6 +36,11 @@ def serve(
     shutdown_grace_s: float = typer.Option(30.0, min=0, max=3600, help="On SIGTERM, time running requests get to finish before a 503."),
     header_timeout_s: float = typer.Option(10.0, min=0.1, help="Close connections that take longer to send a request's headers."),
     read_timeout_s: float = typer.Option(30.0, min=0.1, help="Close a request whose body stalls this long."),
+    gate: str = typer.Option("off", help="off | warn | refuse: run the hallucination suite on the model once loaded "
+                                         "and warn, or refuse to serve, above its thresholds."),
+    gate_threshold: list[str] | None = typer.Option(
+        None, "--gate-threshold", help="METRIC=VALUE (repeatable; null skips one), e.g. loop_rate=0.2; metrics: "
+                                       "nonspeech_chars_per_min, pause_chars_per_min, nonspeech_output_rate, loop_rate, speech_missed."),
 ) -> None:
     """Serve a model over HTTP: OpenAI-compatible POST /v1/audio/transcriptions (json, text, srt, vtt,
     verbose_json), GET /v1/models, /health (ready once the model is loaded), /metrics (Prometheus)
@@ -43,6 +48,8 @@ def serve(
     model; audio longer than 30 s is cut at pauses. Needs the extra: pip install 'soritune[serve]'.
 
     Example: soritune serve --model bundled:whisper-base --backend ct2 --port 8000
+
+    Example: soritune serve --model ct2:export/ct2 --backend ct2 --gate refuse --gate-threshold loop_rate=0.05
 
     Then: OpenAI(base_url="http://127.0.0.1:8000/v1", api_key="x").audio.transcriptions.create(
     model="whisper-1", file=open("a.wav", "rb"), language="ko")
@@ -55,7 +62,7 @@ def serve(
         import uvicorn  # noqa: F401
     except ImportError as e:
         fail(f"serving needs the serve extra ({e.name} is missing): pip install 'soritune[serve]'")
-    from soritune.config import validate
+    from soritune.config import apply_overrides, validate
     from soritune.models.specs import parse_spec
     from soritune.serve.app import ServeConfig
     from soritune.serve.runner import serve as run_server
@@ -71,7 +78,8 @@ def serve(
         max_new_tokens=max_new_tokens, language=language, device=device, compute_type=compute_type,
         encoder_input=encoder_input, model_name=model_name, max_concurrent_decodes=max_concurrent_decodes,
         request_timeout_s=request_timeout_s, max_chunks_per_request=max_chunks_per_request, shutdown_grace_s=shutdown_grace_s, header_timeout_s=header_timeout_s,
-        read_timeout_s=read_timeout_s))
+        read_timeout_s=read_timeout_s,
+        gate=gate, gate_thresholds=apply_overrides({}, gate_threshold)))
     if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
         console.print(f"[yellow]warning:[/] listening on {host} without --api-key: anyone who can reach it "
                       "can use it", highlight=False)

@@ -18,6 +18,10 @@ Targets (each one small function registered in TARGETS):
 Parity: the exported model and the PyTorch model it came from transcribe the same few utterances
 (a manifest's, or synthetic Korean sentences); equal transcripts are counted and the CER between
 them (and against the references) recorded in OUT/export_report.json, with decoding time of both.
+
+Gate (`gate=warn|refuse`): the hallucination suite (soritune.eval.hallucination) runs on the export
+(OUT/hallucination_suite/); above its thresholds `warn` records a warning, `refuse` raises
+HallucinationGateError after export_report.json has recorded why.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from typing import Callable, Literal
 from pydantic import Field, model_validator
 
 from soritune.config import StageConfig, save_config, validate
+from soritune.eval.hallucination_gate import GATE_HELP, GateMode, GateResult, GateThresholds, enforce
 from soritune.jsonio import write_json
 from soritune.models.encoder import ENCODER_INPUT_HELP, EncoderInput
 
@@ -57,6 +62,8 @@ class ExportConfig(StageConfig):
     batch_size: int = Field(8, ge=1, description="decoding batch size")
     max_new_tokens: int = Field(128, ge=1, le=224, description="decoding token limit")
     seed: int = Field(0, description="initialisation seed for tiny:/random: specs")
+    gate: GateMode = Field("off", description=GATE_HELP + "; run on the export, results in export_report.json")
+    gate_thresholds: GateThresholds = Field(default_factory=GateThresholds, description="the gate's thresholds")
 
     @model_validator(mode="after")
     def _check_quant(self):
@@ -230,5 +237,21 @@ def run(config: ExportConfig | dict) -> ExportResult:
                  "ct2_compute_type": getattr(exported, "compute_type", None),
                  "ct2_float_input_convs": cfg.to == "ct2" and cfg.float_convs and is_int8(cfg.quantization)},
     )
+    gate = _gate(cfg, exported, result) if cfg.gate != "off" else None
     write_json(out / REPORT_FILE, result)
+    if gate is not None:  # refuse raises here, once the report says why (the files stay for inspection)
+        enforce(gate, cfg.gate, f"export {out}")
     return result
+
+
+def _gate(cfg: ExportConfig, exported, result: ExportResult):
+    """Run the hallucination suite on the export and record it in result.details; the GateResult."""
+    from soritune.eval.hallucination import gate_backend
+
+    suite_dir = Path(cfg.out) / "hallucination_suite"
+    report, warning = gate_backend(exported, "warn", cfg.gate_thresholds, what=f"export {cfg.out}", out=suite_dir,
+                                   batch_size=cfg.batch_size, max_new_tokens=cfg.max_new_tokens,
+                                   encoder_input=cfg.encoder_input)
+    result.details["hallucination_gate"] = {"mode": cfg.gate, **report.gate, "warning": warning,
+                                            "report": str(suite_dir / "suite_report.json")}
+    return GateResult(**report.gate)

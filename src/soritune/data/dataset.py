@@ -10,6 +10,8 @@ built; a whole file's duration is taken from its audio header, not trusted from 
     input_features   [B, n_mels, frames]   (frames = 3000, or the batch's bucketed length)
     decoder_input_ids  <|startoftranscript|><|ko|><|transcribe|><|notimestamps|> text
     labels             <|ko|><|transcribe|><|notimestamps|> text <|endoftext|>, padded with -100
+(with `timestamp_probability` / `prompt_probability`, some targets carry timestamps or a
+`<|startofprev|>` prompt whose labels are -100: see soritune.data.labels)
 A log-mel computed on audio zero-padded to N frames equals the first N frames of the 30-s one
 (the padding is silence), so the dynamic length changes only how much padding the encoder sees.
 
@@ -27,6 +29,7 @@ import numpy as np
 
 from soritune.audio import SAMPLE_RATE, audio_duration_s, load_audio, resample
 from soritune.errors import AudioError, SoritunError
+from soritune.data.labels import LabelBuilder, LabelRecipe, previous_utterances
 from soritune.models.encoder import HOP, MAX_FRAMES, bucket_frames
 
 IGNORE = -100
@@ -97,7 +100,8 @@ class ManifestDataset:
 
     def __init__(self, source: str | Path | Sequence[dict], tokenizer, *, language: str = "ko",
                  task: str = "transcribe", text_field: str = "text", max_audio_s: float = 30.0,
-                 max_label_tokens: int = 448):
+                 max_label_tokens: int = 448, timestamp_probability: float = 0.0,
+                 prompt_probability: float = 0.0, seed: int = 0):
         from soritune.data.manifest import read_manifest
 
         rows = read_manifest(source) if isinstance(source, (str, Path)) else list(source)
@@ -121,6 +125,13 @@ class ManifestDataset:
         self.offsets = np.array([float(r.get("offset") or 0.0) for r, _ in keep], dtype=np.float64)
         self.has_offset = np.array([r.get("offset") is not None for r, _ in keep], dtype=bool)
         self.durations_s = np.array([float(r["duration"]) for r, _ in keep], dtype=np.float64)
+        self.labels = LabelBuilder(tokenizer, self.prompt, LabelRecipe(timestamp_probability, prompt_probability, seed),
+                                   previous_utterances([r for r, _ in keep]), max_label_tokens)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Targets drawn with timestamps / prompts depend on (seed, epoch, index)."""
+        self.epoch = int(epoch)
 
     def _token_counts(self, texts: list[str]) -> list[int]:
         counts: list[int] = []
@@ -148,9 +159,17 @@ class ManifestDataset:
         """Share of all rows skipped for one of `reasons` (default: the audio could not be read)."""
         total = len(self) + len(self.skipped)
         return sum(s["reason"] in reasons for s in self.skipped) / total if total else 0.0
+    def text_ids(self, i: int) -> list[int]:
+        return self.tokenizer(self.texts[i], add_special_tokens=False)["input_ids"]
 
     def tokens(self, i: int) -> list[int]:
-        return self.prompt + self.tokenizer(self.texts[i], add_special_tokens=False)["input_ids"] + [self.eot]
+        return self.prompt + self.text_ids(i) + [self.eot]
+
+    def target(self, i: int) -> tuple[list[int], int]:
+        """(tokens, prompt_len) of the epoch's drawn target; plain tokens when both probabilities are 0."""
+        if not self.labels.recipe.active:
+            return self.tokens(i), 0
+        return self.labels.build(i, self.epoch, self.text_ids, float(self.durations_s[i]))
 
     def audio(self, i: int) -> np.ndarray:
         if self.has_offset[i]:
@@ -158,7 +177,9 @@ class ManifestDataset:
         return load_segment(self.paths[i])
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        return {"id": self.ids[i], "audio": self.audio(i), "tokens": self.tokens(i), "text": self.texts[i]}
+        tokens, prompt_len = self.target(i)
+        return {"id": self.ids[i], "audio": self.audio(i), "tokens": tokens, "prompt_len": prompt_len,
+                "text": self.texts[i]}
 
     def skipped_counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -206,6 +227,7 @@ class WhisperCollator:
         for row, s in enumerate(seqs):
             dec[row, :len(s) - 1] = torch.tensor(s[:-1])
             labels[row, :len(s) - 1] = torch.tensor(s[1:])
+            labels[row, :items[row].get("prompt_len", 0)] = IGNORE  # previous-text prompt: no loss
         return {"input_features": torch.from_numpy(np.ascontiguousarray(feats)), "decoder_input_ids": dec,
                 "labels": labels, "ids": [it["id"] for it in items]}
 

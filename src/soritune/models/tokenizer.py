@@ -88,3 +88,27 @@ def build_generation_config(tokenizer, model_config, ct2_config: dict | None = N
     if heads:
         gc.alignment_heads = [list(h) for h in heads]
     return gc
+
+
+# ---- timestamp tokens (not in tokenizer.json's added tokens: ids follow <|notimestamps|>) ----------
+TIME_PRECISION_S = 0.02  # one timestamp token per 20 ms, <|0.00|> .. <|30.00|>
+MAX_TIMESTAMP_S = 30.0
+
+
+def timestamp_begin_id(tokenizer) -> int:
+    """Id of <|0.00|>: the token right after <|notimestamps|> (as in Whisper and transformers)."""
+    return tokenizer.convert_tokens_to_ids("<|notimestamps|>") + 1
+
+
+def timestamp_token_id(tokenizer, seconds: float) -> int:
+    """Id of the timestamp token nearest `seconds`, clamped to [0, 30] s."""
+    seconds = min(max(float(seconds), 0.0), MAX_TIMESTAMP_S)
+    return timestamp_begin_id(tokenizer) + round(seconds / TIME_PRECISION_S)
+
+
+def timestamp_seconds(tokenizer, token_id: int) -> float | None:
+    """Seconds of a timestamp token id; None for any other token."""
+    index = int(token_id) - timestamp_begin_id(tokenizer)
+    if 0 <= index <= round(MAX_TIMESTAMP_S / TIME_PRECISION_S):
+        return round(index * TIME_PRECISION_S, 2)
+    return None

@@ -35,6 +35,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import Field
 
 from soritune.config import StageConfig
+from soritune.eval.hallucination_gate import GATE_HELP, GateMode, GateThresholds
 from soritune.models.encoder import ENCODER_INPUT_HELP, EncoderInput
 from soritune.serve.batcher import MicroBatcher
 from soritune.serve.errors import ApiError, install_error_handlers
@@ -69,6 +70,8 @@ class ServeConfig(StageConfig):
     shutdown_grace_s: float = Field(30.0, ge=0, le=3600, description="on SIGTERM, how long running requests may finish before they get 503")
     header_timeout_s: float = Field(10.0, gt=0, description="a connection that has not sent a request's headers within this is closed")
     read_timeout_s: float = Field(30.0, gt=0, description="a request whose body stalls this long (no bytes) is closed")
+    gate: GateMode = Field("off", description=GATE_HELP + "; run once the model is loaded, before serving")
+    gate_thresholds: GateThresholds = Field(default_factory=GateThresholds, description="the gate's thresholds")
 
     @property
     def model_id(self) -> str:
@@ -95,6 +98,7 @@ class ServerState:
         self.draining = False  # SIGTERM seen: new transcriptions get 503
         self.drain_expired: asyncio.Event | None = None  # set when the drain grace is over
         self.closing = False
+        self.gate: dict | None = None  # the hallucination gate's verdict, when config.gate is on
 
     def begin_drain(self) -> None:
         """In the event loop: refuse new work, and end what still runs after the grace with a 503."""
@@ -133,6 +137,15 @@ class ServerState:
         c = self.config
         backend = load_backend(c.model, backend=c.backend, adapter=c.adapter, device=c.device,
                                compute_type=c.compute_type, encoder_input=c.encoder_input)
+        if c.gate != "off":  # refuse: raises, so loading fails and the server stops with the reason
+            from soritune.eval.hallucination import gate_backend
+
+            report, warning = gate_backend(backend, c.gate, c.gate_thresholds, what=c.model_id, language=c.language,
+                                           max_new_tokens=c.max_new_tokens, batch_size=c.max_batch,
+                                           encoder_input=c.encoder_input)
+            self.gate = {"mode": c.gate, **report.gate, "warning": warning}
+            if warning:
+                log.warning(warning)
         if self.closing and hasattr(backend, "close"):  # the server stopped while this was loading
             backend.close()
         return backend
@@ -216,7 +229,8 @@ def create_app(config: ServeConfig, backend=None, *, on_load_error=None):
         body = {"model": config.model_id, "auth": config.api_key is not None, "max_upload_mb": config.max_upload_mb,
                 "max_batch": config.max_batch, "default_language": config.language}
         if state.ready:
-            return {"status": "ok", **body, "backend": state.describe()}
+            return {"status": "ok", **body, "backend": state.describe(),
+                    **({"hallucination_gate": state.gate} if state.gate else {})}
         if state.load_error:
             return JSONResponse({"status": "error", "error": state.load_error, **body}, status_code=503)
         return JSONResponse({"status": "loading", **body}, status_code=503, headers={"Retry-After": "2"})

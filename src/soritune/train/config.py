@@ -24,7 +24,8 @@ TARGET_PRESETS = {
 LINEAR_NAMES = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
 # Fields that must match the checkpoint's run for --resume to continue the same training.
 RESUME_IDENTITY = ("model", "train", "method", "lora_r", "lora_alpha", "target", "target_side",
-                   "freeze_encoder", "text_field", "language", "task", "augment")
+                   "freeze_encoder", "text_field", "language", "task", "augment", "timestamp_probability",
+                   "prompt_probability")
 
 
 class TrainConfig(StageConfig):
@@ -72,6 +73,13 @@ class TrainConfig(StageConfig):
     augment: AugmentConfig = Field(default_factory=AugmentConfig, description="on-the-fly augmentation of training "
                                    "batches (speed, reverb, noise, telephone, specaugment; all off by default)")
     max_skip_fraction: float = Field(0.1, ge=0, le=1, description="stop if more than this share of rows has missing or unreadable audio (skipped.jsonl)")
+    # abilities kept through fine-tuning (distil-whisper's recipe; soritune.data.labels)
+    timestamp_probability: float = Field(
+        0.2, ge=0, le=1, description="share of targets written with segment timestamps (<|0.00|> text <|end|>) "
+                                     "so the model still emits them; 0 = always <|notimestamps|>")
+    prompt_probability: float = Field(
+        0.2, ge=0, le=1, description="share of targets conditioned on the previous utterance's text of the same "
+                                     "speaker or recording (<|startofprev|> ..., no loss on it); 0 = never")
     # efficiency
     dynamic_length: bool = Field(True, description="pad each batch to its longest clip (bucketed), not 30 s")
     length_bucket_s: float = Field(1.0, gt=0, le=30, description="bucket width for dynamic_length, seconds")

@@ -103,6 +103,8 @@ class DataPlan:
         while True:
             e, i = divmod(position, self.per_epoch)
             specs = self.epoch(e)[i:]
+            if hasattr(self.dataset, "set_epoch"):  # targets drawn per epoch (soritune.data.labels)
+                self.dataset.set_epoch(e)
             loader = DataLoader(BatchSource(self.dataset, self.collator, self.seed), batch_size=None,
                                 sampler=[(*spec, e) for spec in specs],
                                 num_workers=self.num_workers, generator=torch.Generator().manual_seed(self.seed + e))

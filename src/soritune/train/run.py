@@ -196,7 +196,9 @@ def run(config: TrainConfig | dict, progress=None) -> TrainResult:
         built = build_model(cfg, device=str(acc.device), compute_dtype=compute_dtype)
         tok = built.processor.tokenizer
         dataset = ManifestDataset(cfg.train, tok, language=cfg.language, task=cfg.task, text_field=cfg.text_field,
-                                  max_audio_s=cfg.max_audio_s, max_label_tokens=cfg.max_label_tokens)
+                                  max_audio_s=cfg.max_audio_s, max_label_tokens=cfg.max_label_tokens,
+                                  timestamp_probability=cfg.timestamp_probability,
+                                  prompt_probability=cfg.prompt_probability, seed=cfg.seed)
         if acc.is_main_process:
             write_jsonl(run_dir / "skipped.jsonl", dataset.skipped)
         if len(dataset) == 0:

@@ -1,0 +1,215 @@
+"""The hallucination suite's clips: fixed, offline, bit-for-bit deterministic.
+
+Non-speech (reference text empty; everything a model writes on them is hallucinated):
+  silence       digital zeros
+  room_tone     quiet pink noise with a low ventilation rumble (about -50 dBFS)
+  mains_hum     50 or 60 Hz and its harmonics, plus a little noise
+  music         chord progressions of additive-synthesis tones with attack/decay envelopes
+  beeps         telephone tones: ringback (440+480 Hz), busy (480+620 Hz), 1 kHz recorder pips
+  hold_music    a melody over chords, band-limited to the 300-3400 Hz telephone band, with line noise
+Speech (Korean, espeak-ng through soritune.data.synth, reference text known):
+  speech_pauses         three sentences separated by 6-8 s pauses (silence or room tone)
+  speech_then_silence   one sentence followed by 20 s of digital silence
+
+Music is synthesised with numpy rather than fluidsynth or sox (Debian has both, PyPI neither): the
+same samples on every machine is what makes the suite comparable between models and runs. Each
+clip depends only on (kind, variant); `SUITE_VERSION` changes whenever a clip would change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from soritune.audio import SAMPLE_RATE, write_wav
+
+SUITE_VERSION = 1
+NONSPEECH_KINDS = ("silence", "room_tone", "mains_hum", "music", "beeps", "hold_music")
+SPEECH_KINDS = ("speech_pauses", "speech_then_silence")
+KINDS = NONSPEECH_KINDS + SPEECH_KINDS
+SENTENCES = ("오늘 회의는 세 시에 시작합니다", "창문을 조금 열어 주세요", "다음 주에 다시 연락드리겠습니다",
+             "이 문제는 생각보다 어렵습니다", "점심은 간단하게 먹었어요", "버스가 곧 도착합니다",
+             "주말에는 집에서 쉬었습니다", "자료를 메일로 보내 드릴게요", "날씨가 많이 추워졌네요")
+VOICES = ("ko", "ko-f1", "ko-m1")
+
+
+@dataclass
+class Clip:
+    id: str
+    kind: str
+    audio: np.ndarray
+    text: str  # reference transcript ("" on non-speech)
+    speech_s: float  # seconds of synthesised speech in the clip
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.audio) / SAMPLE_RATE
+
+    @property
+    def nonspeech_s(self) -> float:
+        return self.duration_s - self.speech_s
+
+
+def _rng(kind: str, variant: int) -> np.random.Generator:
+    return np.random.default_rng([SUITE_VERSION, KINDS.index(kind), variant])
+
+
+def _t(duration_s: float) -> np.ndarray:
+    return np.arange(round(duration_s * SAMPLE_RATE)) / SAMPLE_RATE
+
+
+def _at_dbfs(x: np.ndarray, dbfs: float) -> np.ndarray:
+    rms = float(np.sqrt(np.mean(x.astype(np.float64) ** 2))) or 1.0
+    return (x * (10 ** (dbfs / 20) / rms)).astype(np.float32)
+
+
+def _shaped_noise(rng, n: int, exponent: float) -> np.ndarray:
+    """Noise with power ~ 1/f^exponent (1 = pink), by shaping white noise's spectrum."""
+    spec = np.fft.rfft(rng.standard_normal(n))
+    f = np.fft.rfftfreq(n, 1 / SAMPLE_RATE)
+    spec *= 1 / np.maximum(f, 20.0) ** (exponent / 2)
+    return np.fft.irfft(spec, n)
+
+
+def _band(x: np.ndarray, lo_hz: float, hi_hz: float) -> np.ndarray:
+    spec = np.fft.rfft(x)
+    f = np.fft.rfftfreq(len(x), 1 / SAMPLE_RATE)
+    spec[(f < lo_hz) | (f > hi_hz)] = 0
+    return np.fft.irfft(spec, len(x))
+
+
+def _tone(freq_hz: float, duration_s: float, harmonics=(1.0, 0.5, 0.25, 0.12)) -> np.ndarray:
+    t = _t(duration_s)
+    x = sum(a * np.sin(2 * np.pi * freq_hz * (k + 1) * t) for k, a in enumerate(harmonics))
+    n = len(t)
+    env = np.minimum(1.0, t / 0.02) * np.exp(-2.5 * t / max(duration_s, 1e-3))  # attack, decay
+    env[-min(n, 160):] *= np.linspace(1, 0, min(n, 160))
+    return x * env
+
+
+def _midi_hz(note: int) -> float:
+    return 440.0 * 2 ** ((note - 69) / 12)
+
+
+def _chords(rng, duration_s: float) -> np.ndarray:
+    root = int(rng.integers(55, 62))
+    progression = [(0, 4, 7), (7, 11, 14), (9, 12, 16), (5, 9, 12)]  # I V vi IV
+    beat_s = float(rng.choice([1.5, 2.0, 2.5]))
+    out = np.zeros(len(_t(duration_s)))
+    pos, k = 0, 0
+    while pos < len(out):
+        chord = sum(_tone(_midi_hz(root + i), beat_s) for i in progression[k % 4]) + 0.6 * _tone(_midi_hz(root - 12), beat_s)
+        seg = chord[:len(out) - pos]
+        out[pos:pos + len(seg)] += seg
+        pos, k = pos + len(chord), k + 1
+    return out
+
+
+def _melody(rng, duration_s: float) -> np.ndarray:
+    scale = [0, 2, 4, 5, 7, 9, 11, 12]
+    root = int(rng.integers(67, 74))
+    out = np.zeros(len(_t(duration_s)))
+    pos = 0
+    while pos < len(out):
+        note_s = float(rng.choice([0.25, 0.5, 0.5, 1.0]))
+        seg = _tone(_midi_hz(root + scale[int(rng.integers(len(scale)))]), note_s)[:len(out) - pos]
+        out[pos:pos + len(seg)] += seg
+        pos += len(seg)
+    return out
+
+
+def _beeps(variant: int, duration_s: float) -> np.ndarray:
+    t = _t(duration_s)
+    pattern = variant % 3
+    if pattern == 0:  # ringback: 440+480 Hz, 2 s on, 4 s off
+        x, gate = np.sin(2 * np.pi * 440 * t) + np.sin(2 * np.pi * 480 * t), (t % 6.0) < 2.0
+    elif pattern == 1:  # busy: 480+620 Hz, 0.5 s on, 0.5 s off
+        x, gate = np.sin(2 * np.pi * 480 * t) + np.sin(2 * np.pi * 620 * t), (t % 1.0) < 0.5
+    else:  # recorder pips: 1 kHz, 0.2 s every 1.5 s
+        x, gate = np.sin(2 * np.pi * 1000 * t), (t % 1.5) < 0.2
+    return x * gate
+
+
+def nonspeech_audio(kind: str, variant: int, duration_s: float) -> np.ndarray:
+    """One non-speech clip (float32, 16 kHz)."""
+    rng = _rng(kind, variant)
+    n = len(_t(duration_s))
+    if kind == "silence":
+        return np.zeros(n, dtype=np.float32)
+    if kind == "room_tone":
+        rumble = _band(rng.standard_normal(n), 30, 120)
+        return _at_dbfs(_at_dbfs(_shaped_noise(rng, n, 1.0), -52) + _at_dbfs(rumble, -55), -50)
+    if kind == "mains_hum":
+        f0 = 60.0 if variant % 2 == 0 else 50.0
+        t = _t(duration_s)
+        hum = sum(np.sin(2 * np.pi * f0 * k * t + rng.uniform(0, 2 * np.pi)) / k ** 1.3 for k in range(1, 8))
+        return _at_dbfs(_at_dbfs(hum, -30) + _at_dbfs(rng.standard_normal(n), -60), -30)
+    if kind == "music":
+        return _at_dbfs(_chords(rng, duration_s), -20)
+    if kind == "beeps":
+        return _at_dbfs(_beeps(variant, duration_s) + 0.003 * rng.standard_normal(n), -22)
+    if kind == "hold_music":
+        line = _band(0.5 * _chords(rng, duration_s) + _melody(rng, duration_s), 300, 3400)
+        return _at_dbfs(_at_dbfs(line, -24) + _at_dbfs(rng.standard_normal(n), -58), -24)
+    raise ValueError(f"unknown non-speech kind {kind!r}; known: {', '.join(NONSPEECH_KINDS)}")
+
+
+def _say(text: str, voice: str) -> np.ndarray:
+    from soritune.data.synth import speak
+
+    return speak(text, voice=voice, lead_silence_s=0.0, tail_silence_s=0.0)
+
+
+def speech_clip(kind: str, variant: int) -> tuple[np.ndarray, str, float]:
+    """(audio, reference text, speech seconds) of one speech clip."""
+    rng = _rng(kind, variant)
+    voice = VOICES[variant % len(VOICES)]
+    order = rng.permutation(len(SENTENCES))
+    if kind == "speech_then_silence":
+        speech = _say(SENTENCES[order[0]], voice)
+        return np.concatenate([speech, np.zeros(20 * SAMPLE_RATE, dtype=np.float32)]), SENTENCES[order[0]], len(speech) / SAMPLE_RATE
+    if kind == "speech_pauses":
+        texts = [SENTENCES[i] for i in order[:3]]
+        parts, speech_n = [], 0
+        for k, text in enumerate(texts):
+            speech = _say(text, voice)
+            speech_n += len(speech)
+            parts.append(speech)
+            if k < len(texts) - 1:
+                pause_n = int((6.0 + 2.0 * k) * SAMPLE_RATE)
+                parts.append(nonspeech_audio("room_tone", variant, pause_n / SAMPLE_RATE) if variant % 2
+                             else np.zeros(pause_n, dtype=np.float32))
+        return np.concatenate(parts).astype(np.float32), " ".join(texts), speech_n / SAMPLE_RATE
+    raise ValueError(f"unknown speech kind {kind!r}; known: {', '.join(SPEECH_KINDS)}")
+
+
+@lru_cache(maxsize=2)
+def make_clips(clips_per_kind: int = 3) -> tuple[Clip, ...]:
+    """Every clip of the suite: `clips_per_kind` variants of each kind (non-speech 30, 25, 20 s, ...).
+    Cached (a demo runs the suite on every system): treat the arrays as read-only."""
+    clips = []
+    for kind in KINDS:
+        for v in range(clips_per_kind):
+            if kind in NONSPEECH_KINDS:
+                audio, text, speech_s = nonspeech_audio(kind, v, 30.0 - 5.0 * (v % 3)), "", 0.0
+            else:
+                audio, text, speech_s = speech_clip(kind, v)
+            clips.append(Clip(f"{kind}-{v}", kind, np.clip(audio, -1, 1).astype(np.float32), text, speech_s))
+    return tuple(clips)
+
+
+def write_clips(clips: tuple[Clip, ...], out_dir: Path) -> list[dict]:
+    """WAV files + manifest rows (id, audio, duration, text, kind, speech_s, nonspeech_s)."""
+    from soritune.data.manifest import write_manifest
+
+    out_dir = Path(out_dir)
+    rows = []
+    for c in clips:
+        path = write_wav(out_dir / f"{c.id}.wav", c.audio)
+        rows.append({"id": c.id, "audio": str(path), "duration": round(c.duration_s, 4), "text": c.text,
+                     "kind": c.kind, "speech_s": round(c.speech_s, 4), "nonspeech_s": round(c.nonspeech_s, 4)})
+    write_manifest(out_dir / "manifest.jsonl", rows)
+    return rows
