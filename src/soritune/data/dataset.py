@@ -159,6 +159,7 @@ class ManifestDataset:
         """Share of all rows skipped for one of `reasons` (default: the audio could not be read)."""
         total = len(self) + len(self.skipped)
         return sum(s["reason"] in reasons for s in self.skipped) / total if total else 0.0
+
     def text_ids(self, i: int) -> list[int]:
         return self.tokenizer(self.texts[i], add_special_tokens=False)["input_ids"]
 
