@@ -4,8 +4,14 @@ import random
 
 import pytest
 
-from soritune.eval.captions import (CaptionInputError, cider_d, cider_d_ko, cider_d_scores, tokenize_en,
-                                    tokenize_ko_chars)
+from soritune.eval.captions import (
+    CaptionInputError,
+    cider_d,
+    cider_d_ko,
+    cider_d_scores,
+    tokenize_en,
+    tokenize_ko_chars,
+)
 
 CANDS = {
     "1": "a dog barks loudly in the distance",

@@ -15,7 +15,13 @@ from typing import Any
 import numpy as np
 
 from soritune.audio import SAMPLE_RATE, chunk_audio
-from soritune.models.encoder import ENCODER_INPUTS, MAX_FRAMES, bucket_frames, encode
+from soritune.models.encoder import (
+    ENCODER_INPUTS,
+    HOP,
+    MAX_FRAMES,
+    bucket_frames,
+    encode,
+)
 
 FRAME_S = 0.02  # one Whisper encoder frame (after the stride-2 convolution)
 
@@ -52,10 +58,13 @@ class SpeechEncoder:
     def _features(self, pieces: list[np.ndarray]):
         import torch
 
-        feats = self.feature_extractor(pieces, sampling_rate=SAMPLE_RATE, return_tensors="pt").input_features
-        if self.encoder_input == "trimmed":
-            frames = max(bucket_frames(len(p)) for p in pieces)
-            feats = feats[..., :frames]
+        if self.encoder_input == "trimmed":  # pad the audio (not the features) to the bucket: same log-mel
+            n = max(bucket_frames(len(p)) for p in pieces) * HOP
+            pieces = [np.pad(p, (0, n - len(p))) for p in pieces]
+            feats = self.feature_extractor(pieces, sampling_rate=SAMPLE_RATE, return_tensors="pt",
+                                           padding="longest").input_features[..., : n // HOP]
+        else:
+            feats = self.feature_extractor(pieces, sampling_rate=SAMPLE_RATE, return_tensors="pt").input_features
         return feats.to(next(self.module.parameters()).device, torch.float32)
 
     def encode_pieces(self, pieces: list[np.ndarray]) -> list[EncoderChunk]:

@@ -49,10 +49,13 @@ _ARCH = {
                                    num_attention_heads=24, num_key_value_heads=8, vocab_size=128256,
                                    max_position_embeddings=131072, rope_theta=500000.0, tie_word_embeddings=True,
                                    rms_norm_eps=1e-5, head_dim=128)),
+    # tests: initializer_range 0.3 so a frozen random LLM's logits can move (at 0.02 they are flat, loss ~ln V)
     "tiny": ("qwen2", dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                           num_key_value_heads=2, max_position_embeddings=4096, tie_word_embeddings=True)),
+                           num_key_value_heads=2, max_position_embeddings=4096, tie_word_embeddings=True,
+                           initializer_range=0.3)),
     "tiny-llama": ("llama", dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                                 num_key_value_heads=2, max_position_embeddings=4096, tie_word_embeddings=False)),
+                                 num_key_value_heads=2, max_position_embeddings=4096, tie_word_embeddings=False,
+                                 initializer_range=0.3)),
 }
 
 
@@ -99,30 +102,69 @@ def offline_gguf_path(name: str) -> Path:
     """The GGUF file of a packaged offline LLM (assembled once into soritune's cache for gemma3-270m)."""
     import os
     from importlib import import_module
+    from importlib.util import find_spec
 
     if name not in OFFLINE_LLMS:
         raise ModelSpecError(f"offline:{name}: unknown; offline LLMs: {', '.join(OFFLINE_LLMS)}")
     module, _licence, install = OFFLINE_LLMS[name]
-    try:
-        pkg = import_module(module)
-    except ImportError:
-        raise ModelSpecError(f"offline:{name}: package {module} is not installed ({install})") from None
-    if name == "smollm2-135m":
-        return Path(pkg.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    spec = find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelSpecError(f"offline:{name}: package {module} is not installed ({install})")
+    if name == "smollm2-135m":  # its __init__ imports llama_cpp: find the file without importing it
+        return Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    pkg = import_module(module)
     from platformdirs import user_cache_dir
 
     cache = Path(os.environ.get("SORITUNE_CACHE", user_cache_dir("soritune"))) / "llm"
     return Path(pkg.assemble(cache / pkg.MODEL_NAME))  # verifies sha256, reuses a verified file
 
 
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def gguf_cache_dir(path: Path) -> Path:
+    """Where a GGUF file's float conversion is kept (keyed by the file's sha256)."""
+    import os
+
+    from platformdirs import user_cache_dir
+
+    root = Path(os.environ.get("SORITUNE_CACHE", user_cache_dir("soritune"))) / "llm"
+    return root / f"{path.stem}-{_sha256(path)[:16]}"
+
+
 def _from_gguf(path: Path, attn_implementation: str | None):
+    """transformers de-quantises the GGUF (slow: minutes for a 262k vocabulary); the float model and the
+    converted tokenizer are saved once next to soritune's other caches and loaded from there after."""
+    import shutil
+
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if not path.is_file():
         raise ModelSpecError(f"{path}: no such GGUF file")
     kw = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    cache = gguf_cache_dir(path)
+    if (cache / "done").is_file():
+        return AutoModelForCausalLM.from_pretrained(str(cache), **kw), AutoTokenizer.from_pretrained(str(cache))
     tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
     model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, **kw)
+    tmp = cache.with_name(cache.name + ".tmp")
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(str(tmp))
+        tok.save_pretrained(str(tmp))
+        (tmp / "done").write_text(str(path), encoding="utf-8")
+        shutil.rmtree(cache, ignore_errors=True)
+        tmp.rename(cache)
+    except OSError as e:  # a read-only cache only costs the next load its conversion time
+        log.warning("could not cache the conversion of %s: %s", path, e)
+        shutil.rmtree(tmp, ignore_errors=True)
     return model, tok
 
 

@@ -18,9 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from soritune.config import save_config, load_config
+from soritune.config import load_config, save_config
 from soritune.errors import SoritunError
-from soritune.speechllm.config import AUDIO_PLACEHOLDER, DEFAULT_PROMPTS, SpeechLLMConfig
+from soritune.speechllm.config import (
+    AUDIO_PLACEHOLDER,
+    DEFAULT_PROMPTS,
+    SpeechLLMConfig,
+)
 from soritune.speechllm.encoders import FRAME_S, SpeechEncoder, split_long
 from soritune.speechllm.llm import add_lora, load_llm
 from soritune.speechllm.projectors import build_projector, covered_frames
@@ -86,28 +90,38 @@ class SpeechLLM:
         return self.llm.get_input_embeddings().weight.device
 
     # ---- audio -------------------------------------------------------------------------------
-    def audio_embeddings(self, clips: list[np.ndarray]) -> tuple[list[Any], list[AudioInfo]]:
-        """Projected audio tokens [n_tokens, d_llm] per clip; long clips are chunked, never cut."""
-        import torch
-
+    def encode_clips(self, clips: list[np.ndarray]) -> list[list]:
+        """Encoder outputs per clip, one per chunk (long clips are chunked, never cut). A frozen encoder's
+        outputs can be cached by the caller (training does) and passed to `audio_embeddings`."""
         pieces, owner = [], []
         for i, audio in enumerate(clips):
             for piece in split_long(audio, self.covered_s):
                 pieces.append(piece)
                 owner.append(i)
-        chunks = self.encoder.encode_pieces(pieces)
-        dtype = self.llm.get_input_embeddings().weight.dtype
         per_clip: list[list] = [[] for _ in clips]
-        for chunk, i in zip(chunks, owner):
-            feats = chunk.features
-            if self.encoder.encoder_input == "padded":
-                feats = feats[: covered_frames(self.projector, feats.shape[0])]
-            per_clip[i].append(self.projector(feats[None].to(next(self.projector.parameters()).dtype))[0])
+        for chunk, i in zip(self.encoder.encode_pieces(pieces), owner):
+            per_clip[i].append(chunk)
+        return per_clip
+
+    def audio_embeddings(self, clips: list[np.ndarray], encoded: list[list] | None = None
+                         ) -> tuple[list[Any], list[AudioInfo]]:
+        """Projected audio tokens [n_tokens, d_llm] per clip, the chunks' tokens concatenated in order."""
+        import torch
+
+        encoded = encoded if encoded is not None else self.encode_clips(clips)
+        dtype = self.llm.get_input_embeddings().weight.dtype
+        proj_dtype = next(self.projector.parameters()).dtype
         embeds, infos = [], []
-        for i, audio in enumerate(clips):
-            e = torch.cat(per_clip[i], dim=0).to(dtype)
+        for audio, chunks in zip(clips, encoded):
+            parts = []
+            for chunk in chunks:
+                feats = chunk.features
+                if self.encoder.encoder_input == "padded":
+                    feats = feats[: covered_frames(self.projector, feats.shape[0])]
+                parts.append(self.projector(feats[None].to(proj_dtype))[0])
+            e = torch.cat(parts, dim=0).to(dtype)
             embeds.append(e)
-            infos.append(AudioInfo(audio_s=len(audio) / 16000, n_chunks=len(per_clip[i]), n_audio_tokens=e.shape[0]))
+            infos.append(AudioInfo(audio_s=len(audio) / 16000, n_chunks=len(chunks), n_audio_tokens=e.shape[0]))
         return embeds, infos
 
     # ---- prompts -----------------------------------------------------------------------------
@@ -148,11 +162,12 @@ class SpeechLLM:
 
         return self.llm.get_input_embeddings()(torch.tensor(ids, dtype=torch.long, device=self.device))
 
-    def build_inputs(self, clips: list[np.ndarray], prompts: list[str], responses: list[str] | None = None):
+    def build_inputs(self, clips: list[np.ndarray], prompts: list[str], responses: list[str] | None = None,
+                     encoded: list[list] | None = None):
         """Right-padded inputs_embeds, attention_mask and (with responses) labels on the response only."""
         import torch
 
-        audio, infos = self.audio_embeddings(clips)
+        audio, infos = self.audio_embeddings(clips, encoded)
         rows, labels = [], []
         for k, (emb, prompt) in enumerate(zip(audio, prompts)):
             pre, post = self.prompt_ids(prompt)

@@ -56,18 +56,37 @@ def _freeze_for_stage(model, stage: int) -> None:
 
 
 class _Batches:
-    """Shuffled batches per epoch (seeded); stage-2 batches mix in replay rows at replay_fraction."""
+    """Shuffled batches per epoch (seeded); stage-2 batches mix in replay rows at replay_fraction.
+    A frozen encoder's outputs are cached per clip up to MAX_CACHE_BYTES (then encoded every time)."""
+
+    MAX_CACHE_BYTES = 2 * 1024 ** 3
 
     def __init__(self, rows: list[dict], replay: list[dict], batch_size: int, fraction: float, seed: int):
         self.rows, self.replay, self.bs, self.fraction = rows, replay, batch_size, fraction
         self.rng = np.random.default_rng(seed)
         self.order: list[int] = []
         self.audio: dict[str, np.ndarray] = {}
+        self.encoded: dict[str, list] = {}
+        self.cached_bytes = 0
 
     def clip(self, row: dict) -> np.ndarray:
         if row["id"] not in self.audio:
             self.audio[row["id"]] = load_clip(row)
         return self.audio[row["id"]]
+
+    def encoded_clips(self, model, batch: list[dict]) -> list[list] | None:
+        """Encoder outputs of a frozen encoder, computed once per clip (None: the encoder trains)."""
+        if not model.config.freeze_encoder or self.cached_bytes > self.MAX_CACHE_BYTES:
+            return None
+        todo = [r for r in batch if r["id"] not in self.encoded]
+        if todo:
+            import torch
+
+            with torch.no_grad():
+                for row, enc in zip(todo, model.encode_clips([self.clip(r) for r in todo])):
+                    self.encoded[row["id"]] = enc
+                    self.cached_bytes += sum(c.features.numel() * c.features.element_size() for c in enc)
+        return [self.encoded[r["id"]] for r in batch]
 
     def next(self) -> list[dict]:
         n_replay = int(round(self.bs * self.fraction)) if self.replay else 0
@@ -108,7 +127,8 @@ def run_stage(cfg: StageTrainConfig, *, model=None, progress: Progress | None = 
     for step in range(1, cfg.steps + 1):
         batch = batches.next()
         clips = [batches.clip(r) for r in batch]
-        out = model.build_inputs(clips, [r["prompt"] for r in batch], [r["response"] for r in batch])
+        out = model.build_inputs(clips, [r["prompt"] for r in batch], [r["response"] for r in batch],
+                                 batches.encoded_clips(model, batch))
         loss = model.llm(inputs_embeds=out["inputs_embeds"], attention_mask=out["attention_mask"],
                          labels=out["labels"], use_cache=False).loss
         if not torch.isfinite(loss):
