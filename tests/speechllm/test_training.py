@@ -11,7 +11,7 @@ from soritune.audio import write_wav
 
 from .conftest import tiny_config, tone
 
-STEPS = 30
+STEPS = 20
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +69,6 @@ def test_stage2_trains_projector_and_lora_only(stage1, toy_jsonl, tmp_path):
     result = run_stage(cfg, model=model)
     names = [n for n, p in model.llm.named_parameters() if p.requires_grad]
     assert names and all("lora_" in n for n in names)
-    assert {n.split(".")[-2] for n in names if "lora_A" in n} == {"lora_A"}
     targets = {n.split(".lora_")[0].split(".")[-1] for n in names}
     assert targets == {"q_proj", "v_proj"}
     after = model.llm.get_base_model().state_dict()
