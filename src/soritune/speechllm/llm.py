@@ -139,6 +139,22 @@ def gguf_cache_dir(path: Path) -> Path:
     return root / f"{path.stem}-{_sha256(path)[:16]}"
 
 
+def _save_float(model, out: Path) -> None:
+    """Save a de-quantised GGUF model as a plain float checkpoint (transformers refuses save_pretrained on a
+    model it loaded from GGUF, though its weights are float tensors by then)."""
+    import copy
+
+    from safetensors.torch import save_model
+
+    out.mkdir(parents=True, exist_ok=True)
+    config = copy.deepcopy(model.config)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    config.save_pretrained(str(out))
+    model.generation_config.save_pretrained(str(out))
+    save_model(model, str(out / "model.safetensors"), metadata={"format": "pt"})
+
+
 def _from_gguf(path: Path, attn_implementation: str | None):
     """transformers de-quantises the GGUF (slow: minutes for a 262k vocabulary); the float model and the
     converted tokenizer are saved once next to soritune's other caches and loaded from there after."""
@@ -157,7 +173,7 @@ def _from_gguf(path: Path, attn_implementation: str | None):
     tmp = cache.with_name(cache.name + ".tmp")
     try:
         shutil.rmtree(tmp, ignore_errors=True)
-        model.save_pretrained(str(tmp))
+        _save_float(model, tmp)
         tok.save_pretrained(str(tmp))
         (tmp / "done").write_text(str(path), encoding="utf-8")
         shutil.rmtree(cache, ignore_errors=True)

@@ -16,22 +16,16 @@ so a padded 30-s pass covers 29.92 s and longer audio is chunked at that length)
 from __future__ import annotations
 
 import math
-from typing import Callable
+from functools import lru_cache
 
-PROJECTORS: dict[str, Callable] = {}
+# name -> index of its module class in _modules() (window Q-Former, stacking MLP, stacking SwiGLU)
+PROJECTORS: dict[str, int] = {"salmonn": 0, "granite": 0, "slam": 1, "ultravox": 2}
 DEFAULTS: dict[str, dict] = {
     "salmonn": dict(window=17, queries=1, layers=2, hidden=768, heads=12),
     "granite": dict(window=15, queries=3, layers=2, hidden=768, heads=12),
     "slam": dict(stack=5, hidden=2048),
     "ultravox": dict(stack=8, hidden=4096),
 }
-
-
-def register(name: str):
-    def deco(fn):
-        PROJECTORS[name] = fn
-        return fn
-    return deco
 
 
 def build_projector(name: str, d_enc: int, d_llm: int, **options):
@@ -43,10 +37,11 @@ def build_projector(name: str, d_enc: int, d_llm: int, **options):
     unknown = set(options) - set(DEFAULTS[name])
     if unknown:
         raise ConfigError(f"projector {name}: unknown options {sorted(unknown)}; accepted: {sorted(DEFAULTS[name])}")
-    return PROJECTORS[name](d_enc, d_llm, **{**DEFAULTS[name], **options})
+    return _modules()[PROJECTORS[name]](d_enc, d_llm, **{**DEFAULTS[name], **options})
 
 
-def _modules():
+@lru_cache(maxsize=1)
+def _modules():  # torch is imported only when a projector is built
     import torch
     from torch import nn
 
@@ -133,23 +128,3 @@ def _modules():
 def covered_frames(projector, frames: int) -> int:
     """Frames of a full pass that fill whole windows (the rest of a padded pass is padding only)."""
     return (frames // projector.window) * projector.window
-
-
-@register("salmonn")
-def salmonn(d_enc, d_llm, **kw):
-    return _modules()[0](d_enc, d_llm, **kw)
-
-
-@register("granite")
-def granite(d_enc, d_llm, **kw):
-    return _modules()[0](d_enc, d_llm, **kw)
-
-
-@register("slam")
-def slam(d_enc, d_llm, **kw):
-    return _modules()[1](d_enc, d_llm, **kw)
-
-
-@register("ultravox")
-def ultravox(d_enc, d_llm, **kw):
-    return _modules()[2](d_enc, d_llm, **kw)
