@@ -88,6 +88,6 @@ def test_cli_help_has_an_example_per_verb():
 
     from soritune.cli import app
 
-    for verb in ("bench", "train", "ask", "convert", "cider"):
+    for verb in ("bench", "train", "ask", "eval", "convert", "cider"):
         res = CliRunner().invoke(app, ["speechllm", verb, "--help"])
         assert res.exit_code == 0 and "Example: soritune speechllm" in res.output

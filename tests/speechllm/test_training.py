@@ -133,3 +133,26 @@ def test_cached_decoding_equals_recomputation(tiny_model):
             full.append(nxt)
             seq = torch.cat([seq, table(torch.tensor([[nxt]]))], dim=1)
     assert cached == full
+
+
+def test_failure_flags():
+    from soritune.speechllm.evaluate import failure_flags
+
+    assert failure_flags("")["empty"]
+    assert failure_flags("I'm sorry, I cannot transcribe this audio.")["refusal"]
+    assert failure_flags("죄송합니다. 음성을 인식할 수 없습니다.")["refusal"]
+    assert failure_flags("네 네 네 네 네 네 네 네 네 네 네 네")["loop"]
+    assert not any(failure_flags("오늘은 미분 방정식을 배웁니다").values())
+
+
+def test_evaluate_scores_asr_and_captions(stage1, toy_jsonl, tmp_path):
+    from soritune.speechllm.evaluate import evaluate
+
+    model, _, _, _ = stage1
+    report = evaluate(model, toy_jsonl, out_dir=tmp_path, max_new_tokens=6)
+    assert report["n"] == 2 and report["asr"]["n"] == 1 and report["captions"]["n"] == 1
+    assert report["asr"]["cer"] is not None and report["captions"]["cider_d"] >= 0
+    assert report["truncated_audio_s"] == 0.0 and report["audio_s"] == 3.0
+    assert set(report["failures"]) == {"empty", "refusal", "loop", "hit_max_tokens"}
+    hyps = (tmp_path / "hyps.jsonl").read_text().splitlines()
+    assert len(hyps) == 2 and (tmp_path / "report.json").is_file()

@@ -126,6 +126,34 @@ def ask(
     out.print(model.generate(load_audio(audio), prompt, task=task, max_new_tokens=max_new_tokens), highlight=False)
 
 
+@sllm_app.command("eval")
+def evaluate(
+    data: Path = typer.Argument(..., help="Speech-LLM JSONL (transcribe rows scored by CER/WER, caption rows by CIDEr-D)."),
+    run_dir: Path = typer.Option(..., "--run", help="Trained run directory (or its model/ folder)."),
+    out_dir: Path = typer.Option(Path("eval_speechllm"), "--out", "-o", help="Output directory (report.json, hyps.jsonl)."),
+    limit: Optional[int] = typer.Option(None, min=1, help="First N rows only."),
+    max_new_tokens: int = typer.Option(128, min=1, help="Token cap per answer."),
+) -> None:
+    """Generate an answer for every row; report ASR CER/WER (95% CI), CIDEr-D, and failures (refusals,
+    loops, empty outputs, token-cap hits, truncated audio).
+
+    Example: soritune speechllm eval data/test_sllm.jsonl --run runs/s2 --out evals/s2
+    """
+    from soritune.speechllm.evaluate import evaluate as run_eval
+    from soritune.speechllm.model import SpeechLLM
+
+    model = SpeechLLM.load(run_dir / "model" if (run_dir / "model").is_dir() else run_dir)
+    report = run_eval(model, data, out_dir=out_dir, max_new_tokens=max_new_tokens, limit=limit)
+    if "asr" in report:
+        out.print(f"ASR: CER {report['asr']['cer']:.4f}  WER {report['asr']['wer']:.4f} on {report['asr']['n']} clips",
+                  highlight=False)
+    if "captions" in report:
+        out.print(f"captions: CIDEr-D {report['captions']['cider_d']:.4f} on {report['captions']['n']} clips",
+                  highlight=False)
+    out.print(f"failures: {report['failures']}; truncated audio {report['truncated_audio_s']} s", highlight=False)
+    console.print(f"wrote {out_dir / 'report.json'}", highlight=False)
+
+
 @sllm_app.command("convert")
 def convert(
     manifest: Path = typer.Argument(..., help="soritune ASR manifest (JSONL)."),

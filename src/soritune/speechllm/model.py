@@ -58,6 +58,7 @@ class SpeechLLM:
         self.projector = build_projector(config.projector, self.encoder.d_model, d_llm, **config.projector_options)
         self.covered_s = covered_frames(self.projector, 1500) * FRAME_S
         self._end_of_turn = self._template_end_of_turn()
+        self.last_generation: dict | None = None
         if config.lora:
             self.enable_lora()
 
@@ -196,7 +197,8 @@ class SpeechLLM:
 
     def generate(self, audio: np.ndarray, prompt: str | None = None, *, task: str = "transcribe",
                  max_new_tokens: int = 128, streamer=None) -> str:
-        """Greedy decoding with the KV cache (transformers generate from inputs_embeds)."""
+        """Greedy decoding with the KV cache (transformers generate from inputs_embeds). What happened to the
+        audio (chunks, truncated seconds) and the token count are kept in `last_generation`."""
         import torch
 
         batch = self.build_inputs([audio], [prompt or DEFAULT_PROMPTS[task]])
@@ -204,6 +206,9 @@ class SpeechLLM:
             out = self.llm.generate(inputs_embeds=batch["inputs_embeds"], attention_mask=batch["attention_mask"],
                                     max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=self.stop_ids(),
                                     pad_token_id=self.tokenizer.pad_token_id, streamer=streamer)
+        self.last_generation = {"audio": batch["audio"][0], "new_tokens": int(out.shape[1]),
+                                "hit_max_tokens": int(out.shape[1]) >= max_new_tokens
+                                and int(out[0, -1]) not in self.stop_ids()}
         return self.tokenizer.decode(out[0], skip_special_tokens=True).strip()
 
     # ---- save / load -------------------------------------------------------------------------
