@@ -91,3 +91,17 @@ def test_cli_help_has_an_example_per_verb():
     for verb in ("bench", "train", "ask", "eval", "convert", "cider"):
         res = CliRunner().invoke(app, ["speechllm", verb, "--help"])
         assert res.exit_code == 0 and "Example: soritune speechllm" in res.output
+
+
+def test_swift_file_converts_with_durations(tmp_path):
+    from soritune.speechllm.data import convert_swift_jsonl
+
+    write_wav(tmp_path / "a.wav", tone(1.25))
+    rec = {"messages": [{"role": "user", "content": "<audio>Describe it."}, {"role": "assistant", "content": "A tone."}],
+           "audios": ["a.wav"]}
+    _write(tmp_path / "swift.jsonl", [rec, {**rec, "id": "named"}])
+    counts = convert_swift_jsonl(tmp_path / "swift.jsonl", tmp_path / "o.jsonl", task="caption")
+    rows = read_examples(tmp_path / "o.jsonl")
+    assert counts["written"] == 2 and [r["id"] for r in rows] == ["swift-1", "named"]
+    assert rows[0]["duration"] == pytest.approx(1.25) and rows[0]["task"] == "caption"
+    assert rows[0]["prompt"] == "Describe it." and rows[0]["audio"] == str((tmp_path / "a.wav").resolve())

@@ -156,17 +156,24 @@ def evaluate(
 
 @sllm_app.command("convert")
 def convert(
-    manifest: Path = typer.Argument(..., help="soritune ASR manifest (JSONL)."),
+    manifest: Path = typer.Argument(..., help="soritune ASR manifest (JSONL), or an ms-swift file with --from swift."),
     out_path: Path = typer.Option(..., "--out", "-o", help="Speech-LLM JSONL to write."),
-    prompt: Optional[str] = typer.Option(None, help="Instruction for every row (default: the transcribe prompt)."),
+    source: str = typer.Option("asr", "--from", help="asr (soritune manifest) | swift (messages + audios)."),
+    prompt: Optional[str] = typer.Option(None, help="asr: instruction for every row (default: the transcribe prompt)."),
+    task: str = typer.Option("question", help="swift: the task of every row (transcribe | caption | question)."),
 ) -> None:
-    """Turn an ASR manifest into transcription examples (task, prompt, response = text).
+    """Turn an ASR manifest into transcription examples (task, prompt, response = text), or ms-swift
+    records (`messages` with <audio> in the user turn, `audios`) into speech-LLM rows.
 
     Example: soritune speechllm convert data/lecture/train.jsonl --out data/lecture/train_sllm.jsonl
     """
-    from soritune.speechllm.data import convert_asr_manifest
+    from soritune.cli.app import fail
+    from soritune.speechllm.data import convert_asr_manifest, convert_swift_jsonl
 
-    counts = convert_asr_manifest(manifest, out_path, prompt)
+    if source not in ("asr", "swift"):
+        fail(f"--from must be asr or swift, got {source!r}")
+    counts = (convert_asr_manifest(manifest, out_path, prompt) if source == "asr"
+              else convert_swift_jsonl(manifest, out_path, task))
     out.print(f"wrote {counts['written']} of {counts['rows']} rows to {out_path} "
               f"({counts['skipped_empty_text']} with an empty transcript skipped)", highlight=False)
 

@@ -93,3 +93,30 @@ def from_swift_messages(record: dict, uid: str, duration_s: float) -> dict:
     prompt = user.replace(AUDIO_PLACEHOLDER, "").strip() or DEFAULT_PROMPTS["question"]
     return {"id": uid, "audio": audios[0], "duration": duration_s, "text": "", "task": "question",
             "prompt": prompt, "response": answer}
+
+
+def convert_swift_jsonl(src: str | Path, out: str | Path, task: str = "question") -> dict:
+    """Write the speech-LLM JSONL of an ms-swift file (one record a line; audio paths relative to the file
+    are resolved; durations are read from the audio). Records that do not fit raise with their line."""
+    import json
+
+    from soritune.audio import audio_duration_s
+
+    if task not in TASKS:
+        raise ManifestError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
+    src = Path(src)
+    rows = []
+    for lineno, line in enumerate(src.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ManifestError(f"{src}:{lineno}: not valid JSON ({e.msg})") from None
+        audios = [str(a if Path(a).is_absolute() else (src.parent / a).resolve()) for a in record.get("audios") or []]
+        record = {**record, "audios": audios}
+        uid = str(record.get("id") or f"{src.stem}-{lineno}")
+        duration = audio_duration_s(audios[0]) if len(audios) == 1 else 0.0
+        rows.append({**from_swift_messages(record, f"{src}:{lineno}", duration), "id": uid, "task": task})
+    write_jsonl(out, rows)
+    return {"rows": len(rows), "written": len(rows), "skipped_empty_text": 0}
