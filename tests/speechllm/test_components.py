@@ -106,3 +106,18 @@ def test_llm_spec_errors_are_named():
         load_llm("/nonexistent/model.gguf")
     with pytest.raises(ModelSpecError, match="unknown LLM spec"):
         load_llm("nonsense")
+
+
+def test_tokenizers_without_a_chat_template_get_their_familys():
+    from soritune.speechllm.llm import ensure_chat_template, random_tokenizer
+
+    tok = random_tokenizer()
+    tok.chat_template, info = None, {}
+    ensure_chat_template(tok, info)
+    assert info["chat_template"].startswith("chatml")
+    tok.add_special_tokens({"additional_special_tokens": ["<start_of_turn>", "<end_of_turn>"]})
+    tok.chat_template, info = None, {}
+    ensure_chat_template(tok, info)
+    text = tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
+    assert info["chat_template"].startswith("gemma")
+    assert text.endswith("<start_of_turn>user\nhi<end_of_turn>\n<start_of_turn>model\n")

@@ -34,6 +34,9 @@ LLM_SPEC_HELP = ("random:" + "|".join(RANDOM_LLMS) + " | offline:" + "|".join(OF
                  + " | PATH.gguf | hf:ID_OR_DIR | a local Hugging Face directory")
 CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
           "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+GEMMA_TEMPLATE = ("{{ bos_token }}{% for m in messages %}<start_of_turn>{{ 'model' if m['role'] == 'assistant' else "
+                  "'user' }}\n{{ m['content'] }}<end_of_turn>\n{% endfor %}"
+                  "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}")
 
 _ARCH = {
     # real dimensions of the published configs
@@ -226,15 +229,23 @@ def load_llm(spec: str, *, seed: int = 0, attn_implementation: str | None = None
         raise ModelSpecError(f"unknown LLM spec {spec!r}; LLM specs: {LLM_SPEC_HELP}")
     if dtype is not None:
         model = model.to(dtype)
-    if not getattr(tok, "chat_template", None):
-        tok.chat_template = CHATML
-        info["chat_template"] = "chatml (the tokenizer had none)"
+    ensure_chat_template(tok, info)
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
     model.eval()
     info.update(load_s=round(time.perf_counter() - t0, 2), params=sum(p.numel() for p in model.parameters()),
                 architecture=type(model).__name__)
     return LoadedLLM(model=model, tokenizer=tok, spec=spec, info=info)
+
+
+def ensure_chat_template(tok, info: dict) -> None:
+    """Give a tokenizer without a chat template (base models: Gemma-3-270M's GGUF) its family's turn format:
+    Gemma's when it has <start_of_turn>, else ChatML."""
+    if getattr(tok, "chat_template", None):
+        return
+    gemma = "<start_of_turn>" in tok.get_vocab()
+    tok.chat_template = GEMMA_TEMPLATE if gemma else CHATML
+    info["chat_template"] = ("gemma" if gemma else "chatml") + " (the tokenizer had none)"
 
 
 def add_lora(model, *, r: int = 8, alpha: int = 16, dropout: float = 0.05,
