@@ -23,6 +23,7 @@ from soritune.cli import train as _train  # noqa: F401,E402
 from soritune.cli import bench as _bench  # noqa: F401,E402
 from soritune.cli import compress as _compress  # noqa: F401,E402
 from soritune.cli import plan as _plan  # noqa: F401,E402
+from soritune.cli import speechllm as _speechllm  # noqa: F401,E402
 # isort: on
 
 

@@ -1,0 +1,204 @@
+"""`soritune speechllm ...`: bench, train (stage 1 / 2), ask, convert, cider. Thin wrappers over
+soritune.speechllm and soritune.eval.captions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from soritune.cli.app import app, console, out
+
+sllm_app = typer.Typer(help="Speech LLM: Whisper encoder + projector (SALMONN/Granite window Q-Former, SLAM, "
+                            "Ultravox) + a small causal LLM with LoRA. Train in two stages, ask, benchmark.",
+                       no_args_is_help=True)
+app.add_typer(sllm_app, name="speechllm")
+
+ENCODER_HELP = "Whisper encoder spec: bundled:whisper-base, hf:ID_OR_DIR, tiny:, random:large-v3-turbo, ..."
+LLM_HELP = ("LLM spec: offline:gemma3-270m | offline:smollm2-135m | PATH.gguf | hf:ID_OR_DIR | "
+            "random:qwen2.5-0.5b|llama-3.2-1b|llama-3.2-3b|tiny")
+
+
+def _csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+@sllm_app.command("bench")
+def bench(
+    encoder: str = typer.Option("random:large-v3-turbo", help=ENCODER_HELP),
+    llm: str = typer.Option("random:qwen2.5-0.5b", help=LLM_HELP),
+    projector: str = typer.Option("salmonn", help="salmonn | granite | slam | ultravox."),
+    run_dir: Optional[Path] = typer.Option(None, "--run", help="A trained speech-LLM run directory instead."),
+    audio_s: float = typer.Option(10.0, min=0.1, help="Seconds of audio per request (the study: 10)."),
+    attn: str = typer.Option("eager,sdpa", help="LLM attention kernels, comma-separated (flash_attention_2 on GPU)."),
+    protocols: str = typer.Option("study,generate", help="study (TTFT = encode + wrap + prefill; TPOT = one "
+                                                         "cached decode step) and/or generate (full generation)."),
+    repeats: int = typer.Option(3, min=1, help="Measured repeats (median reported)."),
+    warmup: int = typer.Option(1, min=0, help="Warm-up runs per row."),
+    decode_steps: int = typer.Option(8, min=1, help="Cached decode steps timed per repeat (study)."),
+    max_new_tokens: int = typer.Option(16, min=2, help="Tokens generated per request (generate)."),
+    threads: Optional[int] = typer.Option(None, min=1, help="torch CPU threads."),
+    device: str = typer.Option("cpu", help="cpu | cuda | cuda:N."),
+    dtype: str = typer.Option("float32", help="float32 | bfloat16 | float16."),
+    out_dir: Path = typer.Option(Path("bench_speechllm"), "--out", "-o", help="Output directory (bench.json, bench.md)."),
+) -> None:
+    """TTFT, TPOT, total time and peak memory per protocol and attention kernel; writes DIR/bench.json
+    (rows with ttft_ms, tpot_ms, peak_mem_gb) and DIR/bench.md.
+
+    Example: soritune speechllm bench --encoder random:large-v3-turbo --llm random:qwen2.5-0.5b --threads 2 --out /tmp/sllm_bench
+    """
+    from soritune.config import validate
+    from soritune.speechllm.bench import SpeechLLMBenchConfig, run_bench
+
+    cfg = validate(SpeechLLMBenchConfig, {
+        "encoder": encoder, "llm": llm, "projector": projector, "run_dir": str(run_dir) if run_dir else None,
+        "out": str(out_dir), "audio_s": audio_s, "attn": _csv(attn), "protocols": _csv(protocols), "repeats": repeats,
+        "warmup": warmup, "decode_steps": decode_steps, "max_new_tokens": max_new_tokens, "threads": threads,
+        "device": device, "dtype": dtype})
+    doc = run_bench(cfg, progress=lambda label: console.print(f"measuring {label}", highlight=False))
+    for r in doc["rows"]:
+        out.print(f"{r['protocol']:<9} {r['attn']:<6} TTFT {r['ttft_ms']:9.1f} ms  TPOT {r['tpot_ms']:8.2f} ms  "
+                  f"peak {r['peak_mem_gb']:.2f} GB", highlight=False)
+    console.print(f"wrote {out_dir / 'bench.json'} and bench.md", highlight=False)
+
+
+@sllm_app.command("train")
+def train(
+    data: Path = typer.Option(..., help="Speech-LLM JSONL (see `soritune speechllm convert`)."),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="Run directory."),
+    stage: int = typer.Option(1, min=1, max=2, help="1: projector only; 2: projector + LoRA on the LLM."),
+    init: Optional[Path] = typer.Option(None, help="Start from this earlier run directory (stage 2 after stage 1)."),
+    encoder: str = typer.Option("bundled:whisper-base", help=ENCODER_HELP),
+    llm: str = typer.Option("offline:gemma3-270m", help=LLM_HELP),
+    projector: str = typer.Option("salmonn", help="salmonn | granite | slam | ultravox."),
+    lora_targets: str = typer.Option("q_proj,v_proj", help="LoRA targets (stage 2), e.g. q_proj,v_proj,gate_proj."),
+    steps: int = typer.Option(100, min=1, help="Optimizer steps."),
+    batch_size: int = typer.Option(4, min=1, help="Examples per step."),
+    lr: float = typer.Option(1e-4, help="Peak learning rate."),
+    replay: Optional[Path] = typer.Option(None, help="Stage-1 JSONL replayed in stage 2."),
+    replay_fraction: float = typer.Option(0.0, min=0, max=1, help="Share of each batch from --replay."),
+    threads: Optional[int] = typer.Option(None, min=1, help="torch CPU threads."),
+) -> None:
+    """Train one stage and save the model under OUT/model (config.yaml, projector, LoRA adapter).
+
+    Example: soritune speechllm train --data asr.jsonl --out runs/s1 --stage 1 --steps 200 && soritune speechllm train --data asr.jsonl --out runs/s2 --stage 2 --init runs/s1
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from soritune.config import validate
+    from soritune.speechllm.config import StageTrainConfig
+    from soritune.speechllm.train import run_stage
+
+    cfg = validate(StageTrainConfig, {
+        "data": str(data), "out": str(out_dir), "stage": stage, "init": str(init) if init else None,
+        "model": {"encoder": encoder, "llm": llm, "projector": projector, "lora_targets": _csv(lora_targets)},
+        "steps": steps, "batch_size": batch_size, "lr": lr, "replay": str(replay) if replay else None,
+        "replay_fraction": replay_fraction, "threads": threads})
+    bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=console, transient=True)
+    with bar:
+        task = bar.add_task(f"stage {stage}", total=steps)
+        result = run_stage(cfg, progress=lambda ev: bar.update(task, completed=ev["step"],
+                                                                 description=f"stage {stage} loss {ev['loss']:.3f}"))
+    out.print(f"stage {stage}: loss {result.first_loss:.3f} -> {result.last_loss:.3f} in {result.steps} steps "
+              f"({result.train_s:.0f} s, {result.samples_per_s:.2f} samples/s); truncated audio "
+              f"{result.truncated_audio_s} s; model: {result.model_dir}", highlight=False)
+
+
+@sllm_app.command("ask")
+def ask(
+    audio: Path = typer.Argument(..., help="Audio file (any length: long audio is chunked, never cut)."),
+    run_dir: Path = typer.Option(..., "--run", help="Trained run directory (or its model/ folder)."),
+    task: str = typer.Option("transcribe", help="transcribe | caption | question."),
+    prompt: Optional[str] = typer.Option(None, help="Instruction (default: the task's)."),
+    max_new_tokens: int = typer.Option(128, min=1, help="Token cap."),
+) -> None:
+    """Ask a trained speech LLM about one audio file; prints its answer.
+
+    Example: soritune speechllm ask lecture.wav --run runs/s2 --task transcribe
+    """
+    from soritune.audio import load_audio
+    from soritune.speechllm.model import SpeechLLM
+
+    model_dir = run_dir / "model" if (run_dir / "model").is_dir() else run_dir
+    model = SpeechLLM.load(model_dir)
+    out.print(model.generate(load_audio(audio), prompt, task=task, max_new_tokens=max_new_tokens), highlight=False)
+
+
+@sllm_app.command("eval")
+def evaluate(
+    data: Path = typer.Argument(..., help="Speech-LLM JSONL (transcribe rows scored by CER/WER, caption rows by CIDEr-D)."),
+    run_dir: Path = typer.Option(..., "--run", help="Trained run directory (or its model/ folder)."),
+    out_dir: Path = typer.Option(Path("eval_speechllm"), "--out", "-o", help="Output directory (report.json, hyps.jsonl)."),
+    limit: Optional[int] = typer.Option(None, min=1, help="First N rows only."),
+    max_new_tokens: int = typer.Option(128, min=1, help="Token cap per answer."),
+) -> None:
+    """Generate an answer for every row; report ASR CER/WER (95% CI), CIDEr-D, and failures (refusals,
+    loops, empty outputs, token-cap hits, truncated audio).
+
+    Example: soritune speechllm eval data/test_sllm.jsonl --run runs/s2 --out evals/s2
+    """
+    from soritune.speechllm.evaluate import evaluate as run_eval
+    from soritune.speechllm.model import SpeechLLM
+
+    model = SpeechLLM.load(run_dir / "model" if (run_dir / "model").is_dir() else run_dir)
+    report = run_eval(model, data, out_dir=out_dir, max_new_tokens=max_new_tokens, limit=limit)
+    if "asr" in report:
+        out.print(f"ASR: CER {report['asr']['cer']:.4f}  WER {report['asr']['wer']:.4f} on {report['asr']['n']} clips",
+                  highlight=False)
+    if "captions" in report:
+        out.print(f"captions: CIDEr-D {report['captions']['cider_d']:.4f} on {report['captions']['n']} clips",
+                  highlight=False)
+    out.print(f"failures: {report['failures']}; truncated audio {report['truncated_audio_s']} s", highlight=False)
+    console.print(f"wrote {out_dir / 'report.json'}", highlight=False)
+
+
+@sllm_app.command("convert")
+def convert(
+    manifest: Path = typer.Argument(..., help="soritune ASR manifest (JSONL), or an ms-swift file with --from swift."),
+    out_path: Path = typer.Option(..., "--out", "-o", help="Speech-LLM JSONL to write."),
+    source: str = typer.Option("asr", "--from", help="asr (soritune manifest) | swift (messages + audios)."),
+    prompt: Optional[str] = typer.Option(None, help="asr: instruction for every row (default: the transcribe prompt)."),
+    task: str = typer.Option("question", help="swift: the task of every row (transcribe | caption | question)."),
+) -> None:
+    """Turn an ASR manifest into transcription examples (task, prompt, response = text), or ms-swift
+    records (`messages` with <audio> in the user turn, `audios`) into speech-LLM rows.
+
+    Example: soritune speechllm convert data/lecture/train.jsonl --out data/lecture/train_sllm.jsonl
+    """
+    from soritune.cli.app import fail
+    from soritune.speechllm.data import convert_asr_manifest, convert_swift_jsonl
+
+    if source not in ("asr", "swift"):
+        fail(f"--from must be asr or swift, got {source!r}")
+    counts = (convert_asr_manifest(manifest, out_path, prompt) if source == "asr"
+              else convert_swift_jsonl(manifest, out_path, task))
+    out.print(f"wrote {counts['written']} of {counts['rows']} rows to {out_path} "
+              f"({counts['skipped_empty_text']} with an empty transcript skipped)", highlight=False)
+
+
+@sllm_app.command("cider")
+def cider(
+    candidates: Path = typer.Argument(..., help="JSONL rows with id and hypothesis (or response)."),
+    references: Path = typer.Argument(..., help="Speech-LLM JSONL with references (or response)."),
+    korean: bool = typer.Option(False, help="soritune's Korean character CIDEr-D instead of COCO's word CIDEr-D."),
+) -> None:
+    """Corpus CIDEr-D (COCO scale) of captions against several references each.
+
+    Example: soritune speechllm cider hyps.jsonl data/captions_test.jsonl
+    """
+    import json
+
+    from soritune.eval.captions import cider_d, cider_d_ko
+    from soritune.speechllm.data import read_examples, references_of
+
+    hyps = {}
+    for line in candidates.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            hyps[row["id"]] = row.get("hypothesis", row.get("response", ""))
+    refs = {r["id"]: references_of(r) for r in read_examples(references)}
+    score = (cider_d_ko if korean else cider_d)(hyps, refs)
+    out.print(f"{'CIDEr-D (characters, soritune)' if korean else 'CIDEr-D'} {score:.4f} on {len(refs)} clips",
+              highlight=False)

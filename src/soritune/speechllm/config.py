@@ -1,0 +1,61 @@
+"""Typed configs of the speech LLM: its composition, and a training stage."""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import Field
+
+from soritune.config import StageConfig
+
+Task = Literal["transcribe", "caption", "question"]
+TASKS = ("transcribe", "caption", "question")
+DEFAULT_PROMPTS = {
+    "transcribe": "Transcribe the audio exactly, in its own language.",
+    "caption": "Describe the sounds in the audio in one sentence.",
+    "question": "Answer the question about the audio.",
+}
+AUDIO_PLACEHOLDER = "<audio>"
+
+
+class SpeechLLMConfig(StageConfig):
+    """Which encoder, projector and LLM make the model, and what of each is trained."""
+
+    encoder: str = Field("bundled:whisper-base", description="Whisper encoder spec (soritune.models.load).")
+    llm: str = Field("offline:gemma3-270m", description="LLM spec (soritune.speechllm.llm.LLM_SPEC_HELP).")
+    projector: Literal["salmonn", "granite", "slam", "ultravox"] = Field("salmonn", description="Projector.")
+    projector_options: dict = Field(default_factory=dict, description="Overrides of the projector's defaults.")
+    encoder_input: Literal["padded", "trimmed"] = Field(
+        "padded", description="padded: 30-s passes as Whisper was trained; trimmed: each chunk's own frames.")
+    freeze_encoder: bool = Field(True, description="Keep the speech encoder frozen.")
+    lora: bool = Field(False, description="LoRA on the LLM (stage 2 turns it on).")
+    lora_r: int = Field(8, ge=1, description="LoRA rank.")
+    lora_alpha: int = Field(16, ge=1, description="LoRA alpha.")
+    lora_dropout: float = Field(0.05, ge=0, lt=1, description="LoRA dropout.")
+    lora_targets: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj"],
+                                    description="LLM modules with LoRA (the study's best: q_proj,v_proj,gate_proj).")
+    attn_implementation: Optional[Literal["eager", "sdpa", "flash_attention_2"]] = Field(
+        None, description="LLM attention kernel (None: transformers' default).")
+    system_prompt: Optional[str] = Field(None, description="System message, when the chat template takes one.")
+    seed: int = Field(0, description="Initialisation seed (projector, random specs).")
+
+
+class StageTrainConfig(StageConfig):
+    """One training stage: 1 = projector only, 2 = projector + LoRA on the LLM."""
+
+    data: str = Field(..., description="Speech-LLM JSONL (soritune.speechllm.data schema).")
+    out: str = Field(..., description="Run directory (model, config.yaml, summary.json, metrics.jsonl).")
+    stage: Literal[1, 2] = Field(1, description="1: projector only; 2: projector + LoRA.")
+    init: Optional[str] = Field(None, description="Run directory of an earlier stage to start from.")
+    model: SpeechLLMConfig = Field(default_factory=SpeechLLMConfig, description="Model composition (no init).")
+    steps: int = Field(100, ge=1, description="Optimizer steps.")
+    batch_size: int = Field(4, ge=1, description="Examples per step.")
+    lr: float = Field(1e-4, gt=0, description="Peak learning rate.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    warmup_steps: int = Field(0, ge=0, description="Linear warm-up steps.")
+    schedule: Literal["linear", "cosine", "constant"] = Field("linear", description="LR schedule after warm-up.")
+    replay: Optional[str] = Field(None, description="Stage-1 JSONL replayed in stage 2 (study's curriculum).")
+    replay_fraction: float = Field(0.0, ge=0, le=1, description="Share of each batch drawn from replay.")
+    log_every: int = Field(1, ge=1, description="Steps between metrics rows.")
+    seed: int = Field(0, description="Data order seed.")
+    threads: Optional[int] = Field(None, ge=1, description="torch CPU threads.")

@@ -1,0 +1,257 @@
+"""SpeechLLM: Whisper encoder -> projector -> causal LLM, prompted through the LLM's chat template.
+
+The user turn is `<audio>\\n{prompt}` rendered by the tokenizer's chat template; the rendered text is
+split at the placeholder and the projected audio embeddings go in its place, so the model sees exactly
+the template it was tuned on. Training appends the response and the template's end-of-turn text; the
+loss covers only those tokens.
+
+    from soritune.speechllm import SpeechLLM, SpeechLLMConfig
+    model = SpeechLLM(SpeechLLMConfig(encoder="tiny:", llm="random:tiny"))
+    text = model.generate(audio, "Transcribe the audio.")
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from soritune.config import load_config, save_config
+from soritune.errors import SoritunError
+from soritune.speechllm.config import (
+    AUDIO_PLACEHOLDER,
+    DEFAULT_PROMPTS,
+    SpeechLLMConfig,
+)
+from soritune.speechllm.encoders import FRAME_S, SpeechEncoder, split_long
+from soritune.speechllm.llm import add_lora, load_llm
+from soritune.speechllm.projectors import build_projector, covered_frames
+
+IGNORE = -100
+
+
+@dataclass
+class AudioInfo:
+    """What happened to one clip: every second of it is encoded (truncated_s is reported, always 0)."""
+
+    audio_s: float
+    n_chunks: int
+    n_audio_tokens: int
+    truncated_s: float = 0.0
+
+
+class SpeechLLM:
+    def __init__(self, config: SpeechLLMConfig | None = None, **overrides):
+        import torch
+
+        self.config = config = (config or SpeechLLMConfig()).model_copy(update=overrides)
+        self.encoder = SpeechEncoder(config.encoder, encoder_input=config.encoder_input, seed=config.seed)
+        self.encoder.freeze(config.freeze_encoder)
+        loaded = load_llm(config.llm, seed=config.seed, attn_implementation=config.attn_implementation)
+        self.llm, self.tokenizer, self.llm_info = loaded.model, loaded.tokenizer, loaded.info
+        for p in self.llm.parameters():
+            p.requires_grad_(False)
+        d_llm = self.llm.get_input_embeddings().embedding_dim
+        torch.manual_seed(config.seed)
+        self.projector = build_projector(config.projector, self.encoder.d_model, d_llm, **config.projector_options)
+        self.covered_s = covered_frames(self.projector, 1500) * FRAME_S
+        self._end_of_turn = self._template_end_of_turn()
+        self.last_generation: dict | None = None
+        if config.lora:
+            self.enable_lora()
+
+    # ---- composition -------------------------------------------------------------------------
+    def enable_lora(self) -> None:
+        """Stage 2: LoRA on the LLM's config.lora_targets (a no-op when already there)."""
+        if hasattr(self.llm, "peft_config"):
+            return
+        c = self.config
+        self.llm = add_lora(self.llm, r=c.lora_r, alpha=c.lora_alpha, dropout=c.lora_dropout,
+                            targets=tuple(c.lora_targets))
+        self.config = c.model_copy(update={"lora": True})
+
+    def trainable_parameters(self) -> list:
+        mods = [self.projector, self.llm, self.encoder.module]
+        return [p for m in mods for p in m.parameters() if p.requires_grad]
+
+    def train(self, mode: bool = True) -> None:
+        self.projector.train(mode)
+        self.llm.train(mode)
+        self.encoder.module.train(mode and not self.config.freeze_encoder)
+
+    def to(self, device: str) -> "SpeechLLM":
+        for m in (self.projector, self.llm, self.encoder.module):
+            m.to(device)
+        return self
+
+    @property
+    def device(self):
+        return self.llm.get_input_embeddings().weight.device
+
+    # ---- audio -------------------------------------------------------------------------------
+    def encode_clips(self, clips: list[np.ndarray]) -> list[list]:
+        """Encoder outputs per clip, one per chunk (long clips are chunked, never cut). A frozen encoder's
+        outputs can be cached by the caller (training does) and passed to `audio_embeddings`."""
+        pieces, owner = [], []
+        for i, audio in enumerate(clips):
+            for piece in split_long(audio, self.covered_s):
+                pieces.append(piece)
+                owner.append(i)
+        per_clip: list[list] = [[] for _ in clips]
+        for chunk, i in zip(self.encoder.encode_pieces(pieces), owner):
+            per_clip[i].append(chunk)
+        return per_clip
+
+    def audio_embeddings(self, clips: list[np.ndarray], encoded: list[list] | None = None
+                         ) -> tuple[list[Any], list[AudioInfo]]:
+        """Projected audio tokens [n_tokens, d_llm] per clip, the chunks' tokens concatenated in order."""
+        import torch
+
+        encoded = encoded if encoded is not None else self.encode_clips(clips)
+        dtype = self.llm.get_input_embeddings().weight.dtype
+        proj_dtype = next(self.projector.parameters()).dtype
+        embeds, infos = [], []
+        for audio, chunks in zip(clips, encoded):
+            parts = []
+            for chunk in chunks:
+                feats = chunk.features
+                if self.encoder.encoder_input == "padded":
+                    feats = feats[: covered_frames(self.projector, feats.shape[0])]
+                parts.append(self.projector(feats[None].to(proj_dtype))[0])
+            e = torch.cat(parts, dim=0).to(dtype)
+            embeds.append(e)
+            infos.append(AudioInfo(audio_s=len(audio) / 16000, n_chunks=len(chunks), n_audio_tokens=e.shape[0]))
+        return embeds, infos
+
+    # ---- prompts -----------------------------------------------------------------------------
+    def _messages(self, prompt: str) -> list[dict]:
+        msgs = [{"role": "system", "content": self.config.system_prompt}] if self.config.system_prompt else []
+        return msgs + [{"role": "user", "content": f"{AUDIO_PLACEHOLDER}\n{prompt}"}]
+
+    def _template_end_of_turn(self) -> str:
+        """The text the chat template puts after an assistant message (e.g. '<|im_end|>')."""
+        marker = "\u2063RESPONSE\u2063"
+        text = self.tokenizer.apply_chat_template(self._messages("x") + [{"role": "assistant", "content": marker}],
+                                                  tokenize=False)
+        tail = text.split(marker, 1)[1].rstrip("\n ") if marker in text else ""
+        return tail or (self.tokenizer.eos_token or "")
+
+    def prompt_ids(self, prompt: str) -> tuple[list[int], list[int]]:
+        """Token ids before and after the audio placeholder in the rendered chat template."""
+        text = self.tokenizer.apply_chat_template(self._messages(prompt), tokenize=False, add_generation_prompt=True)
+        if text.count(AUDIO_PLACEHOLDER) != 1:
+            raise SoritunError(f"the chat template of {self.config.llm} does not keep the audio placeholder "
+                               f"{AUDIO_PLACEHOLDER!r} exactly once")
+        before, after = text.split(AUDIO_PLACEHOLDER)
+        enc = self.tokenizer
+        return enc(before, add_special_tokens=False).input_ids, enc(after, add_special_tokens=False).input_ids
+
+    def response_ids(self, response: str) -> list[int]:
+        return self.tokenizer(response + self._end_of_turn, add_special_tokens=False).input_ids
+
+    def stop_ids(self) -> list[int]:
+        ids = {self.tokenizer.eos_token_id}
+        end = self.tokenizer(self._end_of_turn, add_special_tokens=False).input_ids
+        if len(end) == 1:
+            ids.add(end[0])
+        return sorted(i for i in ids if i is not None)
+
+    def _embed(self, ids: list[int]):
+        import torch
+
+        return self.llm.get_input_embeddings()(torch.tensor(ids, dtype=torch.long, device=self.device))
+
+    def build_inputs(self, clips: list[np.ndarray], prompts: list[str], responses: list[str] | None = None,
+                     encoded: list[list] | None = None):
+        """Right-padded inputs_embeds, attention_mask and (with responses) labels on the response only."""
+        import torch
+
+        audio, infos = self.audio_embeddings(clips, encoded)
+        rows, labels = [], []
+        for k, (emb, prompt) in enumerate(zip(audio, prompts)):
+            pre, post = self.prompt_ids(prompt)
+            resp = self.response_ids(responses[k]) if responses is not None else []
+            rows.append(torch.cat([self._embed(pre), emb, self._embed(post + resp)]) if resp
+                        else torch.cat([self._embed(pre), emb, self._embed(post)]))
+            labels.append([IGNORE] * (len(pre) + emb.shape[0] + len(post)) + resp)
+        width = max(r.shape[0] for r in rows)
+        d = rows[0].shape[1]
+        embeds = rows[0].new_zeros(len(rows), width, d)
+        mask = torch.zeros(len(rows), width, dtype=torch.long, device=self.device)
+        lab = torch.full((len(rows), width), IGNORE, dtype=torch.long, device=self.device)
+        for k, r in enumerate(rows):
+            embeds[k, : r.shape[0]] = r
+            mask[k, : r.shape[0]] = 1
+            lab[k, : r.shape[0]] = torch.tensor(labels[k], dtype=torch.long)
+        return {"inputs_embeds": embeds, "attention_mask": mask, "labels": lab if responses is not None else None,
+                "audio": infos}
+
+    def loss(self, clips: list[np.ndarray], prompts: list[str], responses: list[str]):
+        """Mean cross-entropy over the response tokens (and end of turn) of the batch."""
+        batch = self.build_inputs(clips, prompts, responses)
+        out = self.llm(inputs_embeds=batch["inputs_embeds"], attention_mask=batch["attention_mask"],
+                       labels=batch["labels"], use_cache=False)
+        return out.loss
+
+    def generate(self, audio: np.ndarray, prompt: str | None = None, *, task: str = "transcribe",
+                 max_new_tokens: int = 128, streamer=None) -> str:
+        """Greedy decoding with the KV cache (transformers generate from inputs_embeds). What happened to the
+        audio (chunks, truncated seconds) and the token count are kept in `last_generation`."""
+        import torch
+
+        batch = self.build_inputs([audio], [prompt or DEFAULT_PROMPTS[task]])
+        with torch.no_grad():
+            out = self.llm.generate(inputs_embeds=batch["inputs_embeds"], attention_mask=batch["attention_mask"],
+                                    max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=self.stop_ids(),
+                                    pad_token_id=self.tokenizer.pad_token_id, streamer=streamer)
+        self.last_generation = {"audio": batch["audio"][0], "new_tokens": int(out.shape[1]),
+                                "hit_max_tokens": int(out.shape[1]) >= max_new_tokens
+                                and int(out[0, -1]) not in self.stop_ids()}
+        return self.tokenizer.decode(out[0], skip_special_tokens=True).strip()
+
+    # ---- save / load -------------------------------------------------------------------------
+    def save(self, out_dir: str | Path) -> Path:
+        """config.yaml + projector.safetensors (+ lora/ adapter, + encoder.safetensors when trained)."""
+        from safetensors.torch import save_file
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(self.config, out / "config.yaml")
+        save_file({k: v.detach().cpu().contiguous() for k, v in self.projector.state_dict().items()},
+                  str(out / "projector.safetensors"))
+        if self.config.lora:
+            self.llm.save_pretrained(str(out / "lora"))
+        if not self.config.freeze_encoder:
+            save_file({k: v.detach().cpu().contiguous() for k, v in self.encoder.module.state_dict().items()},
+                      str(out / "encoder.safetensors"))
+        return out
+
+    @classmethod
+    def load(cls, run_dir: str | Path, **overrides) -> "SpeechLLM":
+        """The model saved by `save` (LoRA attached, weights restored)."""
+        from peft import PeftModel
+        from safetensors.torch import load_file
+
+        run = Path(run_dir)
+        if not (run / "projector.safetensors").is_file():
+            raise SoritunError(f"{run}: no projector.safetensors: not a speech-LLM run directory")
+        config = load_config(SpeechLLMConfig, run / "config.yaml")
+        model = cls(config.model_copy(update={"lora": False, **overrides}))
+        model.projector.load_state_dict(load_file(str(run / "projector.safetensors")))
+        if (run / "encoder.safetensors").is_file():
+            model.encoder.module.load_state_dict(load_file(str(run / "encoder.safetensors")))
+        if config.lora:
+            model.llm = PeftModel.from_pretrained(model.llm, str(run / "lora"), is_trainable=True)
+            model.config = model.config.model_copy(update={"lora": True})
+        return model
+
+    def describe(self) -> dict:
+        return {"config": self.config.model_dump(), "encoder": self.encoder.info, "llm": self.llm_info,
+                "projector_params": sum(p.numel() for p in self.projector.parameters()),
+                "covered_s_per_pass": round(self.covered_s, 3), "trainable_params":
+                sum(p.numel() for p in self.trainable_parameters())}
+
+
+__all__ = ["SpeechLLM", "AudioInfo"]
