@@ -254,8 +254,12 @@ def main() -> None:
     load_before = os.getloadavg()
     try:
         health = serve_load.wait_ready(proc, base, args.load_timeout_s)
-        for _ in range(2):  # warm-up
-            post(base, short[0], short[1], 120)
+        # warm-up: one batch of 8 short requests, so "idle" includes the model's own batch-8 working memory
+        warm = [threading.Thread(target=post, args=(base, short[0], short[1], 300)) for _ in range(8)]
+        for t in warm:
+            t.start()
+        for t in warm:
+            t.join(330)
         results = {"idle_rss_mb": round(rss.now_mb(), 1)}
         scenarios = {"bombs": ("bombs", lambda: scenario_bombs(args, base, rss, bomb, too_long)),
                      "long": ("long_and_short", lambda: scenario_long_and_short(args, base, rss, bomb, short)),

@@ -163,7 +163,8 @@ def test_unknown_routes_and_methods_answer_in_openai_shape(server):
     assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"
 
 
-def test_long_audio_is_chunked_into_segments(server, client_for, clip, to_wav):
+def test_long_audio_is_chunked_into_segments(make_server, client_for, clip, to_wav):
+    server = make_server(max_chunks_per_request=3)  # all three chunks at the model at once
     gap = np.zeros(16000, dtype=np.float32)
     long_audio = np.concatenate([clip, gap] * 14)  # 65 s: three chunks of <= 30 s, cut in the gaps
     duration_s = len(long_audio) / 16000

@@ -31,7 +31,7 @@ def serve(
     model_name: Optional[str] = typer.Option(None, help="Model id shown by /v1/models (default: the spec)."),
     log_level: str = typer.Option("info", help="uvicorn log level: debug | info | warning | error."),
     max_concurrent_decodes: int = typer.Option(2, min=1, max=64, help="Audio blocks decoded at once, all requests together."),
-    max_chunks_per_request: int = typer.Option(4, min=1, max=256, help="Most 30-s chunks of one request at the model at once."),
+    max_chunks_per_request: int = typer.Option(2, min=1, max=256, help="Most 30-s chunks of one request at the model at once."),
     request_timeout_s: float = typer.Option(1800.0, min=1, help="A transcription running longer gets 504; its queued work is dropped."),
     shutdown_grace_s: float = typer.Option(30.0, min=0, max=3600, help="On SIGTERM, time running requests get to finish before a 503."),
     header_timeout_s: float = typer.Option(10.0, min=0.1, help="Close connections that take longer to send a request's headers."),

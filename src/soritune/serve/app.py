@@ -65,7 +65,7 @@ class ServeConfig(StageConfig):
     language: str = Field("ko", description="language when a request names none (never auto-detected)")
     model_name: str | None = Field(None, description="model id reported by /v1/models (default: the spec)")
     max_concurrent_decodes: int = Field(2, ge=1, le=64, description="audio blocks decoded at once across all requests")
-    max_chunks_per_request: int = Field(4, ge=1, le=256, description="most 30-s chunks of one request waiting for or in the model at once (lower: others wait less behind a long upload)")
+    max_chunks_per_request: int = Field(2, ge=1, le=256, description="most 30-s chunks of one request waiting for or in the model at once (lower: others wait less behind a long upload)")
     request_timeout_s: float | None = Field(1800.0, gt=0, description="a transcription still running after this gets 504 and its queued work is dropped")
     shutdown_grace_s: float = Field(30.0, ge=0, le=3600, description="on SIGTERM, how long running requests may finish before they get 503")
     header_timeout_s: float = Field(10.0, gt=0, description="a connection that has not sent a request's headers within this is closed")
