@@ -7,8 +7,9 @@ from typing import Literal
 
 from soritune.errors import SoritunError
 from soritune.infer.base import Backend, Transcription, check_encoder_input
+from soritune.infer.options import DecodeOptions
 
-__all__ = ["load_backend", "Backend", "Transcription", "BACKENDS"]
+__all__ = ["load_backend", "Backend", "Transcription", "BACKENDS", "DecodeOptions"]
 BACKENDS = ("torch", "ct2")
 
 

@@ -7,8 +7,9 @@ from typing import Callable, Protocol
 
 import numpy as np
 
+from soritune.infer.options import MAX_NEW_TOKENS, DecodeOptions  # noqa: F401  (re-exported)
+
 LANGUAGE_DEFAULT = "ko"
-MAX_NEW_TOKENS = 224  # Whisper's sample_len (448 // 2); CTranslate2's cap too
 
 
 @dataclass
