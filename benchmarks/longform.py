@@ -154,9 +154,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--systems", default="soritune,soritune-vad-greedy,faster-whisper,plain-30s")
     ap.add_argument("--out", default="benchmarks/results/longform")
+    ap.add_argument("--soritune-set", action="append", default=[], metavar="FIELD=VALUE",
+                    help="override a DecodeOptions field of the soritune row, e.g. chunk_s=15")
     args = ap.parse_args()
 
     from soritune.audio import write_wav
+    from soritune.config import apply_overrides, validate
     from soritune.environment import environment
     from soritune.infer import load_backend
     from soritune.infer.options import DecodeOptions
@@ -169,7 +172,8 @@ def main() -> None:
     (out / "reference.json").write_text(json.dumps({"sentences": sentences, "gaps": gaps}, ensure_ascii=False, indent=1))
     backend = load_backend(args.model, backend="ct2", compute_type=args.compute_type, threads=args.threads)
     systems = {
-        "soritune": DecodeOptions.long_form(language="ko", word_timestamps=True),
+        "soritune": validate(DecodeOptions, apply_overrides(
+            DecodeOptions.long_form(language="ko", word_timestamps=True).model_dump(), args.soritune_set)),
         "soritune-vad-greedy": DecodeOptions(language="ko", vad=True, word_timestamps=True),
         "plain-30s": DecodeOptions(language="ko", word_timestamps=True),
     }
