@@ -112,6 +112,14 @@ class CT2Backend(Decoder):
         except ValueError as e:
             raise SoritunError(f"ct2 backend: {e}") from None
         self.info = dict(info or {})
+        self.eos = processor.tokenizer.eos_token_id
+
+    def prompt(self, language: str, task: str) -> list[int]:
+        """The plain decoder prompt: <|startoftranscript|><|lang|><|task|><|notimestamps|>."""
+        from soritune.infer.decode import fw_tokenizer
+
+        tok = fw_tokenizer(self.processor, language, task)
+        return list(tok.sot_sequence) + [tok.no_timestamps]
 
     def features(self, audios: list[np.ndarray]) -> np.ndarray:
         return np.ascontiguousarray(features(self.processor, audios, self.encoder_input), dtype=np.float32)

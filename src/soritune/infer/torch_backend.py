@@ -54,6 +54,14 @@ class TorchBackend(Decoder):
                 return encode(self.whisper.model.encoder, feats)
             return self.whisper.model.encoder(feats).last_hidden_state
 
+    def encoder_outputs(self, feats):
+        """BaseModelOutput of the encoder on ready features (trimmed input: soritune's encoder), for generate()."""
+        from transformers.modeling_outputs import BaseModelOutput
+
+        from soritune.models.encoder import encode
+
+        return BaseModelOutput(last_hidden_state=encode(self.whisper.model.encoder, feats))
+
     def take(self, encoded, idx: list[int]):
         return encoded[list(idx)]
 
