@@ -30,13 +30,19 @@ def serve(
     encoder_input: str = typer.Option("padded", help=ENCODER_INPUT_HELP),
     model_name: Optional[str] = typer.Option(None, help="Model id shown by /v1/models (default: the spec)."),
     log_level: str = typer.Option("info", help="uvicorn log level: debug | info | warning | error."),
+    vad: bool = typer.Option(False, "--vad", help="Silero VAD: decode only speech, cut chunks at pauses."),
+    long_form: bool = typer.Option(False, "--long-form", help="Decode with DecodeOptions.long_form(): VAD, beam 5, "
+                                   "temperature fallback, timestamps (requests still set prompt, words, stream)."),
 ) -> None:
     """Serve a model over HTTP: OpenAI-compatible POST /v1/audio/transcriptions (json, text, srt, vtt,
     verbose_json), GET /v1/models, /health (ready once the model is loaded), /metrics (Prometheus)
     and a web page at / to upload or record audio. Concurrent requests are micro-batched onto the
     model; audio longer than 30 s is cut at pauses. Needs the extra: pip install 'soritune[serve]'.
 
-    Example: soritune serve --model bundled:whisper-base --backend ct2 --port 8000
+    Example: soritune serve --model bundled:whisper-base --backend ct2 --port 8000 --long-form
+
+    Requests may add prompt, timestamp_granularities[]=word, stream=true (server-sent events) and
+    diarize=channels (a stereo call: agent on channel 1, customer on channel 2).
 
     Then: OpenAI(base_url="http://127.0.0.1:8000/v1", api_key="x").audio.transcriptions.create(
     model="whisper-1", file=open("a.wav", "rb"), language="ko")
@@ -50,6 +56,7 @@ def serve(
     except ImportError as e:
         fail(f"serving needs the serve extra ({e.name} is missing): pip install 'soritune[serve]'")
     from soritune.config import validate
+    from soritune.infer.options import DecodeOptions
     from soritune.models.specs import parse_spec
     from soritune.serve.app import ServeConfig
     from soritune.serve.runner import serve as run_server
@@ -63,7 +70,8 @@ def serve(
         model=model, adapter=str(adapter) if adapter else None, backend=backend, host=host, port=port,
         api_key=api_key, max_upload_mb=max_upload_mb, max_batch=max_batch, batch_window_ms=batch_window_ms,
         max_new_tokens=max_new_tokens, language=language, device=device, compute_type=compute_type,
-        encoder_input=encoder_input, model_name=model_name))
+        encoder_input=encoder_input, model_name=model_name,
+        decode=(DecodeOptions.long_form() if long_form else DecodeOptions()).model_copy(update={"vad": vad or long_form})))
     if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
         console.print(f"[yellow]warning:[/] listening on {host} without --api-key: anyone who can reach it "
                       "can use it", highlight=False)
