@@ -45,7 +45,10 @@ def align(backend, encoded, start_sequence: list[int], text_tokens: list[list[in
           median_filter_width: int = 7) -> list[Alignment]:
     import numpy as np
     import torch
-    from transformers.models.whisper.generation_whisper import _dynamic_time_warping, _median_filter
+    from transformers.models.whisper.generation_whisper import (
+        _dynamic_time_warping,
+        _median_filter,
+    )
 
     tok = backend.processor.tokenizer
     no_ts, eot = tok.convert_tokens_to_ids("<|notimestamps|>"), tok.eos_token_id

@@ -17,7 +17,6 @@ from soritune.infer.base import check_encoder_input, features
 from soritune.infer.decode import Decoder
 from soritune.jsonio import read_json, write_json
 
-
 CONVERSION_FILE = "soritune_ct2.json"  # how convert_to_ct2 made a directory, and the compute type to run it with
 
 

@@ -14,7 +14,8 @@ module decides what to run, the same way on torch and CTranslate2:
 from __future__ import annotations
 
 import zlib
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 
@@ -51,7 +52,7 @@ def fw_tokenizer(processor, language: str | None, task: str):
     from faster_whisper.tokenizer import Tokenizer
 
     tok = processor.tokenizer
-    known = lambda code: tok.convert_tokens_to_ids(f"<|{code}|>") not in (None, tok.unk_token_id)  # noqa: E731
+    known = lambda code: tok.convert_tokens_to_ids(f"<|{code}|>") not in (None, tok.unk_token_id)
     multilingual = known("ko")
     if language and multilingual and not known(language):
         from soritune.errors import SoritunError

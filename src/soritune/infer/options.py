@@ -80,7 +80,7 @@ class DecodeOptions(StageConfig):
         return len(self.temperatures) > 1
 
     @classmethod
-    def long_form(cls, **overrides) -> "DecodeOptions":
+    def long_form(cls, **overrides) -> DecodeOptions:
         """The recommended setting for long recordings: VAD, beam 5, fallback, timestamps."""
         base = dict(vad=True, beam_size=5, temperatures=list(FALLBACK_TEMPERATURES), timestamps=True,
                     repetition_penalty=1.0, no_repeat_ngram_size=0)

@@ -88,7 +88,9 @@ class TorchBackend(Decoder):
     def generate(self, encoded, prompts, temperature, options, tokenizer):
         import torch
         from transformers import GenerationConfig, GenerationMixin, LogitsProcessorList
-        from transformers.generation.logits_process import WhisperTimeStampLogitsProcessor
+        from transformers.generation.logits_process import (
+            WhisperTimeStampLogitsProcessor,
+        )
         from transformers.modeling_outputs import BaseModelOutput
 
         groups: dict[int, list[int]] = {}

@@ -19,15 +19,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from soritune.audio import SAMPLE_RATE, decode_channels
-from soritune.errors import AudioError
 from soritune.infer.options import MAX_NEW_TOKENS, DecodeOptions
 from soritune.infer.transcribe import file_segments, join_texts, streams_of
 from soritune.infer.vad import plan_chunks
 from soritune.serve.errors import ApiError
-from soritune.serve.pipeline import _AUDIO_MESSAGES, TranscriptResult
+from soritune.serve.pipeline import TranscriptResult, decode_upload
 
 DEFAULT_SPEAKER = "speaker_1"
 
@@ -53,18 +52,11 @@ def request_options(default: DecodeOptions, *, language: str | None, task: str, 
 
 
 async def decode_streams(data: bytes, name: str, diarize: str, max_audio_s: float | None):
-    """(speaker, audio) streams of an upload, decoded off the event loop; bad audio -> ApiError 400."""
-    try:
-        channels = await asyncio.to_thread(decode_channels, data, name)
-    except AudioError as e:
-        message = _AUDIO_MESSAGES.get(e.reason, f"the uploaded file could not be decoded ({e.reason})")
-        detail = f": {e.detail}" if e.detail and e.reason != "empty" else ""
-        raise ApiError(400, f"{message} [{name}]{detail}", param="file", code=f"audio_{e.reason}") from None
-    duration_s = len(channels[0]) / SAMPLE_RATE
-    if max_audio_s and duration_s > max_audio_s:
-        raise ApiError(400, f"audio is {duration_s:.0f} s long; this server accepts at most {max_audio_s:.0f} s",
-                       param="file", code="audio_too_long")
-    return streams_of(channels, diarize), duration_s
+    """(speaker, audio) streams of an upload, decoded off the event loop; bad audio -> ApiError 400
+    (serve.pipeline.decode_upload's checks; a channel split decodes the checked file again, per channel)."""
+    audio = await decode_upload(data, name, max_audio_s=max_audio_s)
+    channels = await asyncio.to_thread(decode_channels, data, name) if diarize == "channels" else [audio]
+    return streams_of(channels, diarize), len(audio) / SAMPLE_RATE
 
 
 async def transcribe_segments(streams, batcher, options: DecodeOptions, task: str, stats: dict
