@@ -166,3 +166,13 @@ def test_word_timestamps(backends, audios, name):
 
 def test_compression_ratio():
     assert compression_ratio("") == 0.0 and compression_ratio("가나다 " * 50) > 2.4 > compression_ratio("오늘 수업")
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_trimmed_encoder_input_with_words_and_fallback(audios, name):
+    """Short VAD chunks run the encoder on their own length; words stay inside each clip."""
+    be = load_backend("tiny:", name, encoder_input="trimmed")
+    out = be.decode(audios, opts(word_timestamps=True, timestamps=True, temperatures=[0.0, 0.5]))
+    for t, a in zip(out, audios):
+        words = [w for s in t.segments for w in s["words"]]
+        assert words and all(w["end"] <= len(a) / SAMPLE_RATE + 0.02 for w in words)
