@@ -220,6 +220,52 @@ def load_audio(path: str | Path, *, target_sr: int = SAMPLE_RATE, pcm_sample_rat
     return decode_bytes(data, str(path), target_sr=target_sr)
 
 
+def decode_channels(data: bytes, name: str = "<bytes>", *, target_sr: int = SAMPLE_RATE) -> list[np.ndarray]:
+    """Decode an in-memory audio file keeping its channels: one float32 array per channel at target_sr
+    (soxr high quality, so 8-kHz telephone audio is upsampled without aliasing). Mono gives one array."""
+    if not data:
+        raise AudioError(name, "empty", "0 bytes")
+    try:
+        import soundfile as sf
+
+        audio, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+        channels = [np.ascontiguousarray(audio[:, c]) for c in range(audio.shape[1])]
+    except Exception:  # noqa: BLE001 - containers soundfile cannot read: PyAV, planar float
+        try:
+            import av
+
+            with av.open(io.BytesIO(data)) as container:
+                stream = container.streams.audio[0]
+                frames = [f.to_ndarray() for f in container.decode(stream)]
+                sr = stream.rate
+            if frames and frames[0].dtype.kind == "i":
+                frames = [f.astype(np.float32) / np.iinfo(f.dtype).max for f in frames]
+            joined = np.concatenate(frames, axis=1).astype(np.float32)
+            channels = [joined[c] for c in range(joined.shape[0])] if stream.format.is_planar else [
+                joined.reshape(-1, stream.channels)[:, c] for c in range(stream.channels)]
+        except Exception:  # noqa: BLE001
+            raise AudioError(name, "not_audio", "no audio decoder recognised the data") from None
+    if not channels or channels[0].size == 0:
+        raise AudioError(name, "empty", "no samples decoded")
+    if not all(np.isfinite(c).all() for c in channels):
+        raise AudioError(name, "corrupt", "non-finite samples")
+    return [resample(c, int(sr), target_sr) for c in channels]
+
+
+def load_channels(path: str | Path, *, target_sr: int = SAMPLE_RATE) -> list[np.ndarray]:
+    """`load_audio`, one array per channel (stereo call recordings: one speaker per channel)."""
+    path = Path(path)
+    if path.suffix.lower() in PCM_SUFFIXES:
+        return [read_pcm(path, target_sr=target_sr)]
+    if not path.exists():
+        raise AudioError(path, "missing")
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise AudioError(path, "unreadable_audio", str(e)) from None
+    return decode_channels(data, str(path), target_sr=target_sr)
+
+
 def audio_duration_s(path: str | Path, pcm_sample_rate: int = SAMPLE_RATE) -> float:
     """Duration of a file that is known to decode: PCM from its size; otherwise the first block is
     decoded (so an unreadable file raises AudioError here, not later) and the header's duration is

@@ -102,3 +102,19 @@ def test_transcribe_rows_long_audio_and_unreadable_files(tmp_path):
                                   "detail": ""}]
     assert hyps.audio_s == pytest.approx(47.0, abs=0.01)
     assert all(lang == "ko" and task == "transcribe" for _, lang, task in be.calls)
+
+
+def test_eval_decodes_with_decode_options(manifest, tmp_path):
+    """`decode:` (DecodeOptions) reaches the backend: beam search and the ladder are recorded and used."""
+    from soritune.infer.options import DecodeOptions
+
+    cfg = EvalConfig(model="tiny:", manifest=manifest, out=tmp_path, batch_size=2, max_new_tokens=8, n_boot=20,
+                     decode=DecodeOptions(beam_size=2, temperatures=[0.0, 0.5], no_repeat_ngram_size=1))
+    run_eval(cfg)
+    js = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    assert js["decoding"]["strategy"] == "beam 2" and js["decoding"]["num_beams"] == 2
+    assert js["decoding"]["temperatures"] == [0.0, 0.5] and js["decoding"]["max_new_tokens"] == 8
+    hyps = [json.loads(line) for line in (tmp_path / "hypotheses.jsonl").read_text(encoding="utf-8").splitlines()]
+    for h in hyps:  # no_repeat_ngram_size=1: no word (token) repeats
+        words = h.get("hyp", h.get("text", "")).split()
+        assert len(words) == len(set(words))

@@ -40,7 +40,7 @@ def test_torch_and_ct2_backends_agree_on_tiny(torch_backend):
     b = ct2.transcribe(audios, max_new_tokens=8, batch_size=3)
     assert [x.tokens for x in a] == [x.tokens for x in b]
     assert all(x.n_tokens <= 8 for x in a)
-    assert ct2.describe()["backend"] == "ct2" and torch_backend.describe()["decoding"] == "greedy"
+    assert ct2.describe()["backend"] == "ct2" and "decoding" not in torch_backend.describe()  # per call: DecodeOptions
 
 
 def test_batching_does_not_change_results(torch_backend):

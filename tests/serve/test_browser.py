@@ -84,3 +84,23 @@ def test_bad_upload_shows_the_error_and_the_key_field_works(page, make_server, w
     page.wait_for_selector('#transcript[data-state="done"]')
     assert page.inner_text("#transcript") == expected_text
     assert page.is_hidden("#error")
+
+
+def test_stream_shows_words_as_they_arrive_and_a_timeline(page, make_server, wav_bytes, expected_text, tmp_path):
+    srv = make_server()
+    audio = tmp_path / "clip.wav"
+    audio.write_bytes(wav_bytes)
+    page.goto(srv.url + "/")
+    page.wait_for_selector("#server-status:has-text('tiny:')")
+    page.set_input_files("#file", str(audio))
+    page.check("#stream")
+    page.check("#words")
+    page.select_option("#language", "ko")
+    page.click("#submit")
+    page.wait_for_selector('#transcript[data-state="done"]')
+    words = page.locator("#transcript span.w")
+    assert words.count() >= 2  # one span per streamed word
+    assert page.inner_text("#transcript").strip() == expected_text
+    assert page.locator("#timeline .seg").count() == page.locator("#segments tbody tr").count() >= 1
+    assert page.locator("#timeline .word").count() == words.count()
+    assert "streamed" in page.inner_text("#status")

@@ -30,6 +30,7 @@ from soritune.bench.infer_runners import (
     Runner,
     TorchRunner,
 )
+from soritune.infer.options import MAX_NEW_TOKENS
 from soritune.bench.memory import MemoryMeter
 from soritune.bench.timing import predicted_latency_s, relative_error, summarize
 from soritune.config import StageConfig
@@ -59,7 +60,7 @@ class InferBenchConfig(StageConfig):
     batch_sizes: list[int] = Field([1, 4, 8], description="clips decoded together")
     repeats: int = Field(5, ge=1, description="measured rounds per configuration (median and min reported)")
     warmup: int = Field(1, ge=0, description="unmeasured warm-up runs per system and batch size")
-    max_new_tokens: int = Field(224, ge=2, le=224, description="token cap per clip, the same for every system")
+    max_new_tokens: int = Field(MAX_NEW_TOKENS, ge=2, le=MAX_NEW_TOKENS, description="token cap per clip, the same for every system")
     threads: int | None = Field(None, ge=1, description="CPU threads for every system (default: all cores)")
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
     language: str = Field("ko", description="Whisper language code (forced)")

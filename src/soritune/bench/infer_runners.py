@@ -128,7 +128,7 @@ class TorchRunner(Runner):
         t0 = clock(self.device)
         seqs = torch_generate(be.model, be.features(audios), language=self.language, task=self.task,
                               max_new_tokens=self.max_new_tokens, streamer=streamer,
-                              encode=be.encode if self.trimmed else None)
+                              encode=be.encoder_outputs if self.trimmed else None)
         t_end = clock(self.device)
         tok = be.processor.tokenizer
         return from_step_times(t0, streamer.step_times(), t_end), [content_tokens(s, tok) for s in seqs.tolist()]

@@ -41,13 +41,19 @@ def serve(
     gate_threshold: list[str] | None = typer.Option(
         None, "--gate-threshold", help="METRIC=VALUE (repeatable; null skips one), e.g. loop_rate=0.2; metrics: "
                                        "nonspeech_chars_per_min, pause_chars_per_min, nonspeech_output_rate, loop_rate, speech_missed."),
+    vad: bool = typer.Option(False, "--vad", help="Silero VAD: decode only speech, cut chunks at pauses."),
+    long_form: bool = typer.Option(False, "--long-form", help="Decode with DecodeOptions.long_form(): VAD, beam 5, "
+                                   "temperature fallback, timestamps (requests still set prompt, words, stream)."),
 ) -> None:
     """Serve a model over HTTP: OpenAI-compatible POST /v1/audio/transcriptions (json, text, srt, vtt,
     verbose_json), GET /v1/models, /health (ready once the model is loaded), /metrics (Prometheus)
     and a web page at / to upload or record audio. Concurrent requests are micro-batched onto the
     model; audio longer than 30 s is cut at pauses. Needs the extra: pip install 'soritune[serve]'.
 
-    Example: soritune serve --model bundled:whisper-base --backend ct2 --port 8000
+    Example: soritune serve --model bundled:whisper-base --backend ct2 --port 8000 --long-form
+
+    Requests may add prompt, timestamp_granularities[]=word, stream=true (server-sent events) and
+    diarize=channels (a stereo call: agent on channel 1, customer on channel 2).
 
     Example: soritune serve --model ct2:export/ct2 --backend ct2 --gate refuse --gate-threshold loop_rate=0.05
 
@@ -63,6 +69,7 @@ def serve(
     except ImportError as e:
         fail(f"serving needs the serve extra ({e.name} is missing): pip install 'soritune[serve]'")
     from soritune.config import apply_overrides, validate
+    from soritune.infer.options import DecodeOptions
     from soritune.models.specs import parse_spec
     from soritune.serve.app import ServeConfig
     from soritune.serve.runner import serve as run_server
@@ -79,7 +86,8 @@ def serve(
         encoder_input=encoder_input, model_name=model_name, max_concurrent_decodes=max_concurrent_decodes,
         request_timeout_s=request_timeout_s, max_chunks_per_request=max_chunks_per_request, shutdown_grace_s=shutdown_grace_s, header_timeout_s=header_timeout_s,
         read_timeout_s=read_timeout_s,
-        gate=gate, gate_thresholds=apply_overrides({}, gate_threshold)))
+        gate=gate, gate_thresholds=apply_overrides({}, gate_threshold),
+        decode=(DecodeOptions.long_form() if long_form else DecodeOptions()).model_copy(update={"vad": vad or long_form})))
     if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
         console.print(f"[yellow]warning:[/] listening on {host} without --api-key: anyone who can reach it "
                       "can use it", highlight=False)

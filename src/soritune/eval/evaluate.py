@@ -3,7 +3,8 @@
     from soritune.eval import EvalConfig, run_eval
     report = run_eval(EvalConfig(model="bundled:whisper-base", manifest="test.jsonl", out="eval/"))
 
-Greedy decoding with the language and task forced (no language detection). Utterances longer
+Greedy decoding with the language and task forced (no language detection), or `decode:` (a
+DecodeOptions: beam search, temperature fallback, prompt, ...). Utterances longer
 than 30 s are cut at pauses and their pieces joined. Writes out/report.json (the score report
 plus `model`, `decoding`, `timing` with RTFx, `audio_errors`), report.md, utterances.tsv,
 hypotheses.jsonl (re-scorable with `soritune score`), config.yaml, and errors.jsonl when some
@@ -24,6 +25,7 @@ from soritune.config import StageConfig
 from soritune.eval.bootstrap import DEFAULT_N_BOOT, DEFAULT_SEED
 from soritune.eval.io import HYPOTHESES_FILE
 from soritune.eval.score import ScoreReport, score_texts
+from soritune.infer.options import MAX_NEW_TOKENS, DecodeOptions
 from soritune.models.encoder import ENCODER_INPUT_HELP, EncoderInput
 
 CHUNK_S = 30.0
@@ -47,6 +49,8 @@ class EvalConfig(StageConfig):
     language: str = Field("ko", description="forced language code (no detection)")
     task: Literal["transcribe", "translate"] = Field("transcribe", description="forced Whisper task")
     max_new_tokens: int = Field(225, ge=1, le=448, description="generation limit per clip")
+    decode: DecodeOptions | None = Field(None, description="decoding beyond greedy (beam, fallback, prompt; "
+                                         "language, task, max_new_tokens and batch_size come from the fields above)")
     slice_by: list[str] = Field(default_factory=list, description="manifest fields to slice metrics by")
     load_block: int = Field(256, ge=1, description="utterances decoded into memory at a time")
     n_boot: int = Field(DEFAULT_N_BOOT, ge=10, description="bootstrap resamples for the 95% intervals")
@@ -117,8 +121,9 @@ def transcribe_rows(rows: list[dict], backend, config: EvalConfig,
                 clips.append(ch.audio)
                 owners.append(row["id"])
         t0 = time.perf_counter()
-        outs = backend.transcribe(clips, language=config.language, task=config.task,
-                                  batch_size=config.batch_size, max_new_tokens=config.max_new_tokens) if clips else []
+        options = {"options": decode_options(config)} if config.decode else {}
+        outs = backend.transcribe(clips, language=config.language, task=config.task, batch_size=config.batch_size,
+                                  max_new_tokens=config.max_new_tokens, **options) if clips else []
         hyps.model_wall_s += time.perf_counter() - t0
         for uid, out in zip(owners, outs):
             prev = hyps.meta.get(uid)
@@ -135,7 +140,17 @@ def transcribe_rows(rows: list[dict], backend, config: EvalConfig,
     return hyps
 
 
+def decode_options(config: EvalConfig) -> DecodeOptions:
+    """config.decode with the language, task, batch size and token limit of the eval config."""
+    return (config.decode or DecodeOptions()).model_copy(update=dict(
+        language=config.language, task=config.task, batch_size=config.batch_size,
+        max_new_tokens=min(config.max_new_tokens, MAX_NEW_TOKENS)))
+
+
 def _decoding(config: EvalConfig) -> dict:
+    if config.decode:
+        return {**decode_options(config).describe(), "num_beams": config.decode.beam_size, "chunk_s": CHUNK_S,
+                "backend": config.backend, "encoder_input": config.encoder_input}
     return {"strategy": "greedy", "num_beams": 1, "temperature_fallback": False, "language": config.language,
             "task": config.task, "max_new_tokens": config.max_new_tokens, "batch_size": config.batch_size,
             "chunk_s": CHUNK_S, "backend": config.backend,

@@ -6,10 +6,22 @@ import tempfile
 from typing import Literal
 
 from soritune.errors import SoritunError
-from soritune.infer.base import Backend, Transcription, check_encoder_input
 
-__all__ = ["load_backend", "Backend", "Transcription", "BACKENDS"]
+__all__ = ["load_backend", "Backend", "Transcription", "BACKENDS", "DecodeOptions"]
 BACKENDS = ("torch", "ct2", "vosk")  # vosk: an independent Kaldi recogniser (infer/vosk_backend.py)
+
+
+def __getattr__(name: str):
+    """Backend, Transcription, DecodeOptions on first use (numpy stays out of `soritune --help`)."""
+    if name in ("Backend", "Transcription"):
+        from soritune.infer import base
+
+        return getattr(base, name)
+    if name == "DecodeOptions":
+        from soritune.infer.options import DecodeOptions
+
+        return DecodeOptions
+    raise AttributeError(f"module 'soritune.infer' has no attribute {name!r}")
 
 
 def load_backend(
@@ -23,6 +35,7 @@ def load_backend(
     encoder_input: padded (30 s, as Whisper was trained) | trimmed (each batch's own length, rounded up to
     a second; for models fine-tuned with soritune's dynamic length: same accuracy, much faster on short clips).
     """
+    from soritune.infer.base import check_encoder_input
     from soritune.models import load, parse_spec
 
     check_encoder_input(encoder_input)

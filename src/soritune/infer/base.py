@@ -7,8 +7,9 @@ from typing import Callable, Protocol
 
 import numpy as np
 
+from soritune.infer.options import MAX_NEW_TOKENS, DecodeOptions  # noqa: F401  (re-exported)
+
 LANGUAGE_DEFAULT = "ko"
-MAX_NEW_TOKENS = 224  # Whisper's sample_len (448 // 2); CTranslate2's cap too
 
 
 @dataclass
@@ -17,6 +18,12 @@ class Transcription:
     tokens: list[int] = field(default_factory=list)
     n_tokens: int = 0
     hit_max_tokens: bool = False
+    avg_logprob: float | None = None  # mean log-probability per generated token (None: not computed)
+    no_speech_prob: float | None = None  # the model's <|nospeech|> probability at the first step
+    compression_ratio: float | None = None  # gzip ratio of the text (> 2.4: likely a loop)
+    temperature: float = 0.0  # the temperature of the attempt kept (fallback)
+    language: str | None = None  # the language decoded with (forced or detected)
+    segments: list[dict] = field(default_factory=list)  # chunk-local {start, end, text, tokens[, words]}
 
 
 class Backend(Protocol):

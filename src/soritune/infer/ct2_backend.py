@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from soritune.errors import SoritunError
-from soritune.infer.base import MAX_NEW_TOKENS, Transcription, batches, check_encoder_input, features
+from soritune.infer.base import check_encoder_input, features
+from soritune.infer.decode import Decoder
 from soritune.jsonio import read_json, write_json
-
 
 CONVERSION_FILE = "soritune_ct2.json"  # how convert_to_ct2 made a directory, and the compute type to run it with
 
@@ -85,12 +85,13 @@ def recorded_compute_type(ct2_dir: str | Path, device: str) -> str | None:
         return None
 
 
-def ct2_max_length(max_new_tokens: int) -> int:
-    """CTranslate2's Whisper generates at most max_length // 2 new tokens (Whisper's sample_len rule)."""
-    return min(448, 2 * max_new_tokens)
+def ct2_max_length(max_new_tokens: int, prompt_len: int = 4) -> int:
+    """CTranslate2's Whisper generates at most max_length // 2 new tokens (Whisper's sample_len rule);
+    a longer prompt (previous text, hotwords) takes its own length on top."""
+    return min(448, max(2 * max_new_tokens, prompt_len + max_new_tokens))
 
 
-class CT2Backend:
+class CT2Backend(Decoder):
     name = "ct2"
 
     def __init__(self, ct2_dir: str | Path, processor, spec: str = "", device: str = "cpu",
@@ -109,11 +110,8 @@ class CT2Backend:
                 str(self.ct2_dir), device=device, compute_type=self.compute_type, intra_threads=self.threads)
         except ValueError as e:
             raise SoritunError(f"ct2 backend: {e}") from None
-        tok = processor.tokenizer
         self.info = dict(info or {})
-        self.eos = tok.eos_token_id
-        self._ids = {t: tok.convert_tokens_to_ids(t) for t in ("<|startoftranscript|>", "<|transcribe|>",
-                                                               "<|translate|>", "<|notimestamps|>")}
+        self.eos = processor.tokenizer.eos_token_id
 
     def close(self) -> None:
         """Remove the converted copy this backend owns (if any); the loaded model keeps working."""
@@ -122,37 +120,54 @@ class CT2Backend:
             self._tmp = None
 
     def prompt(self, language: str, task: str) -> list[int]:
-        lang_id = self.processor.tokenizer.convert_tokens_to_ids(f"<|{language}|>")
-        if lang_id is None or lang_id == self.processor.tokenizer.unk_token_id:
-            raise SoritunError(f"unknown language code {language!r} (use a Whisper code such as ko, en, ja)")
-        return [self._ids["<|startoftranscript|>"], lang_id, self._ids[f"<|{task}|>"], self._ids["<|notimestamps|>"]]
+        """The plain decoder prompt: <|startoftranscript|><|lang|><|task|><|notimestamps|>."""
+        from soritune.infer.decode import fw_tokenizer
+
+        tok = fw_tokenizer(self.processor, language, task)
+        return list(tok.sot_sequence) + [tok.no_timestamps]
 
     def features(self, audios: list[np.ndarray]) -> np.ndarray:
         return np.ascontiguousarray(features(self.processor, audios, self.encoder_input), dtype=np.float32)
 
-    def transcribe(self, audios, *, language="ko", task="transcribe", batch_size=8,
-                   max_new_tokens=MAX_NEW_TOKENS, progress=None) -> list[Transcription]:
+    # --- the Engine steps of soritune.infer.decode ---
+    def encode(self, audios: list[np.ndarray]):
         import ctranslate2
 
-        prompt = self.prompt(language, task)
-        out: list[Transcription | None] = [None] * len(audios)
-        lengths = [len(a) for a in audios] if self.encoder_input == "trimmed" else None
-        for idx in batches(len(audios), batch_size, lengths):
-            feats = ctranslate2.StorageView.from_array(self.features([audios[i] for i in idx]))
-            results = self.model.generate(
-                feats, [prompt] * len(idx), beam_size=1, max_length=ct2_max_length(max_new_tokens),
-                return_scores=False, suppress_blank=True,
-            )
-            for i, r in zip(idx, results):
-                ids = [t for t in r.sequences_ids[0] if t < self.eos]
-                text = self.processor.tokenizer.decode(ids, skip_special_tokens=True).strip()
-                out[i] = Transcription(text=text, tokens=ids, n_tokens=len(ids),
-                                       hit_max_tokens=len(r.sequences_ids[0]) >= max_new_tokens)
-            if progress:
-                progress(len(idx))
-        return out  # type: ignore[return-value]
+        feats = ctranslate2.StorageView.from_array(self.features(audios))
+        return self.model.encode(feats, to_cpu=self.device != "cpu")  # on the CPU, so take() can slice it
+
+    def take(self, encoded, idx: list[int]):
+        import ctranslate2
+
+        return ctranslate2.StorageView.from_array(np.ascontiguousarray(np.asarray(encoded)[idx]))
+
+    def detect_language(self, encoded) -> list[tuple[str, float]]:
+        return [(r[0][0].strip("<|>"), float(r[0][1])) for r in self.model.detect_language(encoded)]
+
+    def generate(self, encoded, prompts, temperature, options, tokenizer):
+        longest = max(len(p) for p in prompts)
+        kwargs = dict(beam_size=options.beam_size, patience=options.patience)
+        if temperature > 0:
+            kwargs = dict(beam_size=1, sampling_temperature=temperature, sampling_topk=0, num_hypotheses=1)
+        results = self.model.generate(
+            encoded, prompts, length_penalty=options.length_penalty, repetition_penalty=options.repetition_penalty,
+            no_repeat_ngram_size=options.no_repeat_ngram_size, max_length=ct2_max_length(options.max_new_tokens, longest),
+            return_scores=True, return_no_speech_prob=True, suppress_blank=options.suppress_blank,
+            max_initial_timestamp_index=50, **kwargs)
+        out = []
+        for r in results:
+            tokens = list(r.sequences_ids[0])
+            # CTranslate2's score is the length-normalised log-probability: back to the sum, then per token
+            # with the end-of-text token counted, as Whisper's avg_logprob
+            total = r.scores[0] * (len(tokens) ** options.length_penalty)
+            out.append((tokens, total / (len(tokens) + 1), float(r.no_speech_prob)))
+        return out
+
+    def align(self, encoded, start_sequence, text_tokens, num_frames, median_filter_width=7):
+        return self.model.align(encoded, start_sequence, text_tokens, num_frames,
+                                median_filter_width=median_filter_width)
 
     def describe(self) -> dict:
         return {"backend": self.name, "spec": self.spec, "dtype": self.compute_type, "device": self.device,
-                "threads": self.threads, "decoding": "greedy",
+                "threads": self.threads,
                 "encoder_input": self.encoder_input, **self.info}

@@ -1,4 +1,7 @@
-"""Transcript output formats: txt, json, srt, vtt. Segments are dicts {start, end, text} in seconds."""
+"""Transcript output formats: txt, json, srt, vtt. Segments are dicts {start, end, text} in seconds.
+
+A segment may carry `speaker` (call-centre audio split by channel: agent / customer): txt then has one
+`[HH:MM:SS] speaker: text` line per turn, and srt/vtt cues start with `[speaker]` (WebVTT: `<v speaker>`)."""
 
 from __future__ import annotations
 
@@ -22,10 +25,12 @@ def cue_text(text: str) -> str:
     return "\n".join(line for line in lines if line)
 
 
-def _cues(segments: list[dict]) -> list[tuple[float, float, str]]:
+def _cues(segments: list[dict], voice: bool = False) -> list[tuple[float, float, str]]:
     cues = []
     for seg in segments:
         text = cue_text(seg.get("text", ""))
+        if text and seg.get("speaker"):
+            text = f"<v {seg['speaker']}>{text}" if voice else f"[{seg['speaker']}] {text}"
         if text:
             start = float(seg["start"])
             cues.append((start, max(float(seg["end"]), start), text))
@@ -40,12 +45,15 @@ def to_srt(segments: list[dict]) -> str:
 
 def to_vtt(segments: list[dict]) -> str:
     """WebVTT: `WEBVTT` header, then cues `HH:MM:SS.mmm --> HH:MM:SS.mmm`."""
-    blocks = ["WEBVTT\n"] + [f"{clock(s, '.')} --> {clock(e, '.')}\n{t}\n" for s, e, t in _cues(segments)]
+    blocks = ["WEBVTT\n"] + [f"{clock(s, '.')} --> {clock(e, '.')}\n{t}\n" for s, e, t in _cues(segments, voice=True)]
     return "\n".join(blocks)
 
 
 def render(fmt: str, text: str, segments: list[dict], meta: dict | None = None) -> str:
     if fmt == "txt":
+        if any(seg.get("speaker") for seg in segments):
+            return "".join(f"[{clock(seg['start'], '.')[:8]}] {seg.get('speaker') or '?'}: {cue_text(seg['text'])}\n"
+                           for seg in segments if cue_text(seg.get("text", "")))
         return text + "\n"
     if fmt == "json":
         return json.dumps({"text": text, "segments": segments, **(meta or {})}, ensure_ascii=False, indent=2) + "\n"

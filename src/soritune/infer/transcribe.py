@@ -1,5 +1,8 @@
-"""Transcribe files: decode, chunk long audio at pauses, batch every chunk of every file, reassemble.
+"""Transcribe recordings: plan chunks (VAD or pauses), batch every chunk of every file, reassemble.
 
+A recording is one mono stream: a file, or with `diarize="channels"` each channel of a stereo call
+(channel 1 the agent, channel 2 the customer by default), whose segments are labelled with the
+speaker and merged by start time (VAD is then always on: each channel is mostly the other's silence). Segment and word times are seconds from the start of the file.
 A file that cannot be read becomes a failed FileResult with its reason; the others still run.
 """
 
@@ -8,11 +11,19 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Literal
 
-from soritune.audio import SAMPLE_RATE, chunk_audio, load_audio
+import numpy as np
+
+from soritune.audio import SAMPLE_RATE, load_audio, load_channels
 from soritune.errors import AudioError
-from soritune.infer.base import MAX_NEW_TOKENS, Backend
+from soritune.infer.base import Backend
+from soritune.infer.options import DecodeOptions
+from soritune.infer.vad import PlannedChunk, plan_chunks
+
+Diarize = Literal["none", "channels"]
+DIARIZE = ("none", "channels")
+SPEAKERS = ("agent", "customer")  # channel 1, channel 2 of a call-centre recording
 
 
 @dataclass
@@ -24,6 +35,7 @@ class FileResult:
     duration_s: float = 0.0
     error: str | None = None  # reason tag when not ok (missing, empty, not_audio, corrupt, ...)
     detail: str | None = None
+    language: str | None = None
 
 
 @dataclass
@@ -46,33 +58,101 @@ def join_texts(parts: list[str]) -> str:
     return " ".join(" ".join(p.split()) for p in parts if p and p.strip())
 
 
+def streams_of(audio_channels: list[np.ndarray], diarize: str, speakers=SPEAKERS) -> list[tuple[str | None, np.ndarray]]:
+    """(speaker, mono audio) per stream: the channel mix, or one per channel when diarize="channels"."""
+    if diarize not in DIARIZE:
+        raise ValueError(f"diarize must be one of {', '.join(DIARIZE)}, got {diarize!r}")
+    if diarize == "channels" and len(audio_channels) > 1:
+        names = list(speakers) + [f"speaker_{i + 1}" for i in range(len(speakers), len(audio_channels))]
+        return list(zip(names, audio_channels))
+    mix = audio_channels[0] if len(audio_channels) == 1 else np.mean(audio_channels, axis=0).astype(np.float32)
+    return [(None, mix)]
+
+
+def file_segments(chunk: PlannedChunk, tr, speaker: str | None = None) -> list[dict]:
+    """A chunk's decoded segments with times mapped to the file, and their decoding statistics.
+
+    With word times, a segment that spans several speech regions of a VAD chunk (the pause between
+    them was cut out) is split at those pauses, so segments start where speech starts."""
+    out = []
+    for seg in tr.segments:
+        pieces: list[tuple[str, list[dict]]] = []
+        for w in seg.get("words", []):
+            region = chunk.region_of((w["start"] + w["end"]) / 2)
+            word = {"start": chunk.file_time(w["start"], region=region),
+                    "end": chunk.file_time(w["end"], region=region), "word": w["word"],
+                    "probability": w.get("probability")}
+            if not pieces or pieces[-1][0] != region:
+                pieces.append((region, []))
+            pieces[-1][1].append(word)
+        if len(pieces) <= 1:
+            words = pieces[0][1] if pieces else []
+            parts = [(seg["text"], words, seg.get("tokens", []))]
+        else:
+            parts = [("".join(w["word"] for w in words).strip(), words, []) for _r, words in pieces]
+        for text, words, tokens in parts:
+            start = words[0]["start"] if words else chunk.file_time(seg["start"])
+            end = words[-1]["end"] if words else chunk.file_time(seg["end"], is_end=True)
+            item = {"start": round(start, 3), "end": round(max(end, start), 3), "text": text, "words": words,
+                    "avg_logprob": tr.avg_logprob, "compression_ratio": tr.compression_ratio,
+                    "no_speech_prob": tr.no_speech_prob, "temperature": tr.temperature,
+                    "tokens": list(tokens), "truncated": bool(tr.hit_max_tokens)}
+            if speaker:
+                item["speaker"] = speaker
+            out.append(item)
+    return out
+
+
+def transcribe_streams(recordings: list[list[tuple[str | None, np.ndarray]]], backend: Backend,
+                       options: DecodeOptions, *, on_chunks: Callable[[int], None] | None = None,
+                       progress: Callable[[int], None] | None = None) -> list[tuple[list[dict], str | None]]:
+    """(segments sorted by start, language) per recording; each recording is a list of (speaker, audio)."""
+    planned: list[tuple[int, str | None, PlannedChunk]] = []
+    keys = []
+    for ri, streams in enumerate(recordings):
+        for si, (speaker, audio) in enumerate(streams):
+            for ch in plan_chunks(audio, options):
+                planned.append((ri, speaker, ch))
+                keys.append((ri, si))
+    if on_chunks:
+        on_chunks(len(planned))
+    outs = backend.decode([c.audio for _r, _s, c in planned], options, keys=keys, progress=progress) if planned else []
+    results: list[tuple[list[dict], str | None]] = [([], options.language) for _ in recordings]
+    for (ri, speaker, chunk), tr in zip(planned, outs):
+        results[ri][0].extend(file_segments(chunk, tr, speaker))
+        if results[ri][1] is None:
+            results[ri] = (results[ri][0], tr.language)
+    for segments, _lang in results:
+        segments.sort(key=lambda s: (s["start"], s.get("speaker") or ""))
+    return results
+
+
 def transcribe_files(
-    paths: list[str | Path], backend: Backend, *, language: str = "ko", task: str = "transcribe",
-    batch_size: int = 8, max_new_tokens: int = MAX_NEW_TOKENS, chunk_s: float = 30.0,
-    on_chunks: Callable[[int], None] | None = None, progress: Callable[[int], None] | None = None,
+    paths: list[str | Path], backend: Backend, options: DecodeOptions | None = None, *, diarize: str = "none",
+    on_chunks: Callable[[int], None] | None = None, progress: Callable[[int], None] | None = None, **fields,
 ) -> TranscribeSummary:
-    """on_chunks(total) is called once the number of chunks is known; progress(n) after each batch."""
+    """Transcribe files with `options` (or DecodeOptions(**fields), e.g. language="en", max_new_tokens=8).
+
+    on_chunks(total) is called once the number of chunks is known; progress(n) after each batch."""
+    options = options or DecodeOptions(**fields)
+    if diarize == "channels" and not options.vad:
+        options = options.model_copy(update={"vad": True})  # turns need speech times: a channel is mostly silence
     start = time.perf_counter()
     results: list[FileResult] = []
-    chunks: list[tuple[int, float, float, object]] = []  # (file index, start_s, end_s, audio)
+    recordings, owners = [], []
     for path in paths:
         try:
-            audio = load_audio(path)
+            channels = load_channels(path) if diarize == "channels" else [load_audio(path)]
         except AudioError as e:
             results.append(FileResult(str(path), ok=False, error=e.reason, detail=e.detail or None))
             continue
-        fi = len(results)
-        results.append(FileResult(str(path), ok=True, duration_s=len(audio) / SAMPLE_RATE))
-        for ch in chunk_audio(audio, max_s=chunk_s):
-            chunks.append((fi, ch.start / SAMPLE_RATE, ch.end / SAMPLE_RATE, ch.audio))
-    if on_chunks:
-        on_chunks(len(chunks))
-    outs = backend.transcribe([c[3] for c in chunks], language=language, task=task, batch_size=batch_size,
-                              max_new_tokens=max_new_tokens, progress=progress) if chunks else []
-    for (fi, s, e, _a), out in zip(chunks, outs):
-        results[fi].segments.append({"start": round(s, 3), "end": round(e, 3), "text": out.text})
-    for r in results:
-        if r.ok:
-            r.text = join_texts([s["text"] for s in r.segments])
+        owners.append(len(results))
+        results.append(FileResult(str(path), ok=True, duration_s=len(channels[0]) / SAMPLE_RATE))
+        recordings.append(streams_of(channels, diarize))
+    decoded = transcribe_streams(recordings, backend, options, on_chunks=on_chunks, progress=progress)
+    for fi, (segments, language) in zip(owners, decoded):
+        r = results[fi]
+        r.segments, r.language = segments, language
+        r.text = join_texts([s["text"] for s in segments])
     audio_s = sum(r.duration_s for r in results)
     return TranscribeSummary(results, audio_s, time.perf_counter() - start)

@@ -30,12 +30,13 @@ from importlib import resources
 from typing import Literal
 
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import Field
 
 from soritune.config import StageConfig
 from soritune.eval.hallucination_gate import GATE_HELP, GateMode, GateThresholds
+from soritune.infer.options import DecodeOptions
 from soritune.models.encoder import ENCODER_INPUT_HELP, EncoderInput
 from soritune.serve.batcher import MicroBatcher
 from soritune.serve.errors import ApiError, install_error_handlers
@@ -72,6 +73,8 @@ class ServeConfig(StageConfig):
     read_timeout_s: float = Field(30.0, gt=0, description="a request whose body stalls this long (no bytes) is closed")
     gate: GateMode = Field("off", description=GATE_HELP + "; run once the model is loaded, before serving")
     gate_thresholds: GateThresholds = Field(default_factory=GateThresholds, description="the gate's thresholds")
+    decode: DecodeOptions = Field(default_factory=DecodeOptions, description="decoding (VAD, beam, fallback, ...); "
+                                  "language and max_new_tokens come from the fields above, prompt etc. from requests")
 
     @property
     def model_id(self) -> str:
@@ -150,9 +153,11 @@ class ServerState:
             backend.close()
         return backend
 
-    def run_batch(self, audios, language: str, task: str):
-        return self.backend.transcribe(audios, language=language, task=task, batch_size=len(audios),
-                                       max_new_tokens=self.config.max_new_tokens)
+    def run_batch(self, audios, key: str, task: str):
+        """key: the clips' DecodeOptions as JSON (serve/stream.py), or a bare language code."""
+        options = (DecodeOptions.model_validate_json(key) if key.startswith("{") else
+                   DecodeOptions(language=key, max_new_tokens=min(self.config.max_new_tokens, 224)))
+        return self.backend.decode(audios, options.model_copy(update={"task": task, "batch_size": len(audios)}))
 
     def describe(self) -> dict:
         try:
@@ -308,6 +313,7 @@ async def _transcribe(request: Request, state: ServerState, task: str):
     from soritune.serve import formats
     from soritune.serve.pipeline import ClientGone, guard, transcribe_upload
     from soritune.serve.request import parse_transcription_form, read_form, resolve_language
+    from soritune.serve.stream import request_options, stream_events, transcribe_request
 
     config, metrics = state.config, state.metrics
     _check_auth(request, config)
@@ -324,13 +330,26 @@ async def _transcribe(request: Request, state: ServerState, task: str):
             raise ApiError(503, "the server is shutting down; retry on another instance", code="server_shutting_down",
                            type="server_error", headers={"Retry-After": "5"})
         language = resolve_language(params.language, state.languages, config.language)
+        options = request_options(config.decode, language=language, task=task, max_new_tokens=config.max_new_tokens,
+                                  prompt=params.prompt, temperature=params.temperature, words=params.words,
+                                  diarize=params.diarize)
+        if params.stream:
+            return StreamingResponse(stream_events(
+                params.data, params.filename, state.batcher, options, task=task, diarize=params.diarize,
+                max_audio_s=config.max_audio_s, on_done=metrics.audio_s.inc, decode_slots=state.decode_slots,
+                max_queued_chunks=config.max_chunks_per_request), media_type="text/event-stream")
         try:
-            result = await guard(
-                transcribe_upload(params.data, params.filename, state.batcher, language=language, task=task,
-                                  max_audio_s=config.max_audio_s, decode_slots=state.decode_slots,
-                                  max_queued_chunks=config.max_chunks_per_request),
-                receive=request.receive, deadline_s=config.request_timeout_s,
-                drain_expired=state.drain_expired)
+            if options.vad or params.diarize == "channels" or options.language is None:  # planned whole
+                work = transcribe_request(params.data, params.filename, state.batcher, options, task=task,
+                                          diarize=params.diarize, max_audio_s=config.max_audio_s,
+                                          decode_slots=state.decode_slots,
+                                          max_queued_chunks=config.max_chunks_per_request)
+            else:  # streamed in blocks: memory does not grow with the upload
+                work = transcribe_upload(params.data, params.filename, state.batcher, language=language, task=task,
+                                         max_audio_s=config.max_audio_s, decode_slots=state.decode_slots,
+                                         max_queued_chunks=config.max_chunks_per_request, options=options)
+            result = await guard(work, receive=request.receive, deadline_s=config.request_timeout_s,
+                                 drain_expired=state.drain_expired)
         except ClientGone:
             return Response(status_code=499)  # nginx's "client closed request": nobody reads it
         except ApiError:
@@ -356,17 +375,19 @@ async def _transcribe(request: Request, state: ServerState, task: str):
     extra = {
         "model": config.model_id,
         "backend": state.describe(),
-        "decoding": {"strategy": "greedy", "temperature_requested": params.temperature, "temperature_used": 0.0,
-                     "prompt_used": False, "max_new_tokens": config.max_new_tokens},
+        "decoding": {**options.describe(), "temperature_requested": params.temperature,
+                     "prompt_used": bool(options.initial_prompt)},
         "timings_ms": {"decode": round(result.decode_ms, 1), "queue": round(result.queue_ms, 1),
                        "inference": round(result.inference_ms, 1), "total": round(total_ms, 1)},
         "batch_sizes": result.batch_sizes,
         "rtfx": round(result.duration_s / (total_ms / 1000), 2) if total_ms > 0 else None,
     }
     # like the hosted API: verbose_json names the output language in full ("korean"; "english" for translate)
+    language = result.language or language
     out_language = "english" if task == "translate" else state.languages.get(language, language)
     return JSONResponse(formats.to_verbose_json(result.text, result.segments, language=out_language,
-                                                duration_s=result.duration_s, task=task, extra=extra))
+                                                duration_s=result.duration_s, task=task, extra=extra,
+                                                words=params.words))
 
 
 def _version() -> str:

@@ -24,8 +24,13 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from soritune.audio import SAMPLE_RATE, iter_chunks, iter_decode
 from soritune.errors import AudioError
+from soritune.infer.options import DecodeOptions
+from soritune.infer.transcribe import file_segments
+from soritune.infer.vad import PlannedChunk
 from soritune.serve.batcher import MicroBatcher
 from soritune.serve.errors import ApiError
 from soritune.serve.formats import join_texts
@@ -61,18 +66,40 @@ def audio_api_error(e: AudioError, name: str, max_audio_s: float | None) -> ApiE
     return ApiError(400, f"{message} [{name}]{detail}", param="file", code=f"audio_{e.reason}")
 
 
+def options_key(options: DecodeOptions) -> str:
+    """The micro-batcher key of clips decoded with `options` (ServerState.run_batch parses it back)."""
+    return options.model_dump_json()
+
+
+async def decode_upload(data: bytes, name: str, *, max_audio_s: float | None = None,
+                        decode_slots: asyncio.Semaphore | None = None) -> np.ndarray:
+    """The whole upload as 16 kHz mono float32 (for VAD and channel planning), decoded block by block in a
+    worker thread under a decode slot, the header's duration checked first; bad audio -> ApiError 400."""
+    def run() -> np.ndarray:
+        return np.concatenate(list(iter_decode(data, name, max_duration_s=max_audio_s)))
+
+    try:
+        async with decode_slots or NO_LIMIT:
+            return await asyncio.to_thread(run)
+    except AudioError as e:
+        raise audio_api_error(e, name, max_audio_s) from None
+
+
 async def transcribe_upload(data: bytes, name: str, batcher: MicroBatcher, *, language: str,
                             task: str = "transcribe", max_audio_s: float | None = None,
                             decode_slots: asyncio.Semaphore | None = None,
-                            max_queued_chunks: int = 8) -> TranscriptResult:
+                            max_queued_chunks: int = 8, options: DecodeOptions | None = None) -> TranscriptResult:
+    """Streamed decoding (memory bounded by blocks, not by the upload's length) of pause-cut 30-s chunks.
+    With `options` the chunks decode with them (segment times, words, prompt); else greedily in `language`."""
     owner = object()  # this request's line in the batcher's fair queue
+    key = options_key(options) if options is not None else language
     chunks_iter = iter_chunks(iter_decode(data, name, max_duration_s=max_audio_s), max_s=CHUNK_S)
     in_flight = asyncio.Semaphore(max(1, max_queued_chunks))
     decode_s, chunks, tasks = 0.0, [], []
 
     async def submit(chunk):
         try:
-            return await batcher.submit(chunk.audio, language, task, owner=owner)
+            return await batcher.submit(chunk.audio, key, task, owner=owner)
         finally:
             in_flight.release()
 
@@ -89,7 +116,7 @@ async def transcribe_upload(data: bytes, name: str, batcher: MicroBatcher, *, la
             await in_flight.acquire()
             t0 = time.perf_counter()
             try:
-                async with decode_slots or _NO_LIMIT:
+                async with decode_slots or NO_LIMIT:
                     chunk = await asyncio.to_thread(next, chunks_iter, None)
             except AudioError as e:
                 raise audio_api_error(e, name, max_audio_s) from None
@@ -110,6 +137,9 @@ async def transcribe_upload(data: bytes, name: str, batcher: MicroBatcher, *, la
     segments = []
     for chunk, res in zip(chunks, results):
         tr = res.transcription
+        if options is not None:
+            segments += file_segments(PlannedChunk(chunk.audio, [{"start": chunk.start, "end": chunk.end}]), tr)
+            continue
         segments.append({"start": round(chunk.start / SAMPLE_RATE, 3), "end": round(chunk.end / SAMPLE_RATE, 3),
                          "text": tr.text, "tokens": list(tr.tokens), "truncated": bool(tr.hit_max_tokens)})
     return TranscriptResult(
@@ -128,7 +158,7 @@ class _NoLimit:
         return False
 
 
-_NO_LIMIT = _NoLimit()
+NO_LIMIT = _NoLimit()
 
 
 async def guard(work, *, receive=None, deadline_s: float | None = None,

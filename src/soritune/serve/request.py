@@ -4,10 +4,13 @@ The body is streamed through a size limit (never held whole in memory; files spo
 1 MB). Every field is checked against the OpenAI parameters this server honours; anything else is
 a 400 that names the field, so a typo never changes the result silently.
 
-Honoured: file, model (any value: the server has one model), language, prompt (accepted, not used:
-greedy decoding without a prompt), response_format, temperature (0..1 accepted; decoding is always
-greedy, i.e. temperature 0, and verbose_json says so), timestamp_granularities[] (segment only),
-stream (false only), chunking_strategy (auto only: long audio is always chunked at pauses).
+Honoured: file, model (any value: the server has one model), language (absent: the server's
+default; `auto`: detected), prompt (the model's initial prompt: terms, spelling, style), response_format,
+temperature (0..1; above 0 the model samples at it, 0 or absent: the server's decoding options),
+timestamp_granularities[] (segment, word: word times in verbose_json), stream (true: server-sent
+events, see serve/stream.py), chunking_strategy (auto only: long audio is chunked at pauses, or at
+Silero VAD speech regions when the server runs with VAD), and soritune's `diarize` (none, or
+channels: a stereo call split by channel into agent / customer turns, merged by time).
 """
 
 from __future__ import annotations
@@ -23,11 +26,13 @@ MAX_FIELD_BYTES = 64 * 1024
 UNSUPPORTED = {  # OpenAI parameters this server knows but cannot honour
     "include": "logprobs are not computed by the greedy backends",
     "keywords": "keyword biasing is not supported",
-    "known_speaker_names": "diarization is not supported",
-    "known_speaker_references": "diarization is not supported",
+    "known_speaker_names": "only channel diarization is supported (diarize=channels)",
+    "known_speaker_references": "only channel diarization is supported (diarize=channels)",
     "languages": "pass one Whisper language code in `language`",
 }
-SINGLE = ("model", "language", "prompt", "response_format", "temperature", "stream", "chunking_strategy")
+SINGLE = ("model", "language", "prompt", "response_format", "temperature", "stream", "chunking_strategy", "diarize")
+GRANULARITIES = ("segment", "word")
+DIARIZE = ("none", "channels")
 
 
 @dataclass
@@ -39,6 +44,13 @@ class TranscriptionForm:
     prompt: str | None
     response_format: str
     temperature: float
+    stream: bool = False
+    granularities: tuple[str, ...] = ()  # timestamp_granularities[] as sent
+    diarize: str = "none"
+
+    @property
+    def words(self) -> bool:
+        return "word" in self.granularities
 
 
 def too_large(limit_bytes: int) -> ApiError:
@@ -132,30 +144,38 @@ async def parse_transcription_form(form, max_upload_bytes: int) -> Transcription
         if not 0.0 <= temperature <= 1.0:
             raise ApiError(400, f"temperature must be a number between 0 and 1; got {text('temperature')!r}",
                            param="temperature", code="invalid_value")
-    if (text("stream") or "false").lower() not in ("false", "0"):
-        raise ApiError(400, "stream=true is not supported: the transcript comes in one response",
-                       param="stream", code="unsupported_value")
+    stream = (text("stream") or "false").lower()
+    if stream not in ("false", "0", "true", "1"):
+        raise ApiError(400, f"stream must be true or false; got {text('stream')!r}", param="stream", code="invalid_value")
+    diarize = text("diarize") or "none"
+    if diarize not in DIARIZE:
+        raise ApiError(400, f"diarize must be one of {', '.join(DIARIZE)}; got {diarize!r}", param="diarize",
+                       code="invalid_value")
     if (text("chunking_strategy") or "auto") != "auto":
         raise ApiError(400, "chunking_strategy must be 'auto' (long audio is cut at pauses into <= 30 s chunks)",
                        param="chunking_strategy", code="unsupported_value")
     grans = [g for k in seen if _base(k) == "timestamp_granularities" for g in seen[k]]
     for g in grans:
-        if g != "segment":
-            raise ApiError(400, f"timestamp_granularities: only 'segment' is supported (one segment per <= 30 s "
-                                f"chunk); got {g!r}", param="timestamp_granularities", code="unsupported_value")
-    if grans and fmt != "verbose_json":
+        if g not in GRANULARITIES:
+            raise ApiError(400, f"timestamp_granularities must each be one of {', '.join(GRANULARITIES)}; got {g!r}",
+                           param="timestamp_granularities", code="invalid_value")
+    if grans and fmt != "verbose_json" and stream not in ("true", "1"):
         raise ApiError(400, "timestamp_granularities needs response_format=verbose_json",
                        param="timestamp_granularities", code="invalid_value")
     return TranscriptionForm(data=data, filename=upload.filename or "upload", model=text("model"),
                              language=text("language"), prompt=text("prompt"), response_format=fmt,
-                             temperature=temperature)
+                             temperature=temperature, stream=stream in ("true", "1"), granularities=tuple(grans),
+                             diarize=diarize)
 
 
-def resolve_language(value: str | None, languages: dict[str, str], default: str) -> str:
-    """A Whisper language code from a code ('ko') or an English name ('korean'); 400 if the model lacks it."""
+def resolve_language(value: str | None, languages: dict[str, str], default: str | None) -> str | None:
+    """A Whisper language code from a code ('ko') or an English name ('korean'); None for 'auto' (detect);
+    400 if the model lacks it."""
     if value is None:
         return default
     key = value.strip().lower()
+    if key in ("auto", "detect"):
+        return None
     if key in languages:
         return key
     by_name = {name.lower(): code for code, name in languages.items()}

@@ -1,5 +1,6 @@
 // soritune web page: upload or record audio, POST it to the OpenAI-compatible endpoint as
-// verbose_json, show transcript, segments and timings. Plain JS, no build step.
+// verbose_json (or stream=true: server-sent events, words shown as they arrive), show transcript,
+// a timeline of segments and words, segments and timings. Plain JS, no build step.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -133,14 +134,87 @@ function render(body, roundTripMs) {
     tr.insertCell().textContent = v;
     return tr;
   }));
-  const sb = $("segments").tBodies[0];
-  sb.replaceChildren(...(body.segments || []).map((seg) => {
-    const tr = document.createElement("tr");
-    tr.insertCell().textContent = fmt(seg.start, 2);
-    tr.insertCell().textContent = fmt(seg.end, 2);
-    tr.insertCell().textContent = seg.text;
-    return tr;
-  }));
+  $("segments").tBodies[0].replaceChildren();
+  timeline.reset();
+  for (const seg of body.segments || []) addSegment(seg);
+  for (const w of body.words || []) timeline.word(w);
+  timeline.layout(body.duration);
+}
+
+function addSegment(seg) {
+  const tr = document.createElement("tr");
+  tr.insertCell().textContent = fmt(seg.start, 2);
+  tr.insertCell().textContent = fmt(seg.end, 2);
+  tr.insertCell().textContent = seg.speaker || "";
+  tr.insertCell().textContent = seg.text;
+  $("segments").tBodies[0].append(tr);
+  timeline.segment(seg);
+}
+
+// segments (and words) as bars on a time axis scaled to the longest time seen so far
+const timeline = {
+  items: [],
+  reset() { this.items = []; $("timeline").replaceChildren(); },
+  segment(seg) { this.add("seg" + (seg.speaker === "customer" ? " customer" : ""), seg.start, seg.end, seg.text); },
+  word(w) { this.add("word", w.start, w.end, w.word); },
+  add(cls, start, end, title) {
+    const el = document.createElement("div");
+    el.className = cls;
+    el.title = `${fmt(start, 2)}–${fmt(end, 2)} s ${title || ""}`;
+    $("timeline").append(el);
+    this.items.push({ el, start: Number(start), end: Number(end) });
+    this.layout();
+  },
+  layout(duration) {
+    const span = Math.max(duration || 0, ...this.items.map((i) => i.end), 1);
+    for (const i of this.items) {
+      i.el.style.left = `${(100 * i.start) / span}%`;
+      i.el.style.width = `${Math.max(0.3, (100 * (i.end - i.start)) / span)}%`;
+    }
+  },
+};
+
+// stream=true: read the server-sent events, append each word as it arrives
+async function streamResponse(r, t0) {
+  const transcript = $("transcript");
+  transcript.replaceChildren();
+  $("segments").tBodies[0].replaceChildren();
+  timeline.reset();
+  const reader = r.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  let n = 0;
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true });
+    let cut;
+    while ((cut = buffer.indexOf("\n\n")) >= 0) {
+      const line = buffer.slice(0, cut).trim();
+      buffer = buffer.slice(cut + 2);
+      if (!line.startsWith("data: ") || line === "data: [DONE]") continue;
+      const ev = JSON.parse(line.slice(6));
+      if (ev.type === "transcript.text.delta") {
+        const span = document.createElement("span");
+        span.className = "w new";
+        span.textContent = ev.delta;
+        span.dataset.start = ev.start;
+        transcript.append(span);
+        setTimeout(() => span.classList.remove("new"), 50);
+        if ($("words").checked) timeline.word({ start: ev.start, end: ev.end, word: ev.delta });
+        setStatus(`streaming… ${++n} pieces, ${fmt(performance.now() - t0)} ms`);
+      } else if (ev.type === "transcript.text.segment") {
+        addSegment(ev);
+      } else if (ev.type === "transcript.text.done") {
+        transcript.title = ev.text;
+        timeline.layout(ev.duration);
+      } else if (ev.type === "error") {
+        throw new Error(ev.error.message);
+      }
+    }
+  }
+  if (!transcript.textContent) transcript.textContent = "(no speech recognised)";
+  transcript.dataset.state = "done";
 }
 
 $("form").addEventListener("submit", async (ev) => {
@@ -153,12 +227,23 @@ $("form").addEventListener("submit", async (ev) => {
   data.append("model", state.model);
   data.append("language", $("language").value);
   data.append("response_format", "verbose_json");
+  const prompt = $("prompt").value.trim();
+  if (prompt) data.append("prompt", prompt);
+  if ($("words").checked) { data.append("timestamp_granularities[]", "word"); data.append("timestamp_granularities[]", "segment"); }
+  if ($("channels").checked) data.append("diarize", "channels");
+  const streaming = $("stream").checked;
+  if (streaming) data.append("stream", "true");
   $("submit").disabled = true;
   $("transcript").dataset.state = "working";
   setStatus("transcribing…");
   const t0 = performance.now();
   try {
     const r = await fetch(`/v1/audio/${$("task").value}`, { method: "POST", body: data, headers: authHeaders() });
+    if (r.ok && streaming) {
+      await streamResponse(r, t0);
+      setStatus(`done in ${fmt(performance.now() - t0)} ms (streamed)`);
+      return;
+    }
     const roundTrip = performance.now() - t0;
     const body = await r.json().catch(() => ({}));
     if (!r.ok) {
@@ -171,8 +256,9 @@ $("form").addEventListener("submit", async (ev) => {
     render(body, roundTrip);
     setStatus(`done in ${fmt(roundTrip)} ms`);
   } catch (e) {
-    showError(`request failed: ${e}`);
+    showError(`request failed: ${e.message || e}`);
     setStatus("failed");
+    $("transcript").dataset.state = "error";
   } finally {
     updateSubmit();
   }

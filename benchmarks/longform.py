@@ -1,0 +1,216 @@
+"""Long recordings: soritune (VAD + its long-form options) vs faster-whisper (same weights, its VAD
+defaults) vs plain 30-s chunking, on a synthetic Korean lecture with known sentence boundaries.
+
+    python benchmarks/longform.py --minutes 10 --threads 2 --out benchmarks/results/longform
+
+The recording: sentences from soritune's lecture-text generator (held-out side), spoken by espeak-ng
+(soritune.data.synth, several voices, no lead/tail silence so the boundaries are exact), separated
+by gaps of silence, synthesised music (chords with envelopes), room noise and mains hum. Each system
+decodes the whole file with word timestamps on the same CTranslate2 weights, compute type and threads.
+
+Metrics:
+- CER (and reading-aware CER) of the whole transcript against the sentences joined (soritune.eval.score);
+- gap characters: characters of output words whose middle lies inside a gap (0.25 s margins), total and
+  per gap kind: hallucination on non-speech;
+- segment start error: per sentence, the output segment overlapping it most; |its start - sentence start|
+  (median, 90th percentile; a sentence no segment overlaps counts as missed);
+- word start error: per sentence, the first output word whose middle lies inside it;
+- RTFx: audio seconds / wall seconds of the decode (model loaded beforehand; VAD included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+SR = 16000
+VOICES = ("ko-f1", "ko-m1", "ko", "ko-f2", "ko-m2")
+GAP_KINDS = ("pause", "music", "noise", "hum")
+
+
+def music(duration_s: float, rng: np.random.Generator) -> np.ndarray:
+    """Chords of three harmonic tones with attack/decay envelopes, one chord per 0.5-1 s."""
+    out = np.zeros(int(duration_s * SR), np.float32)
+    pos = 0
+    while pos < len(out):
+        n = int(rng.uniform(0.5, 1.0) * SR)
+        t = np.arange(n) / SR
+        root = 220 * 2 ** (rng.integers(0, 12) / 12)
+        chord = sum(np.sin(2 * np.pi * root * r * h * t) / h for r in (1, 1.26, 1.5) for h in (1, 2, 3))
+        env = np.minimum(1, t / 0.02) * np.exp(-2.5 * t)
+        piece = (chord * env).astype(np.float32)
+        out[pos:pos + n] += piece[: len(out) - pos]
+        pos += n
+    return 0.08 * out / (np.abs(out).max() + 1e-9)
+
+
+def noise(duration_s: float, rng: np.random.Generator) -> np.ndarray:
+    """Room tone: low-passed (brown-ish) noise around -35 dBFS."""
+    white = rng.standard_normal(int(duration_s * SR))
+    brown = np.cumsum(white)
+    brown -= np.convolve(brown, np.ones(400) / 400, mode="same")
+    return (0.02 * brown / (np.abs(brown).max() + 1e-9) + 0.003 * white).astype(np.float32)
+
+
+def hum(duration_s: float, rng: np.random.Generator) -> np.ndarray:
+    t = np.arange(int(duration_s * SR)) / SR
+    return (0.02 * (np.sin(2 * np.pi * 60 * t) + 0.5 * np.sin(2 * np.pi * 180 * t))).astype(np.float32)
+
+
+def build_recording(minutes: float, seed: int = 0):
+    """(audio, sentences [{start, end, text, pron}], gaps [{start, end, kind}]) in seconds."""
+    from soritune.data.lecture_text import LectureTextGenerator
+    from soritune.data.synth import speak
+
+    rng = np.random.default_rng(seed)
+    gen = LectureTextGenerator(seed=seed, held_out=True)
+    pieces, sentences, gaps, pos = [], [], [], 0
+    floor = lambda n: (0.0005 * rng.standard_normal(n)).astype(np.float32)  # noqa: E731 - a faint noise floor
+    i = 0
+    while pos < minutes * 60 * SR:
+        kind = GAP_KINDS[i % len(GAP_KINDS)]
+        gap_s = float(rng.uniform(1.5, 4.0))
+        gap = {"pause": lambda d: np.zeros(int(d * SR), np.float32), "music": lambda d: music(d, rng),
+               "noise": lambda d: noise(d, rng), "hum": lambda d: hum(d, rng)}[kind](gap_s)
+        gap = gap + floor(len(gap))
+        gaps.append({"start": pos / SR, "end": (pos + len(gap)) / SR, "kind": kind})
+        pieces.append(gap)
+        pos += len(gap)
+        s = gen.next()
+        speech = speak(s.text_pron, voice=VOICES[i % len(VOICES)], rate=150, lead_silence_s=0.0, tail_silence_s=0.0)
+        nz = np.flatnonzero(np.abs(speech) > 1e-3)
+        speech = speech[nz[0]:nz[-1] + 1] if len(nz) else speech
+        sentences.append({"start": pos / SR, "end": (pos + len(speech)) / SR, "text": s.text, "pron": s.text_pron})
+        pieces.append(speech + floor(len(speech)))
+        pos += len(speech)
+        i += 1
+    tail = floor(int(2.0 * SR))
+    gaps.append({"start": pos / SR, "end": (pos + len(tail)) / SR, "kind": "pause"})
+    pieces.append(tail)
+    return np.concatenate(pieces).astype(np.float32), sentences, gaps
+
+
+def metrics(segments: list[dict], sentences: list[dict], gaps: list[dict], wall_s: float, audio_s: float) -> dict:
+    from soritune.eval.score import score_utterance
+
+    text = " ".join(s["text"].strip() for s in segments if s["text"].strip())
+    sc = score_utterance("recording", " ".join(s["text"] for s in sentences), text,
+                         pron=" ".join(s["pron"] for s in sentences))
+    words = [w for s in segments for w in s.get("words", [])]
+    gap_chars = {k: 0 for k in GAP_KINDS}
+    for w in words:
+        mid = (w["start"] + w["end"]) / 2
+        for g in gaps:
+            if g["start"] + 0.25 <= mid <= g["end"] - 0.25:
+                gap_chars[g["kind"]] += len("".join(w["word"].split()))
+    seg_err, word_err, missed = [], [], 0
+    for s in sentences:
+        overlap = [(min(g["end"], s["end"]) - max(g["start"], s["start"]), g) for g in segments]
+        best = max(overlap, key=lambda x: x[0], default=(0, None))
+        if best[0] <= 0:
+            missed += 1
+        else:
+            seg_err.append(abs(best[1]["start"] - s["start"]))
+        inside = [w for w in words if s["start"] <= (w["start"] + w["end"]) / 2 <= s["end"]]
+        if inside:
+            word_err.append(abs(min(w["start"] for w in inside) - s["start"]))
+    q = lambda xs, p: float(np.percentile(xs, p)) if xs else None  # noqa: E731
+    return {"cer": round(100 * sc.counts["cer"].rate(), 2), "cer_reading": round(100 * sc.counts["cer_reading"].rate(), 2),
+            "gap_chars": sum(gap_chars.values()), "gap_chars_by_kind": gap_chars,
+            "gap_chars_per_min_nonspeech": round(sum(gap_chars.values()) / (sum(g["end"] - g["start"] for g in gaps) / 60), 2),
+            "segment_start_err_median_s": q(seg_err, 50), "segment_start_err_p90_s": q(seg_err, 90),
+            "word_start_err_median_s": q(word_err, 50), "sentences_missed": missed, "n_segments": len(segments),
+            "wall_s": round(wall_s, 2), "rtfx": round(audio_s / wall_s, 2)}
+
+
+def run_soritune(audio, options, backend) -> list[dict]:
+    from soritune.infer.transcribe import transcribe_streams
+
+    return transcribe_streams([[(None, audio)]], backend, options)[0][0]
+
+
+def run_faster_whisper(audio, ct2_dir, compute_type, threads) -> tuple[list[dict], float]:
+    from faster_whisper import WhisperModel
+
+    model = WhisperModel(str(ct2_dir), device="cpu", compute_type=compute_type, cpu_threads=threads)
+    t0 = time.perf_counter()
+    segments, _info = model.transcribe(audio, language="ko", beam_size=5, vad_filter=True, word_timestamps=True)
+    out = [{"start": s.start, "end": s.end, "text": s.text,
+            "words": [{"start": w.start, "end": w.end, "word": w.word} for w in (s.words or [])]} for s in segments]
+    return out, time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--minutes", type=float, default=10.0)
+    ap.add_argument("--model", default="bundled:whisper-base")
+    ap.add_argument("--compute-type", default="int8")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--systems", default="soritune,soritune-vad-greedy,faster-whisper,plain-30s")
+    ap.add_argument("--out", default="benchmarks/results/longform")
+    ap.add_argument("--soritune-set", action="append", default=[], metavar="FIELD=VALUE",
+                    help="override a DecodeOptions field of the soritune row, e.g. chunk_s=15")
+    args = ap.parse_args()
+
+    from soritune.audio import write_wav
+    from soritune.config import apply_overrides, validate
+    from soritune.environment import environment
+    from soritune.infer import load_backend
+    from soritune.infer.options import DecodeOptions
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    audio, sentences, gaps = build_recording(args.minutes)
+    audio_s = len(audio) / SR
+    write_wav(out / "recording.wav", audio) if audio_s <= 120 else None
+    (out / "reference.json").write_text(json.dumps({"sentences": sentences, "gaps": gaps}, ensure_ascii=False, indent=1))
+    backend = load_backend(args.model, backend="ct2", compute_type=args.compute_type, threads=args.threads)
+    systems = {
+        "soritune": validate(DecodeOptions, apply_overrides(
+            DecodeOptions.long_form(language="ko", word_timestamps=True).model_dump(), args.soritune_set)),
+        "soritune-vad-greedy": DecodeOptions(language="ko", vad=True, word_timestamps=True),
+        "plain-30s": DecodeOptions(language="ko", word_timestamps=True),
+    }
+    rows = {}
+    for name in args.systems.split(","):
+        load = os.getloadavg()[0]
+        if name == "faster-whisper":
+            segments, wall = run_faster_whisper(audio, backend.ct2_dir, args.compute_type, args.threads)
+        else:
+            t0 = time.perf_counter()
+            segments = run_soritune(audio, systems[name], backend)
+            wall = time.perf_counter() - t0
+        rows[name] = {**metrics(segments, sentences, gaps, wall, audio_s), "load_avg_1min": round(load, 2),
+                      "options": systems[name].describe() if name in systems else
+                      {"beam_size": 5, "vad_filter": True, "word_timestamps": True, "other": "faster-whisper defaults"}}
+        (out / f"{name}.segments.json").write_text(json.dumps(segments, ensure_ascii=False, indent=1))
+        print(json.dumps({name: {k: v for k, v in rows[name].items() if k != "options"}}, ensure_ascii=False), flush=True)
+    result = {"audio_s": round(audio_s, 1), "n_sentences": len(sentences), "n_gaps": len(gaps),
+              "speech_s": round(sum(s["end"] - s["start"] for s in sentences), 1), "model": args.model,
+              "compute_type": args.compute_type, "threads": args.threads, "rows": rows,
+              "environment": environment("cpu", args.threads)}
+    (out / "longform.json").write_text(json.dumps(result, ensure_ascii=False, indent=1))
+    lines = [f"# Long-form: {audio_s / 60:.1f} min synthetic lecture, {len(sentences)} sentences, {args.model} "
+             f"(ct2 {args.compute_type}, {args.threads} threads)", "",
+             "| system | CER % | reading CER % | gap chars | gap chars / min non-speech | seg start err median s | "
+             "p90 s | word start err median s | missed | RTFx | load |", "|" + "---|" * 11]
+    for name, r in rows.items():
+        lines.append(f"| {name} | {r['cer']} | {r['cer_reading']} | {r['gap_chars']} | {r['gap_chars_per_min_nonspeech']} | "
+                     f"{_f(r['segment_start_err_median_s'])} | {_f(r['segment_start_err_p90_s'])} | "
+                     f"{_f(r['word_start_err_median_s'])} | {r['sentences_missed']} | {r['rtfx']} | {r['load_avg_1min']} |")
+    (out / "longform.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def _f(x) -> str:
+    return "–" if x is None else f"{x:.2f}"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""Decoding options through the server: prompt, word granularity, SSE streaming through the real
+`openai` client, and diarize=channels on a synthetic stereo call (tiny Whisper)."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import openai
+import pytest
+
+from soritune.infer.options import DecodeOptions
+
+MAX_NEW_TOKENS = 8
+
+
+def _expected(backend, wav_bytes, **fields) -> str:
+    from soritune.audio import decode_bytes
+
+    options = DecodeOptions(language="ko", max_new_tokens=MAX_NEW_TOKENS, **fields)
+    return backend.decode([decode_bytes(wav_bytes)], options)[0].text
+
+
+def test_prompt_is_honoured(server, client_for, wav_bytes, tiny_backend, expected_text):
+    with_prompt = _expected(tiny_backend, wav_bytes, initial_prompt="미분 적분 수업")
+    assert with_prompt != expected_text  # the prompt changes what the random model says
+    out = client_for(server).audio.transcriptions.create(
+        model="whisper-1", file=("clip.wav", wav_bytes), language="ko", prompt="미분 적분 수업",
+        response_format="verbose_json")
+    assert out.text == with_prompt and out.model_extra["soritune"]["decoding"]["prompt_used"] is True
+
+
+def test_word_granularity_and_segment_statistics(server, client_for, wav_bytes, clip):
+    out = client_for(server).audio.transcriptions.create(
+        model="whisper-1", file=("clip.wav", wav_bytes), language="ko", response_format="verbose_json",
+        timestamp_granularities=["word", "segment"])
+    duration_s = len(clip) / 16000
+    assert out.words and all(0 <= w.start <= w.end <= duration_s + 0.01 for w in out.words)
+    assert "".join(w.word for w in out.words).replace(" ", "") == out.text.replace(" ", "")
+    seg = out.segments[0]
+    assert seg.avg_logprob < 0 and 0 <= seg.no_speech_prob <= 1 and seg.compression_ratio > 0
+
+
+def test_sse_stream_through_openai_client(server, client_for, wav_bytes, expected_text):
+    client = client_for(server)
+    events = list(client.audio.transcriptions.create(model="whisper-1", file=("clip.wav", wav_bytes),
+                                                     language="ko", stream=True))
+    kinds = [e.type for e in events]
+    assert kinds[-1] == "transcript.text.done" and "transcript.text.delta" in kinds
+    assert "transcript.text.segment" in kinds
+    deltas = "".join(e.delta for e in events if e.type == "transcript.text.delta")
+    assert deltas.strip() == expected_text == events[-1].text
+    seg = next(e for e in events if e.type == "transcript.text.segment")
+    assert seg.text == expected_text and seg.start >= 0 and seg.end > seg.start
+
+
+def test_sse_stream_words_carry_times(server, wav_bytes):
+    import httpx
+
+    r = httpx.post(f"{server.url}/v1/audio/transcriptions", timeout=60,
+                   files={"file": ("clip.wav", wav_bytes)},
+                   data={"stream": "true", "language": "ko", "timestamp_granularities[]": "word"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+    lines = [ln[6:] for ln in r.text.split("\n\n") if ln.startswith("data: ")]
+    assert lines[-1] == "[DONE]"
+    deltas = [json.loads(x) for x in lines[:-1] if json.loads(x)["type"] == "transcript.text.delta"]
+    assert len(deltas) >= 2 and all(d["end"] >= d["start"] for d in deltas)
+    assert [d["start"] for d in deltas] == sorted(d["start"] for d in deltas)
+
+
+def test_sse_stream_reports_bad_audio_in_band(server):
+    import httpx
+
+    r = httpx.post(f"{server.url}/v1/audio/transcriptions", timeout=60,
+                   files={"file": ("a.wav", b"not audio at all")}, data={"stream": "true"})
+    events = [json.loads(ln[6:]) for ln in r.text.split("\n\n") if ln.startswith("data: {")]
+    assert events[-1]["type"] == "error" and events[-1]["error"]["code"] == "audio_not_audio"
+
+
+def stereo_call(sr: int = 8000):
+    """Agent speaks on channel 1 at 0.5 s, customer on channel 2 after the agent: an 8-kHz phone call."""
+    from soritune.audio import resample
+    from soritune.data.synth import speak
+
+    agent, customer = speak("안녕하세요. 무엇을 도와드릴까요?"), speak("요금이 두 번 나왔어요.")
+    start_c = int(0.5 * 16000) + len(agent) + 16000
+    total = start_c + len(customer) + 8000
+    left, right = np.zeros(total, np.float32), np.zeros(total, np.float32)
+    left[8000:8000 + len(agent)] = agent
+    right[start_c:start_c + len(customer)] = customer
+    both = np.stack([resample(left, 16000, sr), resample(right, 16000, sr)], axis=1)
+    buf = io.BytesIO()
+    import soundfile as sf
+
+    sf.write(buf, both, sr, format="WAV", subtype="PCM_16")
+    return buf.getvalue(), 0.5, start_c / 16000
+
+
+def test_diarize_channels_labels_turns(server, wav_bytes):
+    import httpx
+
+    data, agent_s, customer_s = stereo_call()
+    r = httpx.post(f"{server.url}/v1/audio/transcriptions", timeout=120, files={"file": ("call.wav", data)},
+                   data={"diarize": "channels", "response_format": "verbose_json", "language": "ko"})
+    assert r.status_code == 200, r.text
+    segs = r.json()["segments"]
+    speakers = [s["speaker"] for s in segs]
+    assert speakers[0] == "agent" and speakers[-1] == "customer" and set(speakers) == {"agent", "customer"}
+    first_agent = next(s for s in segs if s["speaker"] == "agent")
+    first_customer = next(s for s in segs if s["speaker"] == "customer")
+    assert first_agent["start"] == pytest.approx(agent_s, abs=0.5)
+    assert first_customer["start"] == pytest.approx(customer_s, abs=0.5)
+    assert [s["start"] for s in segs] == sorted(s["start"] for s in segs)
+
+
+def test_openai_stream_type_is_the_clients(server, client_for, wav_bytes):
+    stream = client_for(server).audio.transcriptions.create(model="whisper-1", file=("clip.wav", wav_bytes),
+                                                            stream=True)
+    assert isinstance(stream, openai.Stream)
+    assert any(isinstance(e, openai.types.audio.TranscriptionTextDoneEvent) for e in stream)
