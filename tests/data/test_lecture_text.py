@@ -9,7 +9,12 @@ import pytest
 
 from soritune.data import lecture_reading as R
 from soritune.data.lecture_text import (
-    TEMPLATES, LectureTextGenerator, find_held_out_items, held_out_vocabulary, is_held_out_number, render,
+    TEMPLATES,
+    LectureTextGenerator,
+    find_held_out_items,
+    held_out_vocabulary,
+    is_held_out_number,
+    render,
     sample_sentences,
 )
 

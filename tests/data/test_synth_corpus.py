@@ -10,7 +10,10 @@ from soritune.config import load_config
 from soritune.data.lecture_reading import is_speakable
 from soritune.data.manifest import read_manifest
 from soritune.data.synth_corpus import (
-    SPLITS, SynthCorpusConfig, build_synth_corpus, plan_corpus,
+    SPLITS,
+    SynthCorpusConfig,
+    build_synth_corpus,
+    plan_corpus,
 )
 from soritune.errors import ConfigError
 
@@ -115,8 +118,8 @@ def test_worker_processes_do_not_change_the_output(tmp_path):
 def test_cli_builds_a_corpus(tmp_path):
     from typer.testing import CliRunner
 
-    from soritune.cli.app import app
     import soritune.cli.synth  # noqa: F401 - registers the command
+    from soritune.cli.app import app
 
     out = tmp_path / "cli"
     args = ["synth-corpus", "--out", str(out), "--n", "2", "--n-dev", "1", "--n-test", "1", "--n-everyday", "1"]

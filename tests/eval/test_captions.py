@@ -45,7 +45,7 @@ def test_parity_with_pycocoevalcap_on_shared_cases():
 def test_parity_on_random_corpora():
     rng = random.Random(0)
     vocab = "a the dog cat rain wind car man woman speaks barks falls roof road bird sings loud quiet".split()
-    for trial in range(5):
+    for _trial in range(5):
         n = rng.randint(2, 12)
         cands = {str(i): " ".join(rng.choices(vocab, k=rng.randint(1, 9))) for i in range(n)}
         refs = {str(i): [" ".join(rng.choices(vocab, k=rng.randint(1, 10))) for _ in range(rng.randint(1, 5))]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from soritune.audio import SAMPLE_RATE
 from soritune.errors import ConfigError, SoritunError
@@ -47,7 +48,7 @@ def test_options_validate_and_name_the_field():
     long = DecodeOptions.long_form()
     assert long.vad and long.beam_size == 5 and long.fallback and long.timestamps and not DecodeOptions().fallback
     for bad in (dict(beam_size=0), dict(max_new_tokens=225), dict(temperatures=[3.0]), dict(chunk_s=31)):
-        with pytest.raises(Exception):
+        with pytest.raises(ValidationError):
             DecodeOptions(**bad)
     assert parse_temperatures("0, 0.2,0.4") == [0.0, 0.2, 0.4]
     with pytest.raises(ConfigError, match="--temperatures"):

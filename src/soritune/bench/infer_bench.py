@@ -30,10 +30,10 @@ from soritune.bench.infer_runners import (
     Runner,
     TorchRunner,
 )
-from soritune.infer.options import MAX_NEW_TOKENS
 from soritune.bench.memory import MemoryMeter
 from soritune.bench.timing import predicted_latency_s, relative_error, summarize
 from soritune.config import StageConfig
+from soritune.infer.options import MAX_NEW_TOKENS
 
 Peer = Literal["faster-whisper", "hf-generate"]
 DEFAULT_DTYPES = {"cpu": {"torch": ["float32"], "ct2": ["float32", "int8"]},

@@ -5,7 +5,6 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -17,7 +16,7 @@ bench_app = typer.Typer(help="Benchmarks: transcription speed (vs faster-whisper
 app.add_typer(bench_app, name="bench")
 
 
-def _csv(value: Optional[str]) -> Optional[list[str]]:
+def _csv(value: str | None) -> list[str] | None:
     if value is None:
         return None
     return [v.strip() for v in value.split(",") if v.strip()]
@@ -48,12 +47,12 @@ def _progress_bar(total: int):
 @bench_app.command("infer")
 def infer(
     model: str = typer.Option("bundled:whisper-base", "--model", "-m", help="Model spec (see `soritune --help`)."),
-    adapter: Optional[Path] = typer.Option(None, help="PEFT adapter directory merged into the model of every row (soritune, faster-whisper via the converted model, HF generate via peft)."),
-    manifest: Optional[Path] = typer.Option(None, help="Manifest of clips to decode (<= 30 s each)."),
-    limit: Optional[int] = typer.Option(None, min=1, help="Use the first N manifest rows."),
-    synthetic: Optional[int] = typer.Option(None, min=1, help="N synthetic Korean clips (default 8 without --manifest)."),
+    adapter: Path | None = typer.Option(None, help="PEFT adapter directory merged into the model of every row (soritune, faster-whisper via the converted model, HF generate via peft)."),
+    manifest: Path | None = typer.Option(None, help="Manifest of clips to decode (<= 30 s each)."),
+    limit: int | None = typer.Option(None, min=1, help="Use the first N manifest rows."),
+    synthetic: int | None = typer.Option(None, min=1, help="N synthetic Korean clips (default 8 without --manifest)."),
     backend: str = typer.Option("all", help="torch | ct2 | all (soritune backends; peers run regardless)."),
-    dtype: Optional[str] = typer.Option(None, help="Compute types, comma-separated (torch: float32,bfloat16,float16,int8; "
+    dtype: str | None = typer.Option(None, help="Compute types, comma-separated (torch: float32,bfloat16,float16,int8; "
                                                    "ct2: float32,int8,float16,int8_float16). Default: CPU torch float32 + "
                                                    "ct2 float32,int8; GPU torch float32,bfloat16,float16 + ct2 float16,int8_float16."),
     attn: str = typer.Option("sdpa,eager", help="Attention kernels of torch and HF rows."),
@@ -64,7 +63,7 @@ def infer(
     repeats: int = typer.Option(5, min=1, help="Measured rounds (median and min reported)."),
     warmup: int = typer.Option(1, min=0, help="Warm-up runs per system and batch size."),
     max_new_tokens: int = typer.Option(224, min=2, max=224, help="Token cap per clip, the same for every system."),
-    threads: Optional[int] = typer.Option(None, min=1, help="CPU threads for every system (default: all cores)."),
+    threads: int | None = typer.Option(None, min=1, help="CPU threads for every system (default: all cores)."),
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N."),
     language: str = typer.Option("ko", help="Whisper language code (forced)."),
     out_dir: Path = typer.Option(Path("bench"), "--out", "-o", help="Output directory (bench.json, bench.md, PNG)."),
@@ -113,15 +112,15 @@ def train(
     methods: str = typer.Option("full,lora,qlora8,qlora4", help="Methods, comma-separated (full, lora, qlora8, qlora4, dora)."),
     batch_size: int = typer.Option(4, "--batch-size", "-b", min=1, help="Utterances per step."),
     seconds: float = typer.Option(30.0, min=0.1, help="Timed window per method (ignored with --steps)."),
-    steps: Optional[int] = typer.Option(None, min=1, help="Timed steps per method (overrides --seconds)."),
+    steps: int | None = typer.Option(None, min=1, help="Timed steps per method (overrides --seconds)."),
     warmup_steps: int = typer.Option(1, min=0, help="Untimed steps first."),
-    manifest: Optional[Path] = typer.Option(None, help="Training clips (default: synthetic)."),
-    synthetic: Optional[int] = typer.Option(None, min=1, help="N synthetic clips (default 4 x batch size)."),
+    manifest: Path | None = typer.Option(None, help="Training clips (default: synthetic)."),
+    synthetic: int | None = typer.Option(None, min=1, help="N synthetic clips (default 4 x batch size)."),
     recipe: bool = typer.Option(True, help="Add the HF Trainer + PEFT int8 LoRA recipe as a peer row."),
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
     mixed_precision: str = typer.Option("auto", help="auto | no | bf16 | fp16 (as in soritune train)."),
     gradient_checkpointing: bool = typer.Option(False, help="Soritune rows recompute activations."),
-    threads: Optional[int] = typer.Option(None, min=1, help="torch CPU threads (default: all cores)."),
+    threads: int | None = typer.Option(None, min=1, help="torch CPU threads (default: all cores)."),
     out_dir: Path = typer.Option(Path("bench"), "--out", "-o", help="Output directory (bench.json, bench.md, PNG)."),
 ) -> None:
     """Measure peak memory and samples/s per training method with soritune's training loop, each

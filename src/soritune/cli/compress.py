@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -18,7 +17,7 @@ def _given(**values) -> dict:
     return {k: v for k, v in values.items() if v is not None and v != []}
 
 
-def _load(model_cls, config: Optional[Path], set_: Optional[List[str]], fields: dict, train_overrides: dict | None = None):
+def _load(model_cls, config: Path | None, set_: list[str] | None, fields: dict, train_overrides: dict | None = None):
     """YAML file < flags given < --set; train_overrides from flags merge into the file's."""
     from soritune.config import apply_overrides, read_yaml, validate
 
@@ -29,7 +28,7 @@ def _load(model_cls, config: Optional[Path], set_: Optional[List[str]], fields: 
     return validate(model_cls, apply_overrides(data, set_ or None))
 
 
-def _csv(text: Optional[str]) -> Optional[list[str]]:
+def _csv(text: str | None) -> list[str] | None:
     return [s.strip() for s in text.split(",") if s.strip()] if text else None
 
 
@@ -84,34 +83,34 @@ def _progress_bar():
 @prune_app.callback(invoke_without_command=True)
 def prune(
     ctx: typer.Context,
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model spec to prune, e.g. bundled:whisper-base."),
-    adapter: Optional[str] = typer.Option(None, help="PEFT adapter merged in first."),
-    method: Optional[str] = typer.Option(None, help="magnitude | lottery | structured  [default: magnitude]"),
-    out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory."),
-    sparsity: Optional[float] = typer.Option(None, help="magnitude/lottery: final fraction of prunable weights zeroed  [default: 0.5]"),
-    scope: Optional[str] = typer.Option(None, help="magnitude/lottery: global | layer  [default: global]"),
-    modules: Optional[str] = typer.Option(None, help="Prunable linear layers, comma-separated  [default: q,k,v,out_proj,fc1,fc2]"),
-    side: Optional[str] = typer.Option(None, help="encoder | decoder | both  [default: both]"),
-    rounds: Optional[int] = typer.Option(None, help="lottery: prune/retrain rounds  [default: 3]"),
-    rate: Optional[float] = typer.Option(None, help="lottery: fraction of the remaining weights pruned per round (instead of --sparsity)."),
-    protect_adapted: Optional[bool] = typer.Option(None, "--protect-adapted", help="lottery: never prune base weights of adapter-carrying modules."),
-    rewind_step: Optional[int] = typer.Option(None, help="lottery: 0 = rewind to pre-trained weights; k = to round 0's step k  [default: 0]"),
-    control: Optional[bool] = typer.Option(None, "--control/--no-control", help="lottery: train a random-mask control  [default: on]"),
-    train: Optional[str] = typer.Option(None, help="lottery: training manifest for each round's LoRA."),
-    dev: Optional[str] = typer.Option(None, help="lottery: dev manifest (training dev CER; default evaluation set)."),
-    lora_r: Optional[int] = typer.Option(None, help="lottery: LoRA rank  [default: 32]"),
-    target_modules: Optional[str] = typer.Option(None, "--lora-target", help="lottery: LoRA target: qv | attn | all-linear  [default: qv]"),
-    max_steps: Optional[int] = typer.Option(None, help="lottery: optimizer steps per round."),
-    lr: Optional[float] = typer.Option(None, help="lottery: LoRA learning rate  [default: 1e-3]"),
-    batch_size: Optional[int] = typer.Option(None, help="lottery: training batch size  [default: 8]"),
-    target: Optional[str] = typer.Option(None, help="structured: heads | ffn | layers  [default: ffn]"),
-    fraction: Optional[float] = typer.Option(None, help="structured: share removed per group  [default: 0.25]"),
-    score: Optional[str] = typer.Option(None, help="structured: magnitude | taylor; lottery: merged | base"),
-    calib_manifest: Optional[str] = typer.Option(None, help="structured taylor: calibration manifest."),
-    eval_manifest: Optional[str] = typer.Option(None, help="Manifest for CER (and timing) checks."),
-    eval_limit: Optional[int] = typer.Option(None, min=1, help="Utterances of the evaluation manifest used."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML with the method's config fields."),
-    set_: Optional[List[str]] = typer.Option(None, "--set", help="key=value overrides (e.g. train_overrides.max_steps=100)."),
+    model: str | None = typer.Option(None, "--model", "-m", help="Model spec to prune, e.g. bundled:whisper-base."),
+    adapter: str | None = typer.Option(None, help="PEFT adapter merged in first."),
+    method: str | None = typer.Option(None, help="magnitude | lottery | structured  [default: magnitude]"),
+    out_dir: Path | None = typer.Option(None, "--out", "-o", help="Output directory."),
+    sparsity: float | None = typer.Option(None, help="magnitude/lottery: final fraction of prunable weights zeroed  [default: 0.5]"),
+    scope: str | None = typer.Option(None, help="magnitude/lottery: global | layer  [default: global]"),
+    modules: str | None = typer.Option(None, help="Prunable linear layers, comma-separated  [default: q,k,v,out_proj,fc1,fc2]"),
+    side: str | None = typer.Option(None, help="encoder | decoder | both  [default: both]"),
+    rounds: int | None = typer.Option(None, help="lottery: prune/retrain rounds  [default: 3]"),
+    rate: float | None = typer.Option(None, help="lottery: fraction of the remaining weights pruned per round (instead of --sparsity)."),
+    protect_adapted: bool | None = typer.Option(None, "--protect-adapted", help="lottery: never prune base weights of adapter-carrying modules."),
+    rewind_step: int | None = typer.Option(None, help="lottery: 0 = rewind to pre-trained weights; k = to round 0's step k  [default: 0]"),
+    control: bool | None = typer.Option(None, "--control/--no-control", help="lottery: train a random-mask control  [default: on]"),
+    train: str | None = typer.Option(None, help="lottery: training manifest for each round's LoRA."),
+    dev: str | None = typer.Option(None, help="lottery: dev manifest (training dev CER; default evaluation set)."),
+    lora_r: int | None = typer.Option(None, help="lottery: LoRA rank  [default: 32]"),
+    target_modules: str | None = typer.Option(None, "--lora-target", help="lottery: LoRA target: qv | attn | all-linear  [default: qv]"),
+    max_steps: int | None = typer.Option(None, help="lottery: optimizer steps per round."),
+    lr: float | None = typer.Option(None, help="lottery: LoRA learning rate  [default: 1e-3]"),
+    batch_size: int | None = typer.Option(None, help="lottery: training batch size  [default: 8]"),
+    target: str | None = typer.Option(None, help="structured: heads | ffn | layers  [default: ffn]"),
+    fraction: float | None = typer.Option(None, help="structured: share removed per group  [default: 0.25]"),
+    score: str | None = typer.Option(None, help="structured: magnitude | taylor; lottery: merged | base"),
+    calib_manifest: str | None = typer.Option(None, help="structured taylor: calibration manifest."),
+    eval_manifest: str | None = typer.Option(None, help="Manifest for CER (and timing) checks."),
+    eval_limit: int | None = typer.Option(None, min=1, help="Utterances of the evaluation manifest used."),
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML with the method's config fields."),
+    set_: list[str] | None = typer.Option(None, "--set", help="key=value overrides (e.g. train_overrides.max_steps=100)."),
 ) -> None:
     """Prune a Whisper model and write a Hugging Face directory with the masks or the smaller model.
 
@@ -197,20 +196,20 @@ def _print_lottery(r) -> None:
 
 @prune_app.command("sweep")
 def sweep(
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model spec."),
-    adapter: Optional[str] = typer.Option(None, help="PEFT adapter merged in first."),
-    sparsity: Optional[str] = typer.Option(None, help="Comma-separated points  [default: 0.1,0.3,0.5,0.7,0.9]"),
-    method: Optional[str] = typer.Option(None, help="magnitude (one-shot) | lottery (retrain at each point)  [default: magnitude]"),
-    eval_manifest: Optional[str] = typer.Option(None, help="Manifest for CER and latency (default: synthetic clips)."),
-    eval_limit: Optional[int] = typer.Option(None, min=1, help="Utterances used  [default: 50]"),
-    train: Optional[str] = typer.Option(None, help="lottery: training manifest."),
-    dev: Optional[str] = typer.Option(None, help="lottery: dev manifest."),
-    max_steps: Optional[int] = typer.Option(None, help="lottery: optimizer steps per round."),
-    tolerance: Optional[float] = typer.Option(None, help="Knee: CER points above dense still intact  [default: 1.0]"),
-    encoder_input: Optional[str] = typer.Option(None, help=ENCODER_INPUT_HELP + "  [default: padded]"),
-    out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory (sweep.json, sweep.md, sweep.png)."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML with SweepConfig fields."),
-    set_: Optional[List[str]] = typer.Option(None, "--set", help="key=value overrides."),
+    model: str | None = typer.Option(None, "--model", "-m", help="Model spec."),
+    adapter: str | None = typer.Option(None, help="PEFT adapter merged in first."),
+    sparsity: str | None = typer.Option(None, help="Comma-separated points  [default: 0.1,0.3,0.5,0.7,0.9]"),
+    method: str | None = typer.Option(None, help="magnitude (one-shot) | lottery (retrain at each point)  [default: magnitude]"),
+    eval_manifest: str | None = typer.Option(None, help="Manifest for CER and latency (default: synthetic clips)."),
+    eval_limit: int | None = typer.Option(None, min=1, help="Utterances used  [default: 50]"),
+    train: str | None = typer.Option(None, help="lottery: training manifest."),
+    dev: str | None = typer.Option(None, help="lottery: dev manifest."),
+    max_steps: int | None = typer.Option(None, help="lottery: optimizer steps per round."),
+    tolerance: float | None = typer.Option(None, help="Knee: CER points above dense still intact  [default: 1.0]"),
+    encoder_input: str | None = typer.Option(None, help=ENCODER_INPUT_HELP + "  [default: padded]"),
+    out_dir: Path | None = typer.Option(None, "--out", "-o", help="Output directory (sweep.json, sweep.md, sweep.png)."),
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML with SweepConfig fields."),
+    set_: list[str] | None = typer.Option(None, "--set", help="key=value overrides."),
 ) -> None:
     """CER, size and latency at each sparsity, as a table and a PNG curve, with the knee marked
     (the published LoRA + lottery-ticket knee is near 50%).
@@ -235,27 +234,27 @@ def sweep(
 
 @app.command()
 def distill(
-    teacher: Optional[str] = typer.Option(None, "--teacher", help="Teacher model spec."),
-    teacher_adapter: Optional[str] = typer.Option(None, help="PEFT adapter merged into the teacher."),
-    decoder_layers: Optional[int] = typer.Option(None, min=1, help="Student decoder layers K  [default: 2]"),
-    train: Optional[str] = typer.Option(None, help="Training manifest (pseudo-labelled by the teacher)."),
-    dev: Optional[str] = typer.Option(None, help="Dev manifest (student CER during training; default comparison set)."),
-    eval_manifest: Optional[str] = typer.Option(None, help="Manifest for the final student/teacher comparison."),
-    eval_limit: Optional[int] = typer.Option(None, min=1, help="Utterances of the comparison  [default: 100]"),
-    out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory."),
-    max_steps: Optional[int] = typer.Option(None, help="Optimizer steps."),
-    epochs: Optional[float] = typer.Option(None, help="Passes over the pseudo-labelled set  [default: 3]"),
-    lr: Optional[float] = typer.Option(None, help="Peak learning rate  [default: 1e-4]"),
-    batch_size: Optional[int] = typer.Option(None, help="Utterances per batch  [default: 8]"),
-    alpha: Optional[float] = typer.Option(None, help="Cross-entropy weight  [default: 0.8]"),
-    temperature: Optional[float] = typer.Option(None, help="KL temperature T (KL is scaled by T^2)  [default: 2]"),
-    mse_weight: Optional[float] = typer.Option(None, help="Hidden-state MSE weight  [default: 0 = off]"),
-    freeze_encoder: Optional[bool] = typer.Option(None, "--freeze-encoder/--train-encoder", help="Freeze the copied encoder  [default: freeze]"),
-    filter_threshold: Optional[float] = typer.Option(None, help="Drop pseudo-labels above this CER/WER vs the reference  [default: 0.1]"),
-    filter_metric: Optional[str] = typer.Option(None, help="cer | wer  [default: cer]"),
-    encoder_input: Optional[str] = typer.Option(None, help="Decoding input for pseudo-labels and the comparison: " + ENCODER_INPUT_HELP + "  [default: padded]"),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML with DistillConfig fields."),
-    set_: Optional[List[str]] = typer.Option(None, "--set", help="key=value overrides (e.g. train_overrides.threads=2)."),
+    teacher: str | None = typer.Option(None, "--teacher", help="Teacher model spec."),
+    teacher_adapter: str | None = typer.Option(None, help="PEFT adapter merged into the teacher."),
+    decoder_layers: int | None = typer.Option(None, min=1, help="Student decoder layers K  [default: 2]"),
+    train: str | None = typer.Option(None, help="Training manifest (pseudo-labelled by the teacher)."),
+    dev: str | None = typer.Option(None, help="Dev manifest (student CER during training; default comparison set)."),
+    eval_manifest: str | None = typer.Option(None, help="Manifest for the final student/teacher comparison."),
+    eval_limit: int | None = typer.Option(None, min=1, help="Utterances of the comparison  [default: 100]"),
+    out_dir: Path | None = typer.Option(None, "--out", "-o", help="Output directory."),
+    max_steps: int | None = typer.Option(None, help="Optimizer steps."),
+    epochs: float | None = typer.Option(None, help="Passes over the pseudo-labelled set  [default: 3]"),
+    lr: float | None = typer.Option(None, help="Peak learning rate  [default: 1e-4]"),
+    batch_size: int | None = typer.Option(None, help="Utterances per batch  [default: 8]"),
+    alpha: float | None = typer.Option(None, help="Cross-entropy weight  [default: 0.8]"),
+    temperature: float | None = typer.Option(None, help="KL temperature T (KL is scaled by T^2)  [default: 2]"),
+    mse_weight: float | None = typer.Option(None, help="Hidden-state MSE weight  [default: 0 = off]"),
+    freeze_encoder: bool | None = typer.Option(None, "--freeze-encoder/--train-encoder", help="Freeze the copied encoder  [default: freeze]"),
+    filter_threshold: float | None = typer.Option(None, help="Drop pseudo-labels above this CER/WER vs the reference  [default: 0.1]"),
+    filter_metric: str | None = typer.Option(None, help="cer | wer  [default: cer]"),
+    encoder_input: str | None = typer.Option(None, help="Decoding input for pseudo-labels and the comparison: " + ENCODER_INPUT_HELP + "  [default: padded]"),
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML with DistillConfig fields."),
+    set_: list[str] | None = typer.Option(None, "--set", help="key=value overrides (e.g. train_overrides.threads=2)."),
 ) -> None:
     """Distil a teacher into a student with the teacher's encoder and K decoder layers taken from
     evenly spaced teacher layers (as distil-whisper and large-v3-turbo), trained on the teacher's
@@ -290,22 +289,22 @@ def distill(
 
 @app.command()
 def export(
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model spec (also a pruned or distilled OUT)."),
-    adapter: Optional[str] = typer.Option(None, help="PEFT adapter merged in before export."),
-    to: Optional[str] = typer.Option(None, "--to", help="hf | ct2 | torch-int8  [default: ct2]"),
-    quantization: Optional[str] = typer.Option(None, help="ct2 weights: float16 | int8 | int8_float16 | ...  [default: float32]"),
-    float_convs: Optional[bool] = typer.Option(None, "--float-convs/--int8-convs",
+    model: str | None = typer.Option(None, "--model", "-m", help="Model spec (also a pruned or distilled OUT)."),
+    adapter: str | None = typer.Option(None, help="PEFT adapter merged in before export."),
+    to: str | None = typer.Option(None, "--to", help="hf | ct2 | torch-int8  [default: ct2]"),
+    quantization: str | None = typer.Option(None, help="ct2 weights: float16 | int8 | int8_float16 | ...  [default: float32]"),
+    float_convs: bool | None = typer.Option(None, "--float-convs/--int8-convs",
                                                help="int8 ct2: keep the encoder's input convolutions float32  [default: float]"),
-    out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory."),
-    parity_manifest: Optional[str] = typer.Option(None, help="Utterances for the parity check (default: synthetic Korean)."),
-    parity_n: Optional[int] = typer.Option(None, min=1, help="Utterances in the parity check  [default: 3]"),
-    encoder_input: Optional[str] = typer.Option(None, help="Parity and timing input, both sides: " + ENCODER_INPUT_HELP + "  [default: padded]"),
-    speed: Optional[bool] = typer.Option(None, "--speed/--no-speed", help="Time source and export on the parity clips  [default: on]"),
-    threads: Optional[int] = typer.Option(None, min=1, help="CPU threads for both sides of the timing."),
+    out_dir: Path | None = typer.Option(None, "--out", "-o", help="Output directory."),
+    parity_manifest: str | None = typer.Option(None, help="Utterances for the parity check (default: synthetic Korean)."),
+    parity_n: int | None = typer.Option(None, min=1, help="Utterances in the parity check  [default: 3]"),
+    encoder_input: str | None = typer.Option(None, help="Parity and timing input, both sides: " + ENCODER_INPUT_HELP + "  [default: padded]"),
+    speed: bool | None = typer.Option(None, "--speed/--no-speed", help="Time source and export on the parity clips  [default: on]"),
+    threads: int | None = typer.Option(None, min=1, help="CPU threads for both sides of the timing."),
     gate: str | None = typer.Option(None, help="off | warn | refuse: run the hallucination suite on the export and "
                                        "warn or fail above its thresholds (--set gate_thresholds.loop_rate=0.2)  [default: off]"),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML with ExportConfig fields."),
-    set_: Optional[List[str]] = typer.Option(None, "--set", help="key=value overrides."),
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML with ExportConfig fields."),
+    set_: list[str] | None = typer.Option(None, "--set", help="key=value overrides."),
 ) -> None:
     """Export a model for deployment: hf (adapter merged into a plain Hugging Face model), ct2
     (CTranslate2 via its own converter, tokenizer and preprocessor copied: faster-whisper loads it),

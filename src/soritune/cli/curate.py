@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -26,23 +25,23 @@ def _progress_bar(label: str):
 def curate_cmd(
     manifest: Path = typer.Argument(..., help="Input manifest (JSONL)."),
     out_file: Path = typer.Option(..., "--out", "-o", help="Output manifest; <stem>.curate_report.json goes beside it."),
-    min_duration: Optional[float] = typer.Option(None, "--min-duration", "--min-duration-s", help="Drop rows shorter than this (s)."),
-    max_duration: Optional[float] = typer.Option(None, "--max-duration", "--max-duration-s", help="Drop rows longer than this (s)."),
-    require: Optional[list[str]] = typer.Option(None, "--require", help="Regex the text must contain (repeatable: all must match)."),
-    exclude: Optional[list[str]] = typer.Option(None, "--exclude", help="Regex that drops a text containing it (repeatable)."),
-    where: Optional[list[str]] = typer.Option(None, "--where", help="field=value or field!=value (repeatable: all must hold; a.b reaches nested keys; numbers and true/false compare as JSON)."),
-    trim_percentile: Optional[float] = typer.Option(None, "--trim-percentile", help="Drop this % shortest and this % longest rows."),
-    sample: Optional[int] = typer.Option(None, "--sample", help="Keep at most N rows (see --stratify)."),
-    stratify: Optional[str] = typer.Option(None, "--stratify", help="text-length (default: proportional from text-length deciles) or none."),
+    min_duration: float | None = typer.Option(None, "--min-duration", "--min-duration-s", help="Drop rows shorter than this (s)."),
+    max_duration: float | None = typer.Option(None, "--max-duration", "--max-duration-s", help="Drop rows longer than this (s)."),
+    require: list[str] | None = typer.Option(None, "--require", help="Regex the text must contain (repeatable: all must match)."),
+    exclude: list[str] | None = typer.Option(None, "--exclude", help="Regex that drops a text containing it (repeatable)."),
+    where: list[str] | None = typer.Option(None, "--where", help="field=value or field!=value (repeatable: all must hold; a.b reaches nested keys; numbers and true/false compare as JSON)."),
+    trim_percentile: float | None = typer.Option(None, "--trim-percentile", help="Drop this % shortest and this % longest rows."),
+    sample: int | None = typer.Option(None, "--sample", help="Keep at most N rows (see --stratify)."),
+    stratify: str | None = typer.Option(None, "--stratify", help="text-length (default: proportional from text-length deciles) or none."),
     dedupe: bool = typer.Option(False, "--dedupe", help="Drop exact text+audio duplicates and same-audio duplicates (first kept)."),
     dedupe_content: bool = typer.Option(False, "--dedupe-content", help="With --dedupe: also files with identical bytes under other names (reads the files)."),
-    speaker_split: Optional[str] = typer.Option(None, "--speaker-split", help="Ratios like 8:1:1 (or 9:1): write <stem>_train/_dev/_test, no speaker in two."),
-    replay: Optional[Path] = typer.Option(None, "--replay", help="Another manifest to mix in (rows marked replay: true)."),
-    replay_fraction: Optional[float] = typer.Option(None, "--replay-fraction", help="Add round(fraction * kept) replay rows (default 0.1)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed for sampling, splits and replay (default 0)."),
-    dropped: Optional[Path] = typer.Option(None, "--dropped", help="Also write the dropped rows, each with a `reason`."),
-    config_path: Optional[Path] = ConfigOpt,
-    overrides: Optional[list[str]] = SetOpt,
+    speaker_split: str | None = typer.Option(None, "--speaker-split", help="Ratios like 8:1:1 (or 9:1): write <stem>_train/_dev/_test, no speaker in two."),
+    replay: Path | None = typer.Option(None, "--replay", help="Another manifest to mix in (rows marked replay: true)."),
+    replay_fraction: float | None = typer.Option(None, "--replay-fraction", help="Add round(fraction * kept) replay rows (default 0.1)."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed for sampling, splits and replay (default 0)."),
+    dropped: Path | None = typer.Option(None, "--dropped", help="Also write the dropped rows, each with a `reason`."),
+    config_path: Path | None = ConfigOpt,
+    overrides: list[str] | None = SetOpt,
 ) -> None:
     """Filter, dedupe, trim, sample and split a manifest; every input row is counted in the report.
 
@@ -102,13 +101,13 @@ def export_data_cmd(
     manifest: Path = typer.Argument(..., help="Input manifest (JSONL)."),
     to: str = typer.Option(..., "--to", help="hf (datasets save_to_disk folder) or parquet (Parquet shards)."),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder; OUT.export_report.json goes beside it."),
-    shard_size: Optional[int] = typer.Option(None, "--shard-size", help="Rows per shard (default 10000)."),
+    shard_size: int | None = typer.Option(None, "--shard-size", help="Rows per shard (default 10000)."),
     with_audio: bool = typer.Option(False, "--with-audio", help="Embed the audio instead of its path."),
-    audio_format: Optional[str] = typer.Option(None, "--audio-format", help="feature (default: 16 kHz WAV as datasets Audio) or bytes (raw file)."),
-    batch_rows: Optional[int] = typer.Option(None, "--batch-rows", help="Rows held in memory between writes (default 256)."),
+    audio_format: str | None = typer.Option(None, "--audio-format", help="feature (default: 16 kHz WAV as datasets Audio) or bytes (raw file)."),
+    batch_rows: int | None = typer.Option(None, "--batch-rows", help="Rows held in memory between writes (default 256)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier export in --out."),
-    config_path: Optional[Path] = ConfigOpt,
-    overrides: Optional[list[str]] = SetOpt,
+    config_path: Path | None = ConfigOpt,
+    overrides: list[str] | None = SetOpt,
 ) -> None:
     """Export a manifest to a Hugging Face datasets folder or Parquet shards, streamed (bounded memory).
 

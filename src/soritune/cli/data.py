@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -37,8 +36,8 @@ ConfigOpt = typer.Option(None, "--config", "-c", help="YAML file of PrepareConfi
 SetOpt = typer.Option(None, "--set", help="Override a config field: --set min_duration_s=1.0 (repeatable).")
 
 
-def _prepare(corpus: str, root: Path, out_dir: Path, config_path: Optional[Path], overrides: Optional[list[str]],
-             ratios: Optional[str], **fields) -> None:
+def _prepare(corpus: str, root: Path, out_dir: Path, config_path: Path | None, overrides: list[str] | None,
+             ratios: str | None, **fields) -> None:
     import time
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -83,12 +82,12 @@ def _summary(result) -> None:
 @prepare_app.command("kspon")
 def prepare_kspon(
     root: Path = typer.Argument(..., help="KsponSpeech root (holding KsponSpeech_01..05, KsponSpeech_eval, KsponSpeech_scripts)."),
-    out_dir: Path = OutOpt, workers: Optional[int] = WorkersOpt, shard_size: Optional[int] = ShardOpt,
-    engine: Optional[str] = EngineOpt, ray_address: Optional[str] = RayOpt, mode: Optional[str] = ModeOpt,
-    convert: Optional[str] = ConvertOpt, split: Optional[str] = SplitOpt, ratios: Optional[str] = RatiosOpt,
-    seed: Optional[int] = SeedOpt, min_duration_s: Optional[float] = MinOpt, max_duration_s: Optional[float] = MaxOpt,
-    max_label_tokens: Optional[int] = TokOpt, keep_shards: bool = KeepOpt,
-    config: Optional[Path] = ConfigOpt, set_: Optional[list[str]] = SetOpt,
+    out_dir: Path = OutOpt, workers: int | None = WorkersOpt, shard_size: int | None = ShardOpt,
+    engine: str | None = EngineOpt, ray_address: str | None = RayOpt, mode: str | None = ModeOpt,
+    convert: str | None = ConvertOpt, split: str | None = SplitOpt, ratios: str | None = RatiosOpt,
+    seed: int | None = SeedOpt, min_duration_s: float | None = MinOpt, max_duration_s: float | None = MaxOpt,
+    max_label_tokens: int | None = TokOpt, keep_shards: bool = KeepOpt,
+    config: Path | None = ConfigOpt, set_: list[str] | None = SetOpt,
 ) -> None:
     """Prepare KsponSpeech (ETRI marks normalised; spelling -> text, pronunciation -> text_pron).
 
@@ -108,12 +107,12 @@ def prepare_kspon(
 def prepare_aihub(
     root: Path = typer.Argument(..., help="Folder holding the JSON labels and the audio (any depth)."),
     out_dir: Path = OutOpt, pron_first: bool = typer.Option(False, "--pron-first", help="Duals are written (pronunciation)/(spelling)."),
-    workers: Optional[int] = WorkersOpt, shard_size: Optional[int] = ShardOpt,
-    engine: Optional[str] = EngineOpt, ray_address: Optional[str] = RayOpt, mode: Optional[str] = ModeOpt,
-    convert: Optional[str] = ConvertOpt, split: Optional[str] = SplitOpt, ratios: Optional[str] = RatiosOpt,
-    seed: Optional[int] = SeedOpt, min_duration_s: Optional[float] = MinOpt, max_duration_s: Optional[float] = MaxOpt,
-    max_label_tokens: Optional[int] = TokOpt, keep_shards: bool = KeepOpt,
-    config: Optional[Path] = ConfigOpt, set_: Optional[list[str]] = SetOpt,
+    workers: int | None = WorkersOpt, shard_size: int | None = ShardOpt,
+    engine: str | None = EngineOpt, ray_address: str | None = RayOpt, mode: str | None = ModeOpt,
+    convert: str | None = ConvertOpt, split: str | None = SplitOpt, ratios: str | None = RatiosOpt,
+    seed: int | None = SeedOpt, min_duration_s: float | None = MinOpt, max_duration_s: float | None = MaxOpt,
+    max_label_tokens: int | None = TokOpt, keep_shards: bool = KeepOpt,
+    config: Path | None = ConfigOpt, set_: list[str] | None = SetOpt,
 ) -> None:
     """Prepare AI-Hub lecture speech: one JSON label per utterance, audio paired by file stem.
 
@@ -135,13 +134,13 @@ def prepare_aihub(
 def prepare_manifest(
     source: Path = typer.Argument(..., help="A CSV/TSV/JSONL list (audio + text columns) or a folder of audio with same-named .txt."),
     out_dir: Path = OutOpt,
-    norm: Optional[str] = typer.Option(None, "--norm", help="basic (default: clean + collapse spaces) or etri (KsponSpeech marks)."),
-    workers: Optional[int] = WorkersOpt, shard_size: Optional[int] = ShardOpt,
-    engine: Optional[str] = EngineOpt, ray_address: Optional[str] = RayOpt, mode: Optional[str] = ModeOpt,
-    convert: Optional[str] = ConvertOpt, split: Optional[str] = SplitOpt, ratios: Optional[str] = RatiosOpt,
-    seed: Optional[int] = SeedOpt, min_duration_s: Optional[float] = MinOpt, max_duration_s: Optional[float] = MaxOpt,
-    max_label_tokens: Optional[int] = TokOpt, keep_shards: bool = KeepOpt,
-    config: Optional[Path] = ConfigOpt, set_: Optional[list[str]] = SetOpt,
+    norm: str | None = typer.Option(None, "--norm", help="basic (default: clean + collapse spaces) or etri (KsponSpeech marks)."),
+    workers: int | None = WorkersOpt, shard_size: int | None = ShardOpt,
+    engine: str | None = EngineOpt, ray_address: str | None = RayOpt, mode: str | None = ModeOpt,
+    convert: str | None = ConvertOpt, split: str | None = SplitOpt, ratios: str | None = RatiosOpt,
+    seed: int | None = SeedOpt, min_duration_s: float | None = MinOpt, max_duration_s: float | None = MaxOpt,
+    max_label_tokens: int | None = TokOpt, keep_shards: bool = KeepOpt,
+    config: Path | None = ConfigOpt, set_: list[str] | None = SetOpt,
 ) -> None:
     """Prepare any corpus given as a list file or a folder of audio + .txt transcripts.
 

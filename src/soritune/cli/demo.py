@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -36,7 +35,7 @@ def demo_cmd(
     out_dir: Path = typer.Option(Path("demo_out"), "--out", "-o", help="Output directory (re-running resumes it)."),
     quick: bool = typer.Option(False, "--quick", help="Smoke run: a tiny corpus and a few steps (1-2 minutes)."),
     full: bool = typer.Option(False, "--full", help="Also lottery-ticket pruning at 50% and a 2-decoder-layer student."),
-    threads: Optional[int] = typer.Option(None, help="CPU threads (default: all cores)."),
+    threads: int | None = typer.Option(None, help="CPU threads (default: all cores)."),
     fresh: bool = typer.Option(False, "--fresh", help="Delete OUT first instead of resuming it."),
 ) -> None:
     """Run soritune end to end on a CPU, offline: synthesise a Korean lecture-speech corpus, evaluate

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -37,7 +36,7 @@ def score(
     refs: Path = typer.Argument(..., help="References: a manifest (JSONL: id, text, optional text_pron) or TSV id<TAB>text."),
     hyps: Path = typer.Argument(..., help="Hypotheses: JSONL {id, text}, TSV id<TAB>text, or an eval output dir."),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Output directory (report.json, report.md, utterances.tsv)."),
-    slice_by: Optional[List[str]] = typer.Option(None, "--slice-by", help="Reference field to slice by (repeatable); duration_bucket buckets `duration`."),
+    slice_by: list[str] | None = typer.Option(None, "--slice-by", help="Reference field to slice by (repeatable); duration_bucket buckets `duration`."),
     n_boot: int = typer.Option(1000, min=10, help="Bootstrap resamples for the 95% intervals."),
     seed: int = typer.Option(0, help="Bootstrap seed."),
 ) -> None:
@@ -61,22 +60,22 @@ def score(
 
 @app.command("eval")
 def eval_(
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model spec, e.g. bundled:whisper-base (see `soritune --help`)."),
-    manifest: Optional[Path] = typer.Option(None, "--manifest", help="Manifest to transcribe and score."),
-    out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory."),
-    adapter: Optional[Path] = typer.Option(None, help="PEFT adapter directory applied on the model."),
-    backend: Optional[str] = typer.Option(None, help="torch (default) | ct2 | vosk (an independent Kaldi peer: --model vosk:ko)."),
-    device: Optional[str] = typer.Option(None, help="cpu (default) | cuda | cuda:N."),
-    compute_type: Optional[str] = typer.Option(None, help="torch: float32|float16|bfloat16; ct2: int8|float16|..."),
-    encoder_input: Optional[str] = typer.Option(None, help=ENCODER_INPUT_HELP + "  [default: padded]"),
-    batch_size: Optional[int] = typer.Option(None, min=1, help="Clips per generate() call (default 8)."),
-    limit: Optional[int] = typer.Option(None, min=1, help="Only the first N manifest rows."),
-    language: Optional[str] = typer.Option(None, help="Forced language code (default ko; never auto-detected)."),
-    task: Optional[str] = typer.Option(None, help="transcribe (default) | translate."),
-    max_new_tokens: Optional[int] = typer.Option(None, min=1, max=448, help="Generation limit per 30-s clip (default 225)."),
-    slice_by: Optional[List[str]] = typer.Option(None, "--slice-by", help="Manifest field to slice by (repeatable), e.g. source, duration_bucket."),
-    config: Optional[Path] = typer.Option(None, "--config", help="YAML with EvalConfig fields; flags given override it."),
-    set_: Optional[List[str]] = typer.Option(None, "--set", help="key=value overrides of EvalConfig fields (applied last)."),
+    model: str | None = typer.Option(None, "--model", "-m", help="Model spec, e.g. bundled:whisper-base (see `soritune --help`)."),
+    manifest: Path | None = typer.Option(None, "--manifest", help="Manifest to transcribe and score."),
+    out_dir: Path | None = typer.Option(None, "--out", "-o", help="Output directory."),
+    adapter: Path | None = typer.Option(None, help="PEFT adapter directory applied on the model."),
+    backend: str | None = typer.Option(None, help="torch (default) | ct2 | vosk (an independent Kaldi peer: --model vosk:ko)."),
+    device: str | None = typer.Option(None, help="cpu (default) | cuda | cuda:N."),
+    compute_type: str | None = typer.Option(None, help="torch: float32|float16|bfloat16; ct2: int8|float16|..."),
+    encoder_input: str | None = typer.Option(None, help=ENCODER_INPUT_HELP + "  [default: padded]"),
+    batch_size: int | None = typer.Option(None, min=1, help="Clips per generate() call (default 8)."),
+    limit: int | None = typer.Option(None, min=1, help="Only the first N manifest rows."),
+    language: str | None = typer.Option(None, help="Forced language code (default ko; never auto-detected)."),
+    task: str | None = typer.Option(None, help="transcribe (default) | translate."),
+    max_new_tokens: int | None = typer.Option(None, min=1, max=448, help="Generation limit per 30-s clip (default 225)."),
+    slice_by: list[str] | None = typer.Option(None, "--slice-by", help="Manifest field to slice by (repeatable), e.g. source, duration_bucket."),
+    config: Path | None = typer.Option(None, "--config", help="YAML with EvalConfig fields; flags given override it."),
+    set_: list[str] | None = typer.Option(None, "--set", help="key=value overrides of EvalConfig fields (applied last)."),
     suite: str | None = typer.Option(None, "--suite", help="hallucination: instead of a manifest, run the fixed "
                                         "hallucination suite (silence, noise, hum, music, beeps, hold music, pauses)."),
 ) -> None:
@@ -165,7 +164,7 @@ def _eval_suite(suite: str, data: dict) -> None:
 def compare(
     report_a: Path = typer.Argument(..., help="Report A: an eval/score output dir or its report.json."),
     report_b: Path = typer.Argument(..., help="Report B: an eval/score output dir or its report.json."),
-    out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write compare.json and compare.md here."),
+    out_dir: Path | None = typer.Option(None, "--out", "-o", help="Also write compare.json and compare.md here."),
     n_boot: int = typer.Option(1000, min=10, help="Bootstrap resamples."),
     seed: int = typer.Option(0, help="Bootstrap seed."),
     top: int = typer.Option(15, min=0, help="Utterances that changed most to list."),

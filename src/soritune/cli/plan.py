@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -19,8 +18,8 @@ def plan(
     model: str = typer.Option(..., "--model", "-m", help="Model spec: random:ARCH (tiny..large-v3-turbo), tiny:, bundled:whisper-base, hf:DIR (only its config is read)."),
     method: str = typer.Option("lora", help="full | lora | dora | qlora8 | qlora4"),
     precision: str = typer.Option("bf16-mixed", help="fp32 | bf16-mixed | fp16-mixed | bf16 (pure)"),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Micro-batch size  [default: 8; with --gpu: searched]"),
-    gpu: Optional[str] = typer.Option(None, help="Find the largest batch that fits this card: 8GB, 12GB, 24GB, rtx3090, a6000, h100, ..."),
+    batch_size: int | None = typer.Option(None, "--batch-size", "-b", help="Micro-batch size  [default: 8; with --gpu: searched]"),
+    gpu: str | None = typer.Option(None, help="Find the largest batch that fits this card: 8GB, 12GB, 24GB, rtx3090, a6000, h100, ..."),
     max_batch: int = typer.Option(256, help="Largest batch size --gpu considers."),
     audio_s: float = typer.Option(30.0, help="Input seconds (30 = Whisper's padded input)."),
     label_tokens: int = typer.Option(128, help="Decoder tokens per utterance."),
@@ -31,13 +30,13 @@ def plan(
     target: str = typer.Option("qv", help="qv | attn | all-linear, or module names q_proj,v_proj,fc1,..."),
     target_side: str = typer.Option("both", help="encoder | decoder | both"),
     freeze_encoder: bool = typer.Option(False, "--freeze-encoder", help="Full FT: train the decoder only."),
-    chunked_ce: Optional[int] = typer.Option(None, help="Cross-entropy chunk in tokens (0 = off)  [default: 1024, as train on a GPU]"),
+    chunked_ce: int | None = typer.Option(None, help="Cross-entropy chunk in tokens (0 = off)  [default: 1024, as train on a GPU]"),
     cuda_context_gb: float = typer.Option(0.45, help="CUDA context overhead, GB."),
     allocator_overhead: float = typer.Option(0.10, help="Allocator rounding + fragmentation, fraction of the traced peak."),
     sweep: bool = typer.Option(False, "--sweep", help="Plan every --methods x --batch-sizes; table + plot in --out."),
     methods: str = typer.Option("full,lora,qlora8,qlora4", help="Methods for --sweep (comma-separated)."),
     batch_sizes: str = typer.Option("1,2,4,8,16", help="Batch sizes for --sweep (comma-separated)."),
-    out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Directory for plan.json (and sweep.png)."),
+    out_dir: Path | None = typer.Option(None, "--out", "-o", help="Directory for plan.json (and sweep.png)."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
     threads: int = typer.Option(2, help="Torch CPU threads for the trace."),
 ) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List
 
 import typer
 
@@ -12,7 +11,7 @@ from soritune.cli.app import app, out
 
 @app.command("report")
 def report_cmd(
-    inputs: List[Path] = typer.Argument(..., help="Run dirs (summary.json [+ eval/]), eval dirs (report.json) or demo dirs."),
+    inputs: list[Path] = typer.Argument(..., help="Run dirs (summary.json [+ eval/]), eval dirs (report.json) or demo dirs."),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Where report.json, report.md, report.html and plots/ go."),
     title: str = typer.Option("soritune report", help="Report title."),
 ) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -14,11 +13,11 @@ from soritune.models.encoder import ENCODER_INPUT_HELP
 @app.command()
 def serve(
     model: str = typer.Option("bundled:whisper-base", "--model", "-m", help="Model spec (see `soritune --help`)."),
-    adapter: Optional[Path] = typer.Option(None, help="PEFT LoRA/DoRA adapter directory, merged at load."),
+    adapter: Path | None = typer.Option(None, help="PEFT LoRA/DoRA adapter directory, merged at load."),
     backend: str = typer.Option("torch", help="torch | ct2 (CTranslate2, faster on CPU)."),
     host: str = typer.Option("127.0.0.1", help="Interface to listen on (0.0.0.0 exposes it to the network)."),
     port: int = typer.Option(8000, min=0, max=65535, help="TCP port."),
-    api_key: Optional[str] = typer.Option(
+    api_key: str | None = typer.Option(
         None, envvar="SORITUNE_API_KEY", help="Require `Authorization: Bearer KEY` on /v1/* (env SORITUNE_API_KEY)."),
     max_upload_mb: float = typer.Option(25.0, min=0.001, help="Largest accepted upload in MB (OpenAI's limit); larger gets 413."),
     max_batch: int = typer.Option(8, min=1, max=256, help="Most clips per model call; 1 turns micro-batching off."),
@@ -26,9 +25,9 @@ def serve(
     max_new_tokens: int = typer.Option(225, min=1, max=440, help="Token limit per <= 30 s chunk."),
     language: str = typer.Option("ko", help="Language for requests that name none (never auto-detected)."),
     device: str = typer.Option("cpu", help="cpu | cuda."),
-    compute_type: Optional[str] = typer.Option(None, help="torch: float32|float16|bfloat16; ct2: float32|int8|..."),
+    compute_type: str | None = typer.Option(None, help="torch: float32|float16|bfloat16; ct2: float32|int8|..."),
     encoder_input: str = typer.Option("padded", help=ENCODER_INPUT_HELP),
-    model_name: Optional[str] = typer.Option(None, help="Model id shown by /v1/models (default: the spec)."),
+    model_name: str | None = typer.Option(None, help="Model id shown by /v1/models (default: the spec)."),
     log_level: str = typer.Option("info", help="uvicorn log level: debug | info | warning | error."),
     max_concurrent_decodes: int = typer.Option(2, min=1, max=64, help="Audio blocks decoded at once, all requests together."),
     max_chunks_per_request: int = typer.Option(2, min=1, max=256, help="Most 30-s chunks of one request at the model at once."),

@@ -4,7 +4,6 @@ soritune.speechllm and soritune.eval.captions."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -29,7 +28,7 @@ def bench(
     encoder: str = typer.Option("random:large-v3-turbo", help=ENCODER_HELP),
     llm: str = typer.Option("random:qwen2.5-0.5b", help=LLM_HELP),
     projector: str = typer.Option("salmonn", help="salmonn | granite | slam | ultravox."),
-    run_dir: Optional[Path] = typer.Option(None, "--run", help="A trained speech-LLM run directory instead."),
+    run_dir: Path | None = typer.Option(None, "--run", help="A trained speech-LLM run directory instead."),
     audio_s: float = typer.Option(10.0, min=0.1, help="Seconds of audio per request (the study: 10)."),
     attn: str = typer.Option("eager,sdpa", help="LLM attention kernels, comma-separated (flash_attention_2 on GPU)."),
     protocols: str = typer.Option("study,generate", help="study (TTFT = encode + wrap + prefill; TPOT = one "
@@ -38,7 +37,7 @@ def bench(
     warmup: int = typer.Option(1, min=0, help="Warm-up runs per row."),
     decode_steps: int = typer.Option(8, min=1, help="Cached decode steps timed per repeat (study)."),
     max_new_tokens: int = typer.Option(16, min=2, help="Tokens generated per request (generate)."),
-    threads: Optional[int] = typer.Option(None, min=1, help="torch CPU threads."),
+    threads: int | None = typer.Option(None, min=1, help="torch CPU threads."),
     device: str = typer.Option("cpu", help="cpu | cuda | cuda:N."),
     dtype: str = typer.Option("float32", help="float32 | bfloat16 | float16."),
     out_dir: Path = typer.Option(Path("bench_speechllm"), "--out", "-o", help="Output directory (bench.json, bench.md)."),
@@ -68,7 +67,7 @@ def train(
     data: Path = typer.Option(..., help="Speech-LLM JSONL (see `soritune speechllm convert`)."),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Run directory."),
     stage: int = typer.Option(1, min=1, max=2, help="1: projector only; 2: projector + LoRA on the LLM."),
-    init: Optional[Path] = typer.Option(None, help="Start from this earlier run directory (stage 2 after stage 1)."),
+    init: Path | None = typer.Option(None, help="Start from this earlier run directory (stage 2 after stage 1)."),
     encoder: str = typer.Option("bundled:whisper-base", help=ENCODER_HELP),
     llm: str = typer.Option("offline:gemma3-270m", help=LLM_HELP),
     projector: str = typer.Option("salmonn", help="salmonn | granite | slam | ultravox."),
@@ -76,9 +75,9 @@ def train(
     steps: int = typer.Option(100, min=1, help="Optimizer steps."),
     batch_size: int = typer.Option(4, min=1, help="Examples per step."),
     lr: float = typer.Option(1e-4, help="Peak learning rate."),
-    replay: Optional[Path] = typer.Option(None, help="Stage-1 JSONL replayed in stage 2."),
+    replay: Path | None = typer.Option(None, help="Stage-1 JSONL replayed in stage 2."),
     replay_fraction: float = typer.Option(0.0, min=0, max=1, help="Share of each batch from --replay."),
-    threads: Optional[int] = typer.Option(None, min=1, help="torch CPU threads."),
+    threads: int | None = typer.Option(None, min=1, help="torch CPU threads."),
 ) -> None:
     """Train one stage and save the model under OUT/model (config.yaml, projector, LoRA adapter).
 
@@ -111,7 +110,7 @@ def ask(
     audio: Path = typer.Argument(..., help="Audio file (any length: long audio is chunked, never cut)."),
     run_dir: Path = typer.Option(..., "--run", help="Trained run directory (or its model/ folder)."),
     task: str = typer.Option("transcribe", help="transcribe | caption | question."),
-    prompt: Optional[str] = typer.Option(None, help="Instruction (default: the task's)."),
+    prompt: str | None = typer.Option(None, help="Instruction (default: the task's)."),
     max_new_tokens: int = typer.Option(128, min=1, help="Token cap."),
 ) -> None:
     """Ask a trained speech LLM about one audio file; prints its answer.
@@ -131,7 +130,7 @@ def evaluate(
     data: Path = typer.Argument(..., help="Speech-LLM JSONL (transcribe rows scored by CER/WER, caption rows by CIDEr-D)."),
     run_dir: Path = typer.Option(..., "--run", help="Trained run directory (or its model/ folder)."),
     out_dir: Path = typer.Option(Path("eval_speechllm"), "--out", "-o", help="Output directory (report.json, hyps.jsonl)."),
-    limit: Optional[int] = typer.Option(None, min=1, help="First N rows only."),
+    limit: int | None = typer.Option(None, min=1, help="First N rows only."),
     max_new_tokens: int = typer.Option(128, min=1, help="Token cap per answer."),
 ) -> None:
     """Generate an answer for every row; report ASR CER/WER (95% CI), CIDEr-D, and failures (refusals,
@@ -159,7 +158,7 @@ def convert(
     manifest: Path = typer.Argument(..., help="soritune ASR manifest (JSONL), or an ms-swift file with --from swift."),
     out_path: Path = typer.Option(..., "--out", "-o", help="Speech-LLM JSONL to write."),
     source: str = typer.Option("asr", "--from", help="asr (soritune manifest) | swift (messages + audios)."),
-    prompt: Optional[str] = typer.Option(None, help="asr: instruction for every row (default: the transcribe prompt)."),
+    prompt: str | None = typer.Option(None, help="asr: instruction for every row (default: the transcribe prompt)."),
     task: str = typer.Option("question", help="swift: the task of every row (transcribe | caption | question)."),
 ) -> None:
     """Turn an ASR manifest into transcription examples (task, prompt, response = text), or ms-swift

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -13,14 +12,14 @@ from soritune.cli.app import app, console, out
 
 def prepare_synth(
     out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder: {train,dev,test,everyday}.jsonl, audio/, synth_report.json."),
-    n: Optional[int] = typer.Option(None, "--n", help="Train utterances (default 400); dev/test/everyday default to 15%/25%/10% of it."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed for sentences and voices (default 0); same seed, same corpus."),
-    n_dev: Optional[int] = typer.Option(None, "--n-dev", help="Dev utterances (default 15% of --n)."),
-    n_test: Optional[int] = typer.Option(None, "--n-test", help="Test utterances, held-out templates and vocabulary (default 25% of --n)."),
-    n_everyday: Optional[int] = typer.Option(None, "--n-everyday", help="Everyday check-set utterances (default 10% of --n)."),
-    workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Synthesis processes (default 1; the output does not depend on it)."),
-    config_path: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML file of SynthCorpusConfig fields (flags override it)."),
-    overrides: Optional[list[str]] = typer.Option(None, "--set", help="Override a config field: --set rate_wpm=[150,190] (repeatable)."),
+    n: int | None = typer.Option(None, "--n", help="Train utterances (default 400); dev/test/everyday default to 15%/25%/10% of it."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed for sentences and voices (default 0); same seed, same corpus."),
+    n_dev: int | None = typer.Option(None, "--n-dev", help="Dev utterances (default 15% of --n)."),
+    n_test: int | None = typer.Option(None, "--n-test", help="Test utterances, held-out templates and vocabulary (default 25% of --n)."),
+    n_everyday: int | None = typer.Option(None, "--n-everyday", help="Everyday check-set utterances (default 10% of --n)."),
+    workers: int | None = typer.Option(None, "--workers", "-w", help="Synthesis processes (default 1; the output does not depend on it)."),
+    config_path: Path | None = typer.Option(None, "--config", "-c", help="YAML file of SynthCorpusConfig fields (flags override it)."),
+    overrides: list[str] | None = typer.Option(None, "--set", help="Override a config field: --set rate_wpm=[150,190] (repeatable)."),
 ) -> None:
     """Build the synthetic Korean lecture-speech corpus (offline, deterministic for a seed).
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -19,30 +18,30 @@ def _help(name: str) -> str:
 
 @app.command()
 def transcribe(
-    audio: List[Path] = typer.Argument(..., help="Audio files (wav, flac, ogg, mp3, m4a, webm, headerless .pcm at 16 kHz)."),
+    audio: list[Path] = typer.Argument(..., help="Audio files (wav, flac, ogg, mp3, m4a, webm, headerless .pcm at 16 kHz)."),
     model: str = typer.Option("bundled:whisper-base", "--model", "-m", help="Model spec (see `soritune --help`)."),
-    adapter: Optional[Path] = typer.Option(None, help="PEFT LoRA/DoRA adapter directory to apply (e.g. RUN_DIR/adapter)."),
+    adapter: Path | None = typer.Option(None, help="PEFT LoRA/DoRA adapter directory to apply (e.g. RUN_DIR/adapter)."),
     language: str = typer.Option("ko", help="Whisper language code, or `auto` to detect it per file."),
     task: str = typer.Option("transcribe", help="transcribe | translate (to English)."),
     backend: str = typer.Option("torch", help="torch | ct2 (CTranslate2, faster on CPU)."),
     batch_size: int = typer.Option(8, min=1, help=_help("batch_size")),
     encoder_input: str = typer.Option("padded", help=ENCODER_INPUT_HELP),
     format: str = typer.Option("txt", "--format", "-f", help="txt | json | srt | vtt."),
-    output_dir: Optional[Path] = typer.Option(None, help="Write <name>.<format> per file here instead of printing."),
-    max_new_tokens: Optional[int] = typer.Option(None, help=_help("max_new_tokens") + " [default: 224]"),
+    output_dir: Path | None = typer.Option(None, help="Write <name>.<format> per file here instead of printing."),
+    max_new_tokens: int | None = typer.Option(None, help=_help("max_new_tokens") + " [default: 224]"),
     vad: bool = typer.Option(False, "--vad", help=_help("vad")),
     long_form: bool = typer.Option(False, "--long-form", help="The recommended long-recording setting: VAD, beam 5, "
                                    "temperature fallback, timestamps (DecodeOptions.long_form())."),
-    beam_size: Optional[int] = typer.Option(None, help=_help("beam_size") + " [default: 1]"),
-    temperatures: Optional[str] = typer.Option(None, help="Temperature fallback ladder, e.g. 0,0.2,0.4,0.6,0.8,1 [default: 0]."),
-    initial_prompt: Optional[str] = typer.Option(None, "--prompt", help=_help("initial_prompt")),
-    hotwords: Optional[str] = typer.Option(None, help=_help("hotwords")),
+    beam_size: int | None = typer.Option(None, help=_help("beam_size") + " [default: 1]"),
+    temperatures: str | None = typer.Option(None, help="Temperature fallback ladder, e.g. 0,0.2,0.4,0.6,0.8,1 [default: 0]."),
+    initial_prompt: str | None = typer.Option(None, "--prompt", help=_help("initial_prompt")),
+    hotwords: str | None = typer.Option(None, help=_help("hotwords")),
     condition_on_previous_text: bool = typer.Option(False, "--condition-on-previous-text", help=_help("condition_on_previous_text")),
     timestamps: bool = typer.Option(False, "--timestamps", help=_help("timestamps")),
     word_timestamps: bool = typer.Option(False, "--word-timestamps", help=_help("word_timestamps")),
     diarize: str = typer.Option("none", help="none | channels: a stereo call split by channel into turns "
                                 "of `agent` (channel 1) and `customer` (channel 2), merged by time."),
-    set_: Optional[List[str]] = typer.Option(None, "--set", help="Any other DecodeOptions field, e.g. --set no_speech_threshold=0.5."),
+    set_: list[str] | None = typer.Option(None, "--set", help="Any other DecodeOptions field, e.g. --set no_speech_threshold=0.5."),
 ) -> None:
     """Transcribe audio files. Audio longer than 30 s is cut into chunks at pauses (with --vad at the
     pauses Silero VAD finds, non-speech skipped). JSON is {"text", "segments": [{"start", "end", "text",

@@ -28,8 +28,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from soritune.audio import SAMPLE_RATE, audio_duration_s, load_audio, resample
-from soritune.errors import AudioError, SoritunError
 from soritune.data.labels import LabelBuilder, LabelRecipe, previous_utterances
+from soritune.errors import AudioError, SoritunError
 from soritune.models.encoder import HOP, MAX_FRAMES, bucket_frames
 
 IGNORE = -100

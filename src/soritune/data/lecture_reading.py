@@ -45,7 +45,7 @@ class Piece:
     text: str
     pron: str
 
-    def __add__(self, other: "Piece") -> "Piece":
+    def __add__(self, other: Piece) -> Piece:
         return Piece(self.text + other.text, self.pron + other.pron)
 
 

@@ -23,8 +23,21 @@ from typing import Callable, Literal
 
 from soritune.data import lecture_vocab as V
 from soritune.data.lecture_reading import (
-    Piece, count, digits, fraction, group_thousands, is_speakable, letters, month, number, power,
-    read_number, sino, sino_count, symbol, with_josa,
+    Piece,
+    count,
+    digits,
+    fraction,
+    group_thousands,
+    is_speakable,
+    letters,
+    month,
+    number,
+    power,
+    read_number,
+    sino,
+    sino_count,
+    symbol,
+    with_josa,
 )
 
 

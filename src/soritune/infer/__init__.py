@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import tempfile
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from soritune.errors import SoritunError
+
+if TYPE_CHECKING:
+    from soritune.infer.base import Backend
 
 __all__ = ["load_backend", "Backend", "Transcription", "BACKENDS", "DecodeOptions"]
 BACKENDS = ("torch", "ct2", "vosk")  # vosk: an independent Kaldi recogniser (infer/vosk_backend.py)

@@ -52,7 +52,10 @@ def fw_tokenizer(processor, language: str | None, task: str):
     from faster_whisper.tokenizer import Tokenizer
 
     tok = processor.tokenizer
-    known = lambda code: tok.convert_tokens_to_ids(f"<|{code}|>") not in (None, tok.unk_token_id)
+
+    def known(code: str) -> bool:
+        return tok.convert_tokens_to_ids(f"<|{code}|>") not in (None, tok.unk_token_id)
+
     multilingual = known("ko")
     if language and multilingual and not known(language):
         from soritune.errors import SoritunError

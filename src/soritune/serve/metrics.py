@@ -155,7 +155,7 @@ class ServeMetrics:
     model_ready: Gauge
 
     @classmethod
-    def create(cls) -> "ServeMetrics":
+    def create(cls) -> ServeMetrics:
         return cls(
             requests=Counter("soritune_requests_total", "HTTP requests answered, by route and status code."),
             errors=Counter("soritune_errors_total", "Requests answered with an error, by error code."),

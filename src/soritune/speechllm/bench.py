@@ -16,7 +16,7 @@ the growth over the phase's start in peak_mem_delta_gb; each row says which in `
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Literal, Optional
+from typing import Callable, Literal
 
 import numpy as np
 from pydantic import Field
@@ -38,7 +38,7 @@ class SpeechLLMBenchConfig(StageConfig):
     encoder: str = Field("random:large-v3-turbo", description="Whisper encoder spec.")
     llm: str = Field("random:qwen2.5-0.5b", description="LLM spec.")
     projector: Literal["salmonn", "granite", "slam", "ultravox"] = Field("salmonn", description="Projector.")
-    run_dir: Optional[str] = Field(None, description="A trained model (run dir/model) instead of encoder/llm.")
+    run_dir: str | None = Field(None, description="A trained model (run dir/model) instead of encoder/llm.")
     out: str = Field("bench_speechllm", description="Output directory (bench.json, bench.md).")
     audio_s: float = Field(10.0, gt=0, description="Seconds of audio per request (the study: 10).")
     attn: list[Literal["eager", "sdpa", "flash_attention_2"]] = Field(["eager", "sdpa"], description="LLM kernels.")
@@ -47,7 +47,7 @@ class SpeechLLMBenchConfig(StageConfig):
     warmup: int = Field(1, ge=0, description="Warm-up runs per row.")
     decode_steps: int = Field(8, ge=1, description="Decode steps timed per repeat in the study protocol.")
     max_new_tokens: int = Field(16, ge=2, description="Tokens generated per request in the generate protocol.")
-    threads: Optional[int] = Field(None, ge=1, description="torch CPU threads.")
+    threads: int | None = Field(None, ge=1, description="torch CPU threads.")
     device: str = Field("cpu", description="cpu | cuda | cuda:N.")
     dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="Weights and activations.")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal
 
 from pydantic import Field
 
@@ -34,9 +34,9 @@ class SpeechLLMConfig(StageConfig):
     lora_dropout: float = Field(0.05, ge=0, lt=1, description="LoRA dropout.")
     lora_targets: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj"],
                                     description="LLM modules with LoRA (the study's best: q_proj,v_proj,gate_proj).")
-    attn_implementation: Optional[Literal["eager", "sdpa", "flash_attention_2"]] = Field(
+    attn_implementation: Literal["eager", "sdpa", "flash_attention_2"] | None = Field(
         None, description="LLM attention kernel (None: transformers' default).")
-    system_prompt: Optional[str] = Field(None, description="System message, when the chat template takes one.")
+    system_prompt: str | None = Field(None, description="System message, when the chat template takes one.")
     seed: int = Field(0, description="Initialisation seed (projector, random specs).")
 
 
@@ -46,7 +46,7 @@ class StageTrainConfig(StageConfig):
     data: str = Field(..., description="Speech-LLM JSONL (soritune.speechllm.data schema).")
     out: str = Field(..., description="Run directory (model, config.yaml, summary.json, metrics.jsonl).")
     stage: Literal[1, 2] = Field(1, description="1: projector only; 2: projector + LoRA.")
-    init: Optional[str] = Field(None, description="Run directory of an earlier stage to start from.")
+    init: str | None = Field(None, description="Run directory of an earlier stage to start from.")
     model: SpeechLLMConfig = Field(default_factory=SpeechLLMConfig, description="Model composition (no init).")
     steps: int = Field(100, ge=1, description="Optimizer steps.")
     batch_size: int = Field(4, ge=1, description="Examples per step.")
@@ -54,8 +54,8 @@ class StageTrainConfig(StageConfig):
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
     warmup_steps: int = Field(0, ge=0, description="Linear warm-up steps.")
     schedule: Literal["linear", "cosine", "constant"] = Field("linear", description="LR schedule after warm-up.")
-    replay: Optional[str] = Field(None, description="Stage-1 JSONL replayed in stage 2 (study's curriculum).")
+    replay: str | None = Field(None, description="Stage-1 JSONL replayed in stage 2 (study's curriculum).")
     replay_fraction: float = Field(0.0, ge=0, le=1, description="Share of each batch drawn from replay.")
     log_every: int = Field(1, ge=1, description="Steps between metrics rows.")
     seed: int = Field(0, description="Data order seed.")
-    threads: Optional[int] = Field(None, ge=1, description="torch CPU threads.")
+    threads: int | None = Field(None, ge=1, description="torch CPU threads.")

@@ -81,7 +81,7 @@ class SpeechLLM:
         self.llm.train(mode)
         self.encoder.module.train(mode and not self.config.freeze_encoder)
 
-    def to(self, device: str) -> "SpeechLLM":
+    def to(self, device: str) -> SpeechLLM:
         for m in (self.projector, self.llm, self.encoder.module):
             m.to(device)
         return self
@@ -229,7 +229,7 @@ class SpeechLLM:
         return out
 
     @classmethod
-    def load(cls, run_dir: str | Path, **overrides) -> "SpeechLLM":
+    def load(cls, run_dir: str | Path, **overrides) -> SpeechLLM:
         """The model saved by `save` (LoRA attached, weights restored)."""
         from peft import PeftModel
         from safetensors.torch import load_file

@@ -102,9 +102,8 @@ def _reset_accelerate(acc) -> None:
 
 def prepare_run_dir(cfg: TrainConfig, acc) -> tuple[Path, Path | None]:
     """Check resume/overwrite rules, write config.yaml; return (run_dir, checkpoint to resume or None)."""
-    from soritune.train.checkpoint import latest_checkpoint
-
     from soritune.data.manifest import ManifestError
+    from soritune.train.checkpoint import latest_checkpoint
 
     for field_name in ("train", "dev"):
         path = getattr(cfg, field_name)
