@@ -205,7 +205,8 @@ def report(out: Path, docs: Path | None) -> None:
         for b in ("1", "8", "16"):
             gb = r["peak_gb"].get(b, r["peak_gb"].get(int(b)))
             card = r["smallest_card_gb"].get(b, r["smallest_card_gb"].get(int(b)))
-            cells.append(f"{gb:.1f} ({card} GB card)" if card else f"{gb:.1f} (over 48 GB)")
+            approx = "~" if b == "8" else ""  # interpolated
+            cells.append(f"{approx}{gb:.1f} ({card} GB card)" if card else f"{approx}{gb:.1f} (over 48 GB)")
         lines.append(f"| {r['model'].split(':')[1]} | {names[r['method']]} | " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"
     (out / "table.md").write_text(text)
