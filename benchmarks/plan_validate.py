@@ -91,6 +91,8 @@ PAPERS = [
     ("lecture paper: large-v2 8-bit base, LoRA r=32 q,v, batch 16 x 4 acc.", 6.25, "RTX 3090",
      {"model": "random:large-v2", "method": "qlora8", "lora_r": 32, "grad_accum": 4}),
     ("lecture paper: small full FT", 24.35, "RTX 3090", {"model": "random:small", "method": "full"}),
+    ("lecture paper: small full FT, eager attention (transformers' Whisper default before SDPA)", 24.35, "RTX 3090",
+     {"model": "random:small", "method": "full", "attn_implementation": "eager"}),
 ]
 PAPER_SHAPE = {"precision": "fp16-mixed", "audio_s": 30.0, "label_tokens": 128, "chunked_ce": 0, "target": "qv"}
 
