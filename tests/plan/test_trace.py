@@ -65,3 +65,11 @@ def test_pairwise_covers_every_pair():
     for a, b in itertools.combinations(range(4), 2):
         vals = [{r[a] for r in rows}, {r[b] for r in rows}]
         assert {(r[a], r[b]) for r in rows} == set(itertools.product(*vals))
+
+
+def test_eager_attention_keeps_its_attention_matrices():
+    base = dict(SMALL, method="lora", precision="fp32", audio_s=8.0)
+    sdpa = trace_step(PlanConfig(**base), fake=True).ledger
+    eager = trace_step(PlanConfig(**base, attn_implementation="eager"), fake=True).ledger
+    heads_l2 = 2 * 2 * 400 * 400 * 4  # batch x heads x L x L fp32, one encoder layer's probabilities
+    assert eager.breakdown_bytes["activations"] - sdpa.breakdown_bytes["activations"] >= heads_l2

@@ -33,6 +33,8 @@ class PlanConfig(StageConfig):
     target_side: Literal["encoder", "decoder", "both"] = Field("both", description="which stack gets adapters")
     freeze_encoder: bool = Field(False, description="full FT: train the decoder only")
     chunked_ce: int | None = Field(None, ge=0, description="cross-entropy chunk in tokens (default: 1024, as train on a GPU)")
+    attn_implementation: Literal["sdpa", "eager"] = Field("sdpa", description="attention kernel (eager keeps the "
+                                                                          "[heads x L x L] attention matrices)")
     gpu_foreach: bool = Field(True, description="optimizer in torch's multi-tensor (foreach) form, its CUDA default")
     # CUDA overheads on top of the traced peak (stated constants, reported separately)
     cuda_context_gb: float = Field(0.45, ge=0, description="CUDA context + kernels (outside PyTorch's allocator)")
@@ -48,7 +50,7 @@ class PlanConfig(StageConfig):
                    audio_s=cfg.max_audio_s, label_tokens=cfg.max_label_tokens, grad_accum=cfg.grad_accum,
                    gradient_checkpointing=cfg.gradient_checkpointing, optimizer=cfg.optimizer, lora_r=cfg.lora_r,
                    target=cfg.target, target_side=cfg.target_side, freeze_encoder=cfg.freeze_encoder,
-                   chunked_ce=cfg.chunked_ce)
+                   chunked_ce=cfg.chunked_ce, attn_implementation=cfg.attn_implementation)
 
     def train_config(self) -> TrainConfig:
         mp = {"fp32": "no", "bf16": "no", "bf16-mixed": "bf16", "fp16-mixed": "fp16"}[self.precision]
@@ -57,7 +59,8 @@ class PlanConfig(StageConfig):
                            freeze_encoder=self.freeze_encoder, batch_size=self.batch_size,
                            grad_accum=self.grad_accum, optimizer=self.optimizer,
                            mixed_precision=mp, gradient_checkpointing=self.gradient_checkpointing,
-                           chunked_ce=self.resolved_chunk(), max_steps=1)
+                           chunked_ce=self.resolved_chunk(), attn_implementation=self.attn_implementation,
+                           max_steps=1)
 
     def resolved_chunk(self) -> int:
         return 1024 if self.chunked_ce is None else self.chunked_ce

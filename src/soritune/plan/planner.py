@@ -46,7 +46,9 @@ def assumptions(cfg: PlanConfig) -> list[str]:
         (f"input {cfg.audio_s:g} s ({cfg.frames} log-mel frames), {cfg.label_tokens} decoder tokens per utterance, "
         f"no padding; micro-batch {cfg.batch_size}, gradient accumulation {cfg.grad_accum}"),
         ("the CPU code path of each kernel: SDPA attention without a stored attention matrix (as CUDA's "
-        "flash / memory-efficient kernels), torch's CPU autocast op lists for mixed precision"),
+         "flash / memory-efficient kernels)" if cfg.attn_implementation == "sdpa" else
+         "eager attention: the [heads x L x L] attention probabilities are kept for backward")
+        + "; torch's CPU autocast op lists for mixed precision",
         f"cross-entropy in chunks of {cfg.resolved_chunk()} tokens (soritune train's GPU default)" if cfg.resolved_chunk()
         else "cross-entropy over all tokens at once (full [tokens x vocab] logits)",
         (f"CUDA overheads are stated constants, not traced: context {cfg.cuda_context_gb:g} GB, cuBLAS workspace "
