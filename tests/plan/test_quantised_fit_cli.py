@@ -127,9 +127,8 @@ def test_train_fit_gpu_sets_the_batch_before_a_step(tmp_path):
     from soritune.audio import write_wav
     from soritune.config import read_yaml
     from soritune.data.manifest import write_manifest
-    from soritune.plan.fit import fit_batch
+    from soritune.plan.fit import fit_batch, run_fitted
     from soritune.train.config import TrainConfig
-    from soritune.train.run import run
 
     rng = np.random.default_rng(0)
     rows = [{"id": f"u{i}", "audio": write_wav(tmp_path / f"u{i}.wav", 0.1 * rng.standard_normal(16000).astype("float32")).name,
@@ -139,7 +138,7 @@ def test_train_fit_gpu_sets_the_batch_before_a_step(tmp_path):
                       max_steps=1, threads=1, eval_at_start=False, max_audio_s=2.0, max_label_tokens=16,
                       mixed_precision="no", fit_gpu="0.6GB")
     events = []
-    result = run(cfg, progress=events.append)
+    result = run_fitted(cfg, progress=events.append)
     want = fit_batch(PlanConfig.from_train(cfg), "0.6GB")
     saved = read_yaml(tmp_path / "run" / "config.yaml")
     assert saved["batch_size"] == want.batch_size > 1

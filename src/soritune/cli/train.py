@@ -119,7 +119,7 @@ def _run_with_progress(cfg):
         TimeRemainingColumn,
     )
 
-    from soritune.train import run
+    from soritune.plan.fit import run_fitted
 
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TimeRemainingColumn(), TextColumn("{task.fields[info]}"), console=console, transient=True) as bar:
@@ -135,7 +135,7 @@ def _run_with_progress(cfg):
             elif ev["event"] == "eval" and ev.get("dev_cer") is not None:
                 console.print(f"step {ev['step']}: dev CER {100 * ev['dev_cer']:.2f}%", highlight=False)
 
-        return run(cfg, progress=progress)
+        return run_fitted(cfg, progress=progress)
 
 
 def _print_result(r) -> None:

@@ -145,5 +145,12 @@ def fit_train_config(cfg, progress=None):
                f"(predicted peak {fit.plan.peak_gb:.2f} of {fit.gpu_gb:g} GB; soritune plan)")
     if progress is not None:
         progress({"event": "fit", "batch_size": fit.batch_size, "peak_gb": fit.plan.peak_gb, "message": message})
-    return cfg.model_copy(update={"batch_size": fit.batch_size,
+    return cfg.model_copy(update={"batch_size": fit.batch_size, "fit_gpu": None,
                                   "gradient_checkpointing": fit.gradient_checkpointing})
+
+
+def run_fitted(cfg, progress=None):
+    """`soritune train --fit-gpu` as a library call: fit the config to `cfg.fit_gpu`, then train."""
+    from soritune.train.run import run
+
+    return run(fit_train_config(cfg, progress) if cfg.fit_gpu else cfg, progress=progress)

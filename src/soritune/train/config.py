@@ -87,7 +87,8 @@ class TrainConfig(StageConfig):
     chunked_ce: int | None = Field(None, ge=0, description="cross-entropy over this many tokens at a time, logits "
                                    "recomputed in backward (0 = off; default: 1024 on GPU, off on CPU)")
     fit_gpu: str | None = Field(None, description="before training, set batch_size (and gradient_checkpointing when "
-                                "needed) to the largest `soritune plan` predicts fits this card: 8GB, 24GB, a6000, ...")
+                                "needed) to the largest `soritune plan` predicts fits this card: 8GB, 24GB, a6000, ... "
+                                "(applied by `soritune train` / soritune.plan.fit.run_fitted)")
     auto_batch: bool = Field(False, description="on CUDA out-of-memory, split micro-batches in half and retry")
     threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's choice)")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = the GPU when there is one")

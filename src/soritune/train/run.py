@@ -183,10 +183,9 @@ def run(config: TrainConfig | dict, progress=None) -> TrainResult:
     t_start = time.perf_counter()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    if cfg.fit_gpu:
-        from soritune.plan.fit import fit_train_config
-
-        cfg = fit_train_config(cfg, progress)
+    if cfg.fit_gpu:  # the planner sits above train (it traces this code): it fits the config first
+        raise ConfigError(f"fit_gpu={cfg.fit_gpu!r}: resolve it before training with "
+                          "soritune.plan.fit.run_fitted(cfg) (or fit_train_config); `soritune train --fit-gpu` does")
     acc = make_accelerator(cfg)
     try:
         run_dir, ckpt = prepare_run_dir(cfg, acc)
