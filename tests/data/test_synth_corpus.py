@@ -142,7 +142,6 @@ def test_both_backends_keep_the_split_discipline(tmp_path, monkeypatch):
 
     kw = dict(n=3, n_dev=0, n_test=2, n_everyday=1, seed=7, prose_share=0.5,
               voices=["kokoro:jf_alpha+jm_kumo", "ko-m1"], test_voices=["kokoro:jf_nezumi", "ko-f2"])
-    config = SynthCorpusConfig(out=tmp_path / "a", **kw)
     plan, _ = plan_corpus(SynthCorpusConfig(out=tmp_path, **{**kw, "n": 200, "n_test": 60}))
     train = [u for u in plan if u.split in ("train", "dev")]
     held = [u for u in plan if u.split in ("test", "everyday")]
@@ -155,11 +154,15 @@ def test_both_backends_keep_the_split_discipline(tmp_path, monkeypatch):
     assert all((u.speed is None) == (u.voice == "ko-m1" or u.voice == "ko-f2") for u in plan)
     assert all(0.9 <= u.speed <= 1.15 for u in plan if u.speed is not None)
 
-    a = build_synth_corpus(config)
-    b = build_synth_corpus(SynthCorpusConfig(out=tmp_path / "b", **kw))  # from the Kokoro cache this time
+    # one Kokoro clip (synthesis costs about a CPU-second per second of audio), one espeak clip
+    small = dict(n=1, n_dev=0, n_test=1, n_everyday=0, seed=7, prose_share=0.0,
+                 voices=["kokoro:jf_alpha+jm_kumo"], test_voices=["ko-f2"])
+    a = build_synth_corpus(SynthCorpusConfig(out=tmp_path / "a", **small))
+    b = build_synth_corpus(SynthCorpusConfig(out=tmp_path / "b", **small))  # from the Kokoro cache this time
     assert _files(tmp_path / "a") == _files(tmp_path / "b")
     assert a.details["test_speakers_in_train"] == [] and a.details["held_out_items_in_train_or_dev"] == []
     rows = {s: read_manifest(tmp_path / "a" / f"{s}.jsonl") for s in SPLITS}
-    for row in rows["train"] + rows["test"] + rows["everyday"]:
+    assert [r["speaker"] for r in rows["train"] + rows["test"]] == ["kokoro:jf_alpha+jm_kumo", "ko-f2"]
+    for row in rows["train"] + rows["test"]:
         assert ("speed" in row) == row["speaker"].startswith("kokoro:")
         assert ("rate_wpm" in row) != row["speaker"].startswith("kokoro:")

@@ -21,6 +21,8 @@ Aspirated consonants carry ʰ. Only characters of Kokoro's vocabulary are emitte
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 _INITIALS = "ㄱㄲㄴㄷㄸㄹㅁㅂㅃㅅㅆㅇㅈㅉㅊㅋㅌㅍㅎ"
 _VOWELS = "ㅏㅐㅑㅒㅓㅔㅕㅖㅗㅘㅙㅚㅛㅜㅝㅞㅟㅠㅡㅢㅣ"
 _FINALS = ("", "ㄱ", "ㄲ", "ㄳ", "ㄴ", "ㄵ", "ㄶ", "ㄷ", "ㄹ", "ㄺ", "ㄻ", "ㄼ", "ㄽ", "ㄾ", "ㄿ", "ㅀ", "ㅁ", "ㅂ",
@@ -47,7 +49,7 @@ _PUNCTUATION = ".,?!"
 
 
 class _Syllable:
-    __slots__ = ("onset", "vowel", "coda", "coda_class")
+    __slots__ = ("coda", "coda_class", "onset", "vowel")
 
     def __init__(self, onset: str, vowel: str, coda: str):
         self.onset, self.vowel, self.coda = onset, vowel, coda  # onset "ㅇ" = no consonant
@@ -128,7 +130,7 @@ def _render(syllables: list[_Syllable]) -> str:
 def word_to_ipa(word: str) -> str:
     """One word of Hangul syllables -> IPA (rules applied across its syllables)."""
     syllables = [_Syllable(*decompose(ch)) for ch in word]
-    for a, b in zip(syllables, syllables[1:]):
+    for a, b in pairwise(syllables):
         _join(a, b)
     if syllables:  # the last coda, before a pause
         last = syllables[-1]

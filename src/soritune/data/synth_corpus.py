@@ -27,15 +27,20 @@ import os
 import random
 import re
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from soritune.config import StageConfig
 from soritune.data.lecture_prose import ProseSentences
-from soritune.data.lecture_text import LectureTextGenerator, Sentence, find_held_out_items
+from soritune.data.lecture_text import (
+    LectureTextGenerator,
+    Sentence,
+    find_held_out_items,
+)
 from soritune.data.tts import default_voices, parse_voice
 from soritune.errors import SoritunError
 
@@ -62,7 +67,8 @@ class SynthCorpusConfig(StageConfig):
     voices: list[str] | None = Field(None, description="voice specs (ko-m1, kokoro:jm_kumo, kokoro:jf_alpha+jm_kumo; "
                                      "default: the backend's Korean voices)")
     test_voices: list[str] | None = Field(None, description="voices of the test and everyday splits, e.g. held-out "
-                                          "speakers (default: `voices`)")
+                                          "speakers, taking turns (list one twice to double its share; "
+                                          "default: `voices`, drawn at random)")
     rate_wpm: tuple[int, int] = Field((140, 200), description="espeak speaking-rate range, words per minute")
     pitch: tuple[int, int] = Field((35, 65), description="espeak pitch range, 0-100")
     pitch_range: tuple[int, int] = Field((30, 70), description="espeak intonation-range range, 0-100")
@@ -195,7 +201,8 @@ def plan_corpus(config: SynthCorpusConfig) -> tuple[list[PlannedUtterance], int]
             else:
                 duplicates += 1
             seen.add(sentence.text)
-            voice = rng.choice(voices)
+            # held-out voices take turns (exact shares: a voice listed twice reads twice as often)
+            voice = voices[i % len(voices)] if split in ("test", "everyday") and config.test_voices else rng.choice(voices)
             if parse_voice(voice).backend == "espeak":
                 delivery = dict(rate_wpm=rng.randint(*config.rate_wpm), pitch=rng.randint(*config.pitch),
                                 pitch_range=rng.randint(*config.pitch_range))
@@ -238,7 +245,7 @@ def _existing_samples(path: Path) -> int | None:
         import soundfile as sf
 
         info = sf.info(str(path))
-    except Exception:  # noqa: BLE001 - unreadable: synthesise again
+    except Exception:
         return None
     return info.frames if info.frames > 0 and info.samplerate == 16000 else None
 

@@ -16,8 +16,8 @@ Whisper-base reads it at CER ~0.3 zero-shot, so a demo on it shows what adaptati
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
