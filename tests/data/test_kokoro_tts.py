@@ -74,3 +74,25 @@ def test_blends_and_speeds_give_different_audio():
     assert len(fast) < 0.9 * len(alpha)  # faster tempo, shorter clip
     with pytest.raises(SoritunError, match="speed"):
         K.synthesize(TEXT, "jf_alpha", speed=3.0)
+
+
+def test_cli_say_and_prepare_synth_take_the_kokoro_backend(tmp_path):
+    from typer.testing import CliRunner
+
+    import soritune.cli.speech  # noqa: F401 - registers `say`
+    import soritune.cli.synth  # noqa: F401 - registers `synth-corpus`
+    from soritune.cli.app import app
+    from soritune.data.manifest import read_manifest
+
+    wav = tmp_path / "kumo.wav"
+    said = CliRunner().invoke(app, ["say", TEXT, "--voice", "kokoro:jm_kumo", "--speed", "1.2", "--out", str(wav)])
+    assert said.exit_code == 0, said.output
+    import soundfile as sf
+
+    assert sf.info(str(wav)).samplerate == 16000 and sf.info(str(wav)).frames > 8000
+    out = tmp_path / "corpus"
+    built = CliRunner().invoke(app, ["synth-corpus", "--out", str(out), "--backend", "kokoro", "--n", "1", "--n-dev", "0",
+                                     "--n-test", "0", "--n-everyday", "0", "--set", "prose_share=0"])
+    assert built.exit_code == 0, built.output
+    (row,) = read_manifest(out / "train.jsonl")
+    assert row["speaker"].startswith("kokoro:") and 0.9 <= row["speed"] <= 1.15
