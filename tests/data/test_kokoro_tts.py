@@ -79,7 +79,7 @@ def test_blends_and_speeds_give_different_audio():
 def test_cli_say_and_prepare_synth_take_the_kokoro_backend(tmp_path):
     from typer.testing import CliRunner
 
-    import soritune.cli.speech  # noqa: F401 - registers `say`
+    import soritune.cli.speech
     import soritune.cli.synth  # noqa: F401 - registers `synth-corpus`
     from soritune.cli.app import app
     from soritune.data.manifest import read_manifest
