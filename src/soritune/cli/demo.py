@@ -9,14 +9,13 @@ import typer
 
 from soritune.cli.app import app, console, out
 
-# Rough seconds per step on a 2-core CPU (measured runs), for the time estimates shown live.
+# Rough seconds per step on 2 idle CPU cores (measured runs), for the time estimates shown live.
 ESTIMATE_S = {
-    "quick": {"data": 5, "zero-shot": 10, "zero-shot-everyday": 6, "lora": 25, "qlora4": 40, "ct2-int8": 10,
-              "report": 5},
-    "default": {"data": 60, "zero-shot": 60, "zero-shot-everyday": 20, "lora": 240, "qlora4": 330,
-                "ct2-int8": 15, "report": 8, "lottery-50": 750, "distill-2l": 400},
+    "quick": {"data": 40, "zero-shot": 15, "lora": 25, "qlora4": 40, "ct2-int8": 10, "report": 5},
+    "default": {"data": 300, "zero-shot": 90, "lora": 240, "qlora4": 260, "ct2-int8": 15, "report": 8,
+                "lottery-50": 330, "distill-2l": 400},
 }
-EVAL_S = {"quick": 6, "default": 40}
+EVAL_S = {"quick": 10, "default": 45}
 
 
 def _estimate(profile: str, name: str) -> float:
@@ -24,10 +23,8 @@ def _estimate(profile: str, name: str) -> float:
     return table.get(name, EVAL_S["quick" if profile == "quick" else "default"])
 
 
-STEPS = ["data", "zero-shot", "zero-shot-everyday", "lora", "eval-lora", "eval-lora-everyday", "qlora4",
-         "eval-qlora4", "eval-qlora4-everyday", "ct2-int8", "eval-ct2-int8", "eval-ct2-int8-everyday", "report"]
-FULL_STEPS = ["lottery-50", "eval-lottery-50", "eval-lottery-50-everyday", "distill-2l", "eval-distill-2l",
-              "eval-distill-2l-everyday"]
+STEPS = ["data", "zero-shot", "lora", "eval-lora", "qlora4", "eval-qlora4", "ct2-int8", "eval-ct2-int8", "report"]
+FULL_STEPS = ["lottery-50", "eval-lottery-50", "distill-2l", "eval-distill-2l"]
 
 
 @app.command("demo")
@@ -38,9 +35,11 @@ def demo_cmd(
     threads: int | None = typer.Option(None, help="CPU threads (default: all cores)."),
     fresh: bool = typer.Option(False, "--fresh", help="Delete OUT first instead of resuming it."),
 ) -> None:
-    """Run soritune end to end on a CPU, offline: synthesise a Korean lecture-speech corpus, evaluate
-    the bundled whisper-base zero-shot, fine-tune it with LoRA and QLoRA-4bit, evaluate each with
-    95% intervals, export the best to CTranslate2 int8, and write DIR/report.html.
+    """Run soritune end to end on a CPU, offline: synthesise a Korean lecture-speech corpus (Kokoro and
+    espeak-ng voices; templates and real technical prose), evaluate the bundled whisper-base zero-shot,
+    fine-tune it with LoRA and QLoRA-4bit, export the best to CTranslate2 int8, and evaluate each on a
+    held-out Kokoro voice and a held-out espeak voice (lecture and everyday sentences, 95% intervals);
+    write DIR/report.html.
 
     Finished steps are skipped when you re-run (delete DIR or pass --fresh to start over).
 
@@ -88,8 +87,8 @@ def demo_cmd(
 
     rep = __import__("soritune.jsonio", fromlist=["read_json"]).read_json(out_dir / "report.json")
     table = Table(title="soritune demo", title_justify="left")
-    for col in ("system", "CER %", "95% CI", "everyday CER %", "RTFx", "train s", "peak GB"):
-        table.add_column(col, justify="right" if col != "system" else "left")
+    for col in ("system · test voice", "CER %", "95% CI", "everyday CER %", "RTFx", "train s", "peak GB"):
+        table.add_column(col, justify="left" if col.startswith("system") else "right")
     for name, s in rep["systems"].items():
         ci = s.get("cer_ci95")
         table.add_row(name, _pct(s.get("cer")), f"{100 * ci[0]:.1f}-{100 * ci[1]:.1f}" if ci else "-",

@@ -17,6 +17,8 @@ def prepare_synth(
     n_dev: int | None = typer.Option(None, "--n-dev", help="Dev utterances (default 15% of --n)."),
     n_test: int | None = typer.Option(None, "--n-test", help="Test utterances, held-out templates and vocabulary (default 25% of --n)."),
     n_everyday: int | None = typer.Option(None, "--n-everyday", help="Everyday check-set utterances (default 10% of --n)."),
+    backend: str | None = typer.Option(None, "--backend", help="Synthesis backend of the default voices: espeak "
+                                       "(default; robotic, fast) or kokoro (natural, ~1x real time per core)."),
     workers: int | None = typer.Option(None, "--workers", "-w", help="Synthesis processes (default 1; the output does not depend on it)."),
     config_path: Path | None = typer.Option(None, "--config", "-c", help="YAML file of SynthCorpusConfig fields (flags override it)."),
     overrides: list[str] | None = typer.Option(None, "--set", help="Override a config field: --set rate_wpm=[150,190] (repeatable)."),
@@ -25,14 +27,17 @@ def prepare_synth(
 
     Engineering and maths lecture sentences (numbers, units, formulas, English terms) plus everyday speech.
     text: the written form (digits, symbols, Latin), e.g. f(x) = x^2 + 2x
-    text_pron: how it is read (Hangul), e.g. 에프 엑스 이퀄 엑스 제곱 더하기 이 엑스; this is what espeak-ng speaks.
-    Each utterance gets a seeded voice, speaking rate and pitch.
-    test uses templates and vocabulary never seen in train/dev.
+    A share (prose_share, default 0.3) is real Korean technical prose from the LibreOffice help.
+    text_pron: how it is read (Hangul), e.g. 에프 엑스 이퀄 엑스 제곱 더하기 이 엑스; this is what is spoken.
+    Each utterance gets a seeded voice and delivery (espeak: rate, pitch; kokoro: style blend, speed).
+    test uses templates, prose sentences and vocabulary never seen in train/dev; --set test_voices=[...]
+    gives it held-out speakers.
     everyday.jsonl checks that fine-tuning does not forget ordinary Korean.
     synth_report.json has hours per split and the vocabulary overlap of test with train.
     Re-running the same command resumes (finished audio is reused), or returns at once when complete.
 
     Example: soritune prepare synth --out data/synth --n 400 --seed 0
+    Example: soritune prepare synth --out data/kokoro --backend kokoro --workers 2 --set 'test_voices=["kokoro:jf_tebukuro"]' --set 'voices=["kokoro:jf_alpha","kokoro:jf_alpha+jm_kumo"]'
     """
     import time
 
@@ -43,7 +48,7 @@ def prepare_synth(
 
     config = load_config(
         SynthCorpusConfig, config_path, overrides, out=str(out_dir), n=n, seed=seed, n_dev=n_dev,
-        n_test=n_test, n_everyday=n_everyday, workers=workers,
+        n_test=n_test, n_everyday=n_everyday, workers=workers, backend=backend,
     )
     t0 = time.perf_counter()
     columns = (TextColumn("[bold]synthesise"), BarColumn(), MofNCompleteColumn(),

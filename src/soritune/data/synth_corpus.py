@@ -1,11 +1,14 @@
-"""The synthetic Korean lecture-speech corpus: sentences from `lecture_text`, spoken by espeak-ng
-(`soritune.data.synth`) with a seeded voice, rate and pitch per utterance.
+"""The synthetic Korean lecture-speech corpus: sentences from `lecture_text` (templates) and
+`lecture_prose` (real Korean technical prose), spoken by a synthesis backend (`soritune.data.tts`:
+espeak-ng or Kokoro) with a seeded voice and delivery per utterance (espeak: rate and pitch; Kokoro:
+style blend and speed).
 
     >>> result = build_synth_corpus(SynthCorpusConfig(out="data/synth", n=400, seed=0))
 
 Writes, under `out`:
 - `train.jsonl`, `dev.jsonl`, `test.jsonl`: lecture speech with some everyday speech mixed in;
-  `test` uses only held-out templates and vocabulary (see `lecture_text`);
+  `test` uses only held-out templates, prose sentences and vocabulary (see `lecture_text`,
+  `lecture_prose`), and may be spoken by held-out voices (`test_voices`);
 - `everyday.jsonl`: ordinary Korean outside the lecture domain (held-out everyday templates), to
   check that a fine-tuned model has not forgotten ordinary speech;
 - `audio/<split>/<id>-<key>.wav` (16 kHz), where `key` hashes what was spoken and how;
@@ -24,17 +27,24 @@ import os
 import random
 import re
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from soritune.config import StageConfig
-from soritune.data.lecture_text import LectureTextGenerator, Sentence, find_held_out_items
+from soritune.data.lecture_prose import ProseSentences
+from soritune.data.lecture_text import (
+    LectureTextGenerator,
+    Sentence,
+    find_held_out_items,
+)
+from soritune.data.tts import default_voices, parse_voice
 from soritune.errors import SoritunError
 
-GENERATOR_VERSION = 1  # bump when templates, vocabulary or synthesis settings change
+GENERATOR_VERSION = 2  # bump when templates, vocabulary or synthesis settings change
 SPLITS = ("train", "dev", "test", "everyday")
 _DEFAULT_SHARES = {"dev": 0.15, "test": 0.25, "everyday": 0.10}
 _NUMBER = re.compile(r"\d+/\d+|\d[\d,]*(?:\.\d+)?")
@@ -50,28 +60,38 @@ class SynthCorpusConfig(StageConfig):
     n_everyday: int | None = Field(None, ge=0, description="everyday check-set utterances (default 10% of n, min 1)")
     seed: int = Field(0, description="seed for sentences and voices; same seed, same corpus")
     everyday_share: float = Field(0.15, ge=0.0, le=1.0, description="share of everyday sentences in train/dev/test")
-    voices: list[str] | None = Field(None, description="names from synth.VOICES (default: reproducible Korean)")
-    rate_wpm: tuple[int, int] = Field((140, 200), description="speaking-rate range, words per minute")
-    pitch: tuple[int, int] = Field((35, 65), description="pitch range, 0-100")
-    pitch_range: tuple[int, int] = Field((30, 70), description="intonation-range range, 0-100")
+    prose_share: float = Field(0.3, ge=0.0, le=1.0, description="share of train/dev/test sentences taken from "
+                               "real Korean technical prose (LibreOffice help) instead of templates")
+    backend: Literal["espeak", "kokoro"] = Field("espeak", description="synthesis backend whose default voices "
+                                                 "speak when `voices` is not given (see soritune.data.tts)")
+    voices: list[str] | None = Field(None, description="voice specs (ko-m1, kokoro:jm_kumo, kokoro:jf_alpha+jm_kumo; "
+                                     "default: the backend's Korean voices)")
+    test_voices: list[str] | None = Field(None, description="voices of the test and everyday splits, e.g. held-out "
+                                          "speakers, taking turns (list one twice to double its share; "
+                                          "default: `voices`, drawn at random)")
+    rate_wpm: tuple[int, int] = Field((140, 200), description="espeak speaking-rate range, words per minute")
+    pitch: tuple[int, int] = Field((35, 65), description="espeak pitch range, 0-100")
+    pitch_range: tuple[int, int] = Field((30, 70), description="espeak intonation-range range, 0-100")
+    speed: tuple[float, float] = Field((0.9, 1.15), description="Kokoro tempo range (1.0 = the voice's own)")
     workers: int = Field(1, ge=1, le=16, description="synthesis processes (does not change the output)")
 
-    @field_validator("voices")
+    @field_validator("voices", "test_voices")
     @classmethod
     def _known_voices(cls, v):
-        from soritune.data.synth import VOICES
-
         if v is not None:
-            bad = [x for x in v if x not in VOICES]
-            if bad or not v:
-                raise ValueError(f"unknown voice(s) {bad or v}; choose from {', '.join(VOICES)}")
+            if not v:
+                raise ValueError("give at least one voice, or leave it unset for the default")
+            try:
+                return [parse_voice(x).spec for x in v]
+            except SoritunError as e:
+                raise ValueError(str(e)) from None
         return v
 
     @model_validator(mode="after")
     def _ranges(self):
         for name, (lo, hi), (lo_ok, hi_ok) in (
             ("rate_wpm", self.rate_wpm, (80, 450)), ("pitch", self.pitch, (0, 100)),
-            ("pitch_range", self.pitch_range, (0, 100)),
+            ("pitch_range", self.pitch_range, (0, 100)), ("speed", self.speed, (0.5, 2.0)),
         ):
             if not lo_ok <= lo <= hi <= hi_ok:
                 raise ValueError(f"{name} must be (low, high) with {lo_ok} <= low <= high <= {hi_ok}, got ({lo}, {hi})")
@@ -89,34 +109,45 @@ class SynthCorpusConfig(StageConfig):
         """Hash of everything that decides the corpus (not `out`, not `workers`)."""
         data = self.model_dump(mode="json", exclude={"out", "workers"})
         data["voices"] = self.voice_names()
+        data["test_voices"] = self.test_voice_names()
         data["sizes"] = self.sizes()
         data["generator_version"] = GENERATOR_VERSION
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
     def voice_names(self) -> list[str]:
-        """The voices given, or every reproducible Korean voice of soritune.data.synth.VOICES."""
-        from soritune.data.synth import VOICES
+        """The voices given, or the backend's default Korean voices."""
+        return list(self.voices) if self.voices else default_voices(self.backend)
 
-        if self.voices:
-            return list(self.voices)
-        return [v for v in VOICES if v == "ko" or v.startswith("ko-")]
+    def test_voice_names(self) -> list[str]:
+        """The voices of the test and everyday splits."""
+        return list(self.test_voices) if self.test_voices else self.voice_names()
 
 
 @dataclass(frozen=True)
 class PlannedUtterance:
-    """One utterance to synthesise: its sentence and how it is spoken."""
+    """One utterance to synthesise: its sentence, voice and delivery (espeak: rate_wpm, pitch,
+    pitch_range; kokoro: speed; the other backend's fields are None)."""
 
     id: str
     split: str
     sentence: Sentence
     voice: str
-    rate_wpm: int
-    pitch: int
-    pitch_range: int
+    rate_wpm: int | None = None
+    pitch: int | None = None
+    pitch_range: int | None = None
+    speed: float | None = None
+
+    @property
+    def delivery(self) -> dict:
+        fields = {"rate_wpm": self.rate_wpm, "pitch": self.pitch, "pitch_range": self.pitch_range, "speed": self.speed}
+        return {k: v for k, v in fields.items() if v is not None}
 
     @property
     def key(self) -> str:
-        spec = [self.sentence.text_pron, self.voice, self.rate_wpm, self.pitch, self.pitch_range, GENERATOR_VERSION]
+        if self.speed is None:  # espeak: the key of generator version 1 (its audio did not change)
+            spec = [self.sentence.text_pron, self.voice, self.rate_wpm, self.pitch, self.pitch_range, 1]
+        else:
+            spec = [self.sentence.text_pron, self.voice, self.speed]
         return hashlib.sha1(json.dumps(spec, ensure_ascii=False).encode()).hexdigest()[:10]
 
     @property
@@ -152,10 +183,15 @@ def plan_corpus(config: SynthCorpusConfig) -> tuple[list[PlannedUtterance], int]
     seen_side = LectureTextGenerator(config.seed, held_out=False, everyday_share=config.everyday_share)
     held_side = LectureTextGenerator(config.seed, held_out=True, everyday_share=config.everyday_share)
     everyday_side = LectureTextGenerator(f"{config.seed}:everyday", held_out=True)
-    draws = {"train": seen_side.next, "dev": seen_side.next, "test": held_side.next, "everyday": everyday_side.everyday}
-    voices = config.voice_names()
+    draws = {
+        "train": _with_prose(seen_side.next, ProseSentences(config.seed, held_out=False), config.prose_share),
+        "test": _with_prose(held_side.next, ProseSentences(config.seed, held_out=True), config.prose_share),
+        "everyday": everyday_side.everyday,
+    }
+    draws["dev"] = draws["train"]
     plan: list[PlannedUtterance] = []
     for split in SPLITS:
+        voices = config.test_voice_names() if split in ("test", "everyday") else config.voice_names()
         rng = random.Random(f"soritune-synth-voice:{config.seed}:{split}")
         for i in range(sizes[split]):
             for _ in range(100):
@@ -165,21 +201,35 @@ def plan_corpus(config: SynthCorpusConfig) -> tuple[list[PlannedUtterance], int]
             else:
                 duplicates += 1
             seen.add(sentence.text)
-            plan.append(PlannedUtterance(
-                id=f"synth-{split}-{i:05d}", split=split, sentence=sentence, voice=rng.choice(voices),
-                rate_wpm=rng.randint(*config.rate_wpm), pitch=rng.randint(*config.pitch),
-                pitch_range=rng.randint(*config.pitch_range),
-            ))
+            # held-out voices take turns (exact shares: a voice listed twice reads twice as often)
+            voice = voices[i % len(voices)] if split in ("test", "everyday") and config.test_voices else rng.choice(voices)
+            if parse_voice(voice).backend == "espeak":
+                delivery = dict(rate_wpm=rng.randint(*config.rate_wpm), pitch=rng.randint(*config.pitch),
+                                pitch_range=rng.randint(*config.pitch_range))
+            else:
+                delivery = dict(speed=round(rng.uniform(*config.speed), 2))
+            plan.append(PlannedUtterance(id=f"synth-{split}-{i:05d}", split=split, sentence=sentence, voice=voice,
+                                         **delivery))
     return plan, duplicates
 
 
-def _write_utterance(job: tuple[str, str, str, int, int, int]) -> int:
+def _with_prose(templates: Callable[[], Sentence], prose: ProseSentences, share: float) -> Callable[[], Sentence]:
+    """A draw that takes a prose sentence with probability `share`, else a template sentence."""
+    rng = random.Random(f"soritune-synth-prose:{prose.seed}:{int(prose.held_out)}")
+
+    def draw() -> Sentence:
+        return prose.next() if share and rng.random() < share else templates()
+
+    return draw
+
+
+def _write_utterance(job: tuple[str, str, str, dict]) -> int:
     """Speak one utterance and write it atomically; returns its length in samples (runs in workers)."""
     from soritune.audio import write_wav
-    from soritune.data.synth import speak
+    from soritune.data.tts import speak
 
-    path, text_pron, voice, rate, pitch, pitch_range = job
-    audio = speak(text_pron, voice=voice, rate=rate, pitch=pitch, pitch_range=pitch_range)
+    path, text_pron, voice, delivery = job
+    audio = speak(text_pron, voice, threads=1, **delivery)  # one ONNX thread: output independent of workers
     target = Path(path)
     tmp = target.with_name(f".{target.stem}.tmp.wav")
     write_wav(tmp, audio)
@@ -195,7 +245,7 @@ def _existing_samples(path: Path) -> int | None:
         import soundfile as sf
 
         info = sf.info(str(path))
-    except Exception:  # noqa: BLE001 - unreadable: synthesise again
+    except Exception:
         return None
     return info.frames if info.frames > 0 and info.samplerate == 16000 else None
 
@@ -216,7 +266,7 @@ def _synthesise(plan, out: Path, workers: int, progress) -> tuple[dict[str, int]
         progress(reused, total)
     for split in SPLITS:
         (out / "audio" / split).mkdir(parents=True, exist_ok=True)
-    jobs = [(str(out / u.audio), u.sentence.text_pron, u.voice, u.rate_wpm, u.pitch, u.pitch_range) for u in todo]
+    jobs = [(str(out / u.audio), u.sentence.text_pron, u.voice, u.delivery) for u in todo]
     if workers > 1 and len(jobs) > 1:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
@@ -280,8 +330,7 @@ def _rows(plan, samples: dict[str, int]) -> dict[str, list[dict]]:
         rows[u.split].append({
             "id": u.id, "audio": u.audio, "duration": round(samples[u.id] / SAMPLE_RATE, 4),
             "text": u.sentence.text, "text_pron": u.sentence.text_pron, "speaker": u.voice, "split": u.split,
-            "source": f"synth-{u.sentence.domain}", "template": u.sentence.template,
-            "rate_wpm": u.rate_wpm, "pitch": u.pitch, "pitch_range": u.pitch_range,
+            "source": f"synth-{u.sentence.domain}", "template": u.sentence.template, **u.delivery,
         })
     return rows
 
@@ -352,6 +401,9 @@ def build_synth_corpus(
             "duration_s": {s: round(seconds[s], 2) for s in SPLITS},
             "everyday_utterances": {s: sum(r["source"] == "synth-everyday" for r in rows[s]) for s in SPLITS},
             "speakers": {s: len({r["speaker"] for r in rows[s]}) for s in SPLITS},
+            "prose_utterances": {s: sum(r["template"].startswith("prose-") for r in rows[s]) for s in SPLITS},
+            "test_speakers_in_train": sorted({r["speaker"] for r in rows["test"] + rows["everyday"]}
+                                             & {r["speaker"] for r in rows["train"] + rows["dev"]}),
             "held_out_items_in_train_or_dev": find_held_out_items(train_texts),
             "config": config.model_dump(mode="json", exclude={"out", "workers"}),
             "generator_version": GENERATOR_VERSION,
