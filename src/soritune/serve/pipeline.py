@@ -137,11 +137,13 @@ async def transcribe_upload(data: bytes, name: str, batcher: MicroBatcher, *, la
     segments = []
     for chunk, res in zip(chunks, results):
         tr = res.transcription
-        if options is not None:
+        if options is not None and (getattr(tr, "segments", None) or not tr.text):  # timestamped segments (or nothing said)
             segments += file_segments(PlannedChunk(chunk.audio, [{"start": chunk.start, "end": chunk.end}]), tr)
             continue
         segments.append({"start": round(chunk.start / SAMPLE_RATE, 3), "end": round(chunk.end / SAMPLE_RATE, 3),
-                         "text": tr.text, "tokens": list(tr.tokens), "truncated": bool(tr.hit_max_tokens)})
+                         "text": tr.text, "tokens": list(tr.tokens), "truncated": bool(tr.hit_max_tokens),
+                         "words": [], **{k: getattr(tr, k, None) for k in ("avg_logprob", "compression_ratio",
+                                                                            "no_speech_prob")}})
     return TranscriptResult(
         text=join_texts([s["text"] for s in segments]), segments=segments, duration_s=chunks[-1].end / SAMPLE_RATE,
         language=language, task=task, decode_ms=decode_s * 1000,
