@@ -45,3 +45,16 @@ def test_targets(tmp_path):
     assert t["everyday_no_worse"]["met"]
     assert t["qlora4_within_2"] == {"delta_points": pytest.approx(3.0), "met": False}
     assert t["int8_within_0.5"]["delta_points"] == pytest.approx(0.6) and not t["int8_within_0.5"]["met"]
+
+
+def test_report_renders_extra_tables(tmp_path):
+    """build_report's `tables`: titled tables beside the systems, in report.md and report.html."""
+    from soritune.report import build_report
+    from soritune.report.collect import System
+
+    tables = {"Hallucination suite": (["system", "loops"], [["lora", "0.0%"], ["zero-shot", "4.2% (0.0-12.5)"]])}
+    build_report([System(name="lora · kokoro", cer=0.2, cer_ci95=[0.1, 0.3])], tmp_path, tables=tables)
+    md = (tmp_path / "report.md").read_text()
+    assert "## Hallucination suite" in md and "| zero-shot | 4.2% (0.0-12.5) |" in md
+    html = (tmp_path / "report.html").read_text()
+    assert "<h2>Hallucination suite</h2>" in html and "<td>4.2% (0.0-12.5)</td>" in html

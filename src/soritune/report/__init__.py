@@ -16,7 +16,10 @@ class ReportResult:
 
 
 def build_report(inputs: list[str | Path] | list[System], out: str | Path, *, title: str = "soritune report",
-                 notes: list[str] | None = None, extra: dict | None = None) -> ReportResult:
+                 notes: list[str] | None = None, extra: dict | None = None,
+                 tables: dict[str, tuple[list[str], list[list[str]]]] | None = None) -> ReportResult:
+    """report.{json,md,html} and plots for `inputs` (run/eval dirs or System rows); `tables`: further titled
+    tables (header, rows) shown after the notes, e.g. the demo's hallucination suite."""
     from soritune.environment import environment
     from soritune.jsonio import atomic_write_text, write_json
     from soritune.report import plots as P
@@ -35,8 +38,8 @@ def build_report(inputs: list[str | Path] | list[System], out: str | Path, *, ti
     files = {
         "report.json": write_json(out / "report.json", {"title": title, "systems": systems_json(systems),
                                                         "notes": notes, "environment": env, **(extra or {})}),
-        "report.md": atomic_write_text(out / "report.md", markdown(systems, env, plots, title, notes)),
-        "report.html": atomic_write_text(out / "report.html", html_page(systems, env, plots, title, notes)),
+        "report.md": atomic_write_text(out / "report.md", markdown(systems, env, plots, title, notes, tables)),
+        "report.html": atomic_write_text(out / "report.html", html_page(systems, env, plots, title, notes, tables)),
     }
     files.update({f"plots/{p.name}": p for p in plots.values()})
     return ReportResult(out=out, files={k: str(v) for k, v in files.items()}, n_systems=len(systems))

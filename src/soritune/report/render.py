@@ -44,9 +44,16 @@ def markdown_table(systems: list[System]) -> str:
     return "\n".join([head, sep, *rows])
 
 
-def markdown(systems: list[System], env: dict, plots: dict[str, Path], title: str, notes: list[str]) -> str:
+Tables = dict[str, tuple[list[str], list[list[str]]]]  # title -> (header, rows): tables beside the systems'
+
+
+def markdown(systems: list[System], env: dict, plots: dict[str, Path], title: str, notes: list[str],
+             tables: Tables | None = None) -> str:
     parts = [f"# {title}", "", markdown_table(systems), ""]
     parts += [f"- {n}" for n in notes] + ([""] if notes else [])
+    for name, (header, rows) in (tables or {}).items():
+        parts += [f"## {name}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        parts += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows] + [""]
     for name, p in plots.items():
         parts.append(f"![{name}](plots/{p.name})")
     parts += ["", "## Worst utterances", ""]
@@ -91,7 +98,8 @@ pre{background:#f6f8fa;padding:8px;overflow-x:auto;font-size:.8em}
 """
 
 
-def html_page(systems: list[System], env: dict, plots: dict[str, Path], title: str, notes: list[str]) -> str:
+def html_page(systems: list[System], env: dict, plots: dict[str, Path], title: str, notes: list[str],
+              tables: Tables | None = None) -> str:
     head = "".join(f"<th>{html.escape(t)}</th>" for _, t in COLUMNS)
     body = "".join("<tr>" + "".join(
         f"<td>{html.escape(s.name if k == 'system' else _fmt(k, getattr(s, k)))}</td>" for k, _ in COLUMNS) + "</tr>"
@@ -109,12 +117,18 @@ def html_page(systems: list[System], env: dict, plots: dict[str, Path], title: s
             examples.append(f'<div class="ex"><b>{html.escape(ex["id"])}</b> ({ex["errors"]} errors)'
                             f"<div>ref: {r}</div><div>hyp: {h}</div></div>")
     note_html = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+    tables_html = ""
+    for name, (header, rows) in (tables or {}).items():
+        cells = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+        heads = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+        tables_html += (f'<h2>{html.escape(name)}</h2><div class="wrap"><table><thead><tr>{heads}</tr></thead>'
+                        f"<tbody>{cells}</tbody></table></div>")
     env_text = html.escape("\n".join(f"{k}: {v}" for k, v in env.items()))
     return (f'<!doctype html><html lang="ko"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width,initial-scale=1"><title>{html.escape(title)}</title>'
             f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>"
             f'<div class="wrap"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
-            f'<ul class="note">{note_html}</ul>{imgs}<h2>Worst utterances</h2>'
+            f'<ul class="note">{note_html}</ul>{tables_html}{imgs}<h2>Worst utterances</h2>'
             f'<p class="note"><span class="sub">substitution</span> <span class="del">deletion</span> '
             f'<span class="ins">insertion</span></p>{"".join(examples)}'
             f"<h2>Environment</h2><pre>{env_text}</pre></body></html>")
