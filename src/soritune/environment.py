@@ -24,6 +24,20 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_native_bf16() -> bool:
+    """Whether the CPU computes bfloat16 natively (AMX or AVX512-BF16 in /proc/cpuinfo's flags): there bf16
+    autocast trains faster at the same CER (demo: LoRA 13%, QLoRA 27% less step time); elsewhere it is emulated."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"amx_bf16", "avx512_bf16"})
+    except OSError:
+        pass
+    return False
+
+
 def package_versions(packages: tuple[str, ...] = PACKAGES) -> dict[str, str | None]:
     out: dict[str, str | None] = {"python": platform.python_version()}
     for pkg in packages:
