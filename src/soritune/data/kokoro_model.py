@@ -139,8 +139,9 @@ def rewrite_integer_convs(model) -> int:
         return 0
     n_convs = len(replaced)
     for n in g.node:  # Snake activations: Pow(x, 2.0) as Mul(x, x), a quarter of the time
-        if n.op_type == "Pow" and n.input[1] in inits and const(n.input[1]).size == 1 and float(const(n.input[1])) == 2.0:
-            replaced[id(n)] = [helper.make_node("Mul", [n.input[0], n.input[0]], list(n.output), name=f"{n.name}_square")]
+        exponent = const(n.input[1]) if n.op_type == "Pow" else None
+        if exponent is not None and exponent.size == 1 and float(exponent.ravel()[0]) == 2.0:
+            replaced[id(n)] = [helper.make_node("Mul", [n.input[0], n.input[0]], list(n.output), name=f"{n.name}_sq")]
     nodes = [m for n in g.node for m in replaced.get(id(n), [n])]
     del g.node[:]
     g.node.extend(_live(_topological(nodes), {o.name for o in g.output}))
