@@ -7,8 +7,8 @@ and an empty Kokoro cache, timing the build (wall) and counting CPU seconds of t
 workers. Kokoro runs twice: on the derived model (data/kokoro_model.py: integer convolutions as int8
 GEMMs; built before the timer starts, its build time reported apart) and on the original int8 model
 (SORITUNE_KOKORO_FAST=0), so the speed-up is a ratio measured in one run. On a shared machine the wall
-time is inflated by other load; CPU seconds per utterance are not, and `2 / cpu_s_per_utt` estimates the rate on two idle cores. Writes
-benchmarks/results/synth_throughput.json with the load average before and after.
+time is inflated by other load; CPU seconds per utterance are not, and `2 / cpu_s_per_utt` estimates the
+rate on two idle cores. Writes benchmarks/results/synth_throughput.json with `uptime` before and after.
 """
 
 from __future__ import annotations
