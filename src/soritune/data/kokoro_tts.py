@@ -9,8 +9,8 @@ session is called directly with `tokens`, `style` (row len(tokens)-1 of the voic
     >>> audio = synthesize("오늘은 미분을 배우겠습니다", "jf_alpha*0.6+jm_kumo*0.4", speed=1.1)
 
 More speakers than five: a style is a weighted average of the voice styles (`jf_alpha+jm_kumo` is an
-even blend); speed varies the tempo. Output: silence-trimmed, peak-normalised (one voice clips), 24 ->
-16 kHz with soxr, on the int16 grid, with the same lead/tail silence as the espeak voices.
+even blend); speed varies the tempo. Output: silence-trimmed, 24 -> 16 kHz with soxr, then peak-normalised
+(one voice clips), on the int16 grid, with the same lead/tail silence as the espeak voices.
 Deterministic (ONNX inference has no random op here; checked by tests), and cached on disk under
 the soritune cache dir (`SORITUNE_CACHE`), keyed by phonemes, style, speed and the model's identity.
 
@@ -43,6 +43,7 @@ NATIVE_RATE = 24000
 VOICES = ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo")
 MAX_TOKENS = 508  # the style arrays have 510 rows, one per token count; 2 pad tokens
 PEAK = 0.89  # -1 dBFS
+RENDER = "peak-at-16k"  # in the cache key: how a clip is post-processed (clips made otherwise are not reused)
 _STYLE = re.compile(r"^([a-z_]+)(?:\*(\d*\.?\d+))?$")
 _lock = threading.Lock()
 _state: dict = {}
@@ -159,11 +160,10 @@ def _render(ids: list[int], style: Style, speed: float, state: dict) -> np.ndarr
         "style": ref.reshape(1, -1),
         "speed": np.array([speed], dtype=np.float32),
     })[0]
-    audio = _trim(np.asarray(out, np.float32).ravel())
+    audio = resample(_trim(np.asarray(out, np.float32).ravel()), NATIVE_RATE, SAMPLE_RATE)
     peak = float(np.abs(audio).max()) if audio.size else 0.0
-    if peak > 0:
+    if peak > 0:  # after resampling: the 16 kHz peak is exact (before it, it moved by up to 7%)
         audio = audio * (PEAK / peak)
-    audio = resample(audio, NATIVE_RATE, SAMPLE_RATE)
     return np.round(np.clip(audio, -1.0, 1.0) * 32767.0).astype(np.float32) / 32767.0  # the WAV grid: cache-exact
 
 
@@ -188,7 +188,7 @@ def synthesize(
     state = _load(threads)
     ids = tokens(ipa, state["vocab"])
     identity = state["model_identity"]  # the derived model's, or the original's sha256 alone
-    key = hashlib.sha256(json.dumps([ipa, style.parts, round(speed, 4), identity]).encode()).hexdigest()[:24]
+    key = hashlib.sha256(json.dumps([ipa, style.parts, round(speed, 4), identity, RENDER]).encode()).hexdigest()[:24]
     path = _cache_path(key) if cache else None
     audio = _read_cached(path) if path is not None else None
     if audio is None:
