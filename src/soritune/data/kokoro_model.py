@@ -5,7 +5,7 @@ DynamicQuantizeLinear(x) -> ConvInteger(x_q, w_q) -> Add(bias_q) -> Cast -> Mul(
 Runtime's CPU ConvInteger (uint8 weights) has no fast kernel: it took 65% of the synthesis time (profiled
 with `SessionOptions.enable_profiling`). Float Convs with dequantised weights are no faster (measured: the
 decoder's convolutions are large, ~45 GFLOP/s either way). ONNX Runtime's u8 x s8 MatMulIntegerToFloat with
-constant int8 weights is (VNNI/AMX kernels, ~7x the GFLOP/s of ConvInteger on this machine), so each chain
+constant int8 weights is (~7x the GFLOP/s of the uint8 ConvInteger in a microbenchmark here), so each chain
 becomes: the same quantised activations laid out time-major, the K taps of every output step gathered
 (im2col), one MatMulIntegerToFloat with the weights shifted to int8 (same integers) and the model's own
 rounded bias, and a transpose back. The activations are quantised exactly as before, so the audio equals
@@ -162,7 +162,7 @@ def _im2col_gemm(conv, attrs: dict, w_q, w_zp, w_scale: str, bias: tuple[str, st
     the weights as int8 [K*C, O] (u8 - 128 and zero point - 128: the same integers) -> Transpose [N, O, T_out].
     The bias is the model's own rounded one, floor(bias / scale) * scale, so the output equals the int8 model's
     up to float rounding. ONNX Runtime runs u8 x s8 GEMMs with a constant right side through its fastest int8
-    kernels (VNNI/AMX); the activations are quantised exactly as the ConvInteger saw them.
+    kernels; the activations are quantised exactly as the ConvInteger saw them.
     """
     import numpy as np
     from onnx import helper, numpy_helper
