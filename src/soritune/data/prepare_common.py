@@ -46,16 +46,13 @@ from soritune.config import StageConfig, save_config
 from soritune.data.corpora import Item, Settings, get_corpus
 from soritune.data.corpora.base import process_item
 from soritune.data.korean_text import NORMALIZATION_VERSION
-from soritune.errors import SoritunError
+from soritune.errors import PrepareError, SoritunError
 from soritune.jsonio import write_json
 
 SHARD_DIR = ".shards"
 RANDOM_SPLITS = ("train", "dev", "test")
 Progress = Callable[[int, int], None]  # (utterances done, total)
 
-
-class PrepareError(SoritunError):
-    """A corpus could not be prepared (nothing found, bad root, accounting mismatch)."""
 
 
 class PrepareConfig(StageConfig):

@@ -15,8 +15,9 @@ from typing import Any, Mapping
 from pydantic import Field
 
 from soritune.config import StageConfig
+from soritune.errors import NothingScoredError
 from soritune.eval.bootstrap import DEFAULT_N_BOOT, DEFAULT_SEED
-from soritune.eval.score import NothingScoredError, ScoreReport, score_texts, slice_metrics
+from soritune.eval.score import ScoreReport, score_texts, slice_metrics
 
 
 class ScoreConfig(StageConfig):

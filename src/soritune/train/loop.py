@@ -21,13 +21,10 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from soritune.errors import SoritunError
+from soritune.errors import SoritunError, TrainOOMError
 
 Progress = Callable[[dict], None]
 
-
-class TrainOOMError(SoritunError):
-    """CUDA ran out of memory; the message names a batch size that fits."""
 
 
 @dataclass
