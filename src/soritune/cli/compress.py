@@ -183,7 +183,7 @@ def _print_structured(r) -> None:
         ("parameters", f"{r.params_before:,} -> {r.params_after:,}"), ("weight file MB", f"{r.file_mb_before:.1f} -> {r.file_mb_after:.1f}"),
         ("decode median s", f"{t_b.get('median_s', '-')} -> {t_a.get('median_s', '-')}"),
         ("speed-up (measured)", f"{r.speedup}x" if r.speedup else "-"), ("CER", f"{_pct(r.cer_before)} -> {_pct(r.cer_after)}"),
-        ("loads as plain HF", "yes" if r.loads_as_standard_hf else "no (structure.json; soritune.compress.load_model)")])
+        ("loads as plain HF", "yes" if r.loads_as_standard_hf else "no (structure.json; soritune eval/serve and soritune.models.load read it)")])
 
 
 def _print_lottery(r) -> None:

@@ -26,6 +26,7 @@ from pydantic import Field
 from soritune.config import StageConfig, save_config, validate
 from soritune.errors import CompressError
 from soritune.jsonio import write_json, write_jsonl
+from soritune.models import load
 from soritune.models.encoder import ENCODER_INPUT_HELP, EncoderInput
 
 
@@ -233,13 +234,13 @@ def run(config: DistillConfig | dict, progress: Callable[[dict], None] | None = 
     """Pseudo-label, initialise the student, train it, compare it with the teacher; see module doc."""
     from soritune.compress import measure
     from soritune.compress.distill_student import make_student
-    from soritune.compress.modelio import load_model, param_count, save_model
+    from soritune.compress.modelio import param_count, save_model
 
     cfg = config if isinstance(config, DistillConfig) else validate(DistillConfig, dict(config))
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config.yaml")
-    bundle = load_model(cfg.teacher, cfg.teacher_adapter, seed=cfg.seed)
+    bundle = load(cfg.teacher, cfg.teacher_adapter, seed=cfg.seed)
     teacher, processor = bundle.model, bundle.processor
     if cfg.pseudo_label:
         manifest, rejected, n_in = pseudo_label(cfg, teacher, processor, out, progress)

@@ -13,7 +13,7 @@ Targets (each one small function registered in TARGETS):
   convolutions float32 (`float_convs`; ctranslate2 would quantize them, at a CER cost).
 - torch-int8: PyTorch dynamic int8 quantisation of every nn.Linear (torch.ao `quantize_dynamic`,
   CPU): OUT holds the HF config/processor files and `int8_model.pt` (the quantised state dict);
-  `load_int8(OUT)` rebuilds it.
+  `soritune.models.load(OUT)` rebuilds it (`models.formats.load_int8`).
 
 Parity: the exported model and the PyTorch model it came from transcribe the same few utterances
 (a manifest's, or synthetic Korean sentences); equal transcripts are counted and the CER between
@@ -26,19 +26,21 @@ HallucinationGateError after export_report.json has recorded why.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Literal
 
 from pydantic import Field, model_validator
 
+from soritune.compress.modelio import dir_bytes, mb, save_model
 from soritune.config import StageConfig, save_config, validate
+from soritune.errors import CompressError
 from soritune.eval.hallucination_gate import GATE_HELP, GateMode, GateResult, GateThresholds, enforce
 from soritune.jsonio import write_json
+from soritune.models import Loaded, load
 from soritune.models.encoder import ENCODER_INPUT_HELP, EncoderInput
+from soritune.models.formats import INT8_FILE, load_int8, quantize_int8  # noqa: F401 - load_int8 re-exported
 
-INT8_FILE = "int8_model.pt"
 REPORT_FILE = "export_report.json"
 CT2_QUANT = ("float32", "float16", "bfloat16", "int8", "int8_float16", "int8_float32", "int8_bfloat16", "int16")
 
@@ -94,24 +96,20 @@ class ExportResult:
 
 # ---- targets ----------------------------------------------------------------------------------
 
-def export_hf(model, processor, out: Path, cfg: ExportConfig) -> Callable:
-    from soritune.compress.masks import load_masks, save_masks
-    from soritune.compress.modelio import local_dir, save_model
+def export_hf(source: Loaded, out: Path, cfg: ExportConfig) -> Callable:
+    from soritune.compress.masks import save_masks
 
-    save_model(model, processor, out)
-    src = local_dir(cfg.model)
-    masks = load_masks(src) if src else None
-    if masks:
-        save_masks(out, masks, {"method": "carried by export"})
+    save_model(source.model, source.processor, out)
+    if source.masks:
+        save_masks(out, source.masks, {"method": "carried by export"})
     return lambda: _torch_backend_of(str(out), cfg.encoder_input)
 
 
-def export_ct2(model, processor, out: Path, cfg: ExportConfig) -> Callable:
-    from soritune.compress.modelio import CompressError, local_dir, read_structure
+def export_ct2(source: Loaded, out: Path, cfg: ExportConfig) -> Callable:
     from soritune.infer.ct2_backend import CT2Backend, convert_to_ct2, is_int8
 
-    src = local_dir(cfg.model)
-    if src and read_structure(src):
+    model, processor = source
+    if source.info.get("format") == "head-pruned":
         raise CompressError(f"{cfg.model}: a head-pruned model (structure.json) has unequal head counts, which "
                             f"CTranslate2 cannot express; export it --to hf or --to torch-int8")
     convert_to_ct2(model, processor, out, quantization=cfg.quantization, float_convs=cfg.float_convs)
@@ -121,21 +119,12 @@ def export_ct2(model, processor, out: Path, cfg: ExportConfig) -> Callable:
                               encoder_input=cfg.encoder_input)
 
 
-def quantize_int8(model):
-    """torch.ao dynamic int8 (per-tensor weights, dynamic activations) of every nn.Linear, CPU."""
-    import torch
-    from torch.ao.quantization import quantize_dynamic
-
-    with warnings.catch_warnings():  # torch.ao eager quantisation prints deprecation notices
-        warnings.simplefilter("ignore")
-        return quantize_dynamic(model.float().cpu().eval(), {torch.nn.Linear}, dtype=torch.qint8)
-
-
-def export_torch_int8(model, processor, out: Path, cfg: ExportConfig) -> Callable:
+def export_torch_int8(source: Loaded, out: Path, cfg: ExportConfig) -> Callable:
     import copy
 
     import torch
 
+    model, processor = source
     out.mkdir(parents=True, exist_ok=True)
     model.config.save_pretrained(str(out))
     model.generation_config.save_pretrained(str(out))
@@ -145,32 +134,10 @@ def export_torch_int8(model, processor, out: Path, cfg: ExportConfig) -> Callabl
     return lambda: _torch_backend_of(str(out), cfg.encoder_input)
 
 
-def load_int8(directory: str | Path):
-    """(model, processor) of a torch-int8 export."""
-    import torch
-    from transformers import (
-        GenerationConfig,
-        WhisperConfig,
-        WhisperForConditionalGeneration,
-        WhisperProcessor,
-    )
-
-    directory = Path(directory)
-    model = WhisperForConditionalGeneration(WhisperConfig.from_pretrained(str(directory))).eval()
-    q = quantize_int8(model)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        state = torch.load(directory / INT8_FILE, map_location="cpu", weights_only=True)  # no code from the dir
-        q.load_state_dict(state, strict=True)
-    q.generation_config = GenerationConfig.from_pretrained(str(directory))
-    return q.eval(), WhisperProcessor.from_pretrained(str(directory))
-
-
 def _torch_backend_of(directory: str, encoder_input: str):
     from soritune.compress import measure
-    from soritune.compress.modelio import load_model
 
-    b = load_model(directory)
+    b = load(directory)
     return measure.torch_backend(b.model, b.processor, spec=directory, encoder_input=encoder_input)
 
 
@@ -185,10 +152,9 @@ def merge_logits_diff(cfg: ExportConfig, merged, clips) -> float | None:
         return None
     import torch
 
-    from soritune.compress.modelio import load_model
     from soritune.models.adapters import apply_adapter
 
-    base = load_model(cfg.model, seed=cfg.seed)
+    base = load(cfg.model, seed=cfg.seed)
     if base.masks:  # masks re-applied after a merge change the function on purpose; no like-for-like
         return None
     peft = apply_adapter(base.model, cfg.adapter, merge=False)
@@ -205,19 +171,18 @@ def run(config: ExportConfig | dict) -> ExportResult:
     import torch
 
     from soritune.compress import measure
-    from soritune.compress.modelio import dir_bytes, load_model, mb
     from soritune.infer.ct2_backend import is_int8
 
     cfg = config if isinstance(config, ExportConfig) else validate(ExportConfig, dict(config))
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
-    bundle = load_model(cfg.model, cfg.adapter, seed=cfg.seed)
+    bundle = load(cfg.model, cfg.adapter, seed=cfg.seed)
     clips = measure.load_clips(cfg.parity_manifest, cfg.parity_n)
     source = measure.torch_backend(bundle.model, bundle.processor, spec=cfg.model, encoder_input=cfg.encoder_input)
     kw = dict(batch_size=cfg.batch_size, max_new_tokens=cfg.max_new_tokens)
     src_hyps = measure.transcribe(source, clips, **kw)
-    make_backend = TARGETS[cfg.to](bundle.model, bundle.processor, out, cfg)
+    make_backend = TARGETS[cfg.to](bundle, out, cfg)
     exported = make_backend()
     new_hyps = measure.transcribe(exported, clips, **kw)
     parity = measure.parity(src_hyps, new_hyps, clips)

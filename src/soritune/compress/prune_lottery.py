@@ -40,6 +40,7 @@ from pydantic import Field, model_validator
 from soritune.config import StageConfig, save_config, validate
 from soritune.errors import CompressError
 from soritune.jsonio import write_json
+from soritune.models import load
 
 LinearName = Literal["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"]
 
@@ -160,18 +161,10 @@ def adapted_weight_names(model, tcfg) -> list[str]:
 def merged_with(base_dir: Path, adapter_dir: Path, masks: dict, trainable: dict | None = None):
     """Load base, merge the adapter (optionally with other LoRA tensors, e.g. step k), re-apply masks."""
     from soritune.compress.masks import apply_masks
-    from soritune.compress.modelio import load_model
     from soritune.models.adapters import apply_adapter
 
-    bundle = load_model(str(base_dir))
-    if trainable is not None:
-        from soritune.train.adapters import load_trainable_state
-
-        peft = apply_adapter(bundle.model, adapter_dir, merge=False)
-        load_trainable_state(peft, trainable)
-        model = peft.merge_and_unload()
-    else:
-        model = apply_adapter(bundle.model, adapter_dir, merge=True)
+    bundle = load(str(base_dir))
+    model = apply_adapter(bundle.model, adapter_dir, merge=True, state=trainable)
     if masks:
         apply_masks(model, masks)
     return model.eval(), bundle.processor
@@ -182,9 +175,9 @@ def _write_base(weights: dict, like_dir: Path, masks: dict, dest: Path, seed: in
     import torch
 
     from soritune.compress.masks import apply_masks, save_masks
-    from soritune.compress.modelio import load_model, save_model
+    from soritune.compress.modelio import save_model
 
-    bundle = load_model(str(like_dir), seed=seed)
+    bundle = load(str(like_dir), seed=seed)
     params = dict(bundle.model.named_parameters())
     with torch.no_grad():
         for n, w in weights.items():
@@ -200,11 +193,11 @@ class _Runner:
 
     def __init__(self, cfg: LotteryConfig, progress: Callable[[dict], None] | None):
         from soritune.compress import measure
-        from soritune.compress.modelio import load_model, save_model
+        from soritune.compress.modelio import save_model
 
         self.cfg, self.progress, self.out = cfg, progress, Path(cfg.out)
         self.out.mkdir(parents=True, exist_ok=True)
-        base0 = load_model(cfg.model, cfg.adapter, seed=cfg.seed)
+        base0 = load(cfg.model, cfg.adapter, seed=cfg.seed)
         self.base0_dir = self.out / "pretrained"
         save_model(base0.model, base0.processor, self.base0_dir)
         self.total_params = sum(p.numel() for p in base0.model.parameters())

@@ -19,6 +19,7 @@ from pydantic import Field
 
 from soritune.config import StageConfig, save_config, validate
 from soritune.jsonio import write_json
+from soritune.models import load
 
 SPARSITY_NOTE = ("unstructured sparsity: zeros are stored and multiplied densely (no sparse kernel is used), "
                  "so the file is not smaller and decoding is not faster; any latency here is measured, not assumed")
@@ -110,11 +111,10 @@ def run(config: MagnitudeConfig | dict) -> PruneResult:
         prunable_params,
         select_masks,
     )
-    from soritune.compress.modelio import load_model
 
     cfg = config if isinstance(config, MagnitudeConfig) else validate(MagnitudeConfig, dict(config))
     out = Path(cfg.out)
-    bundle = load_model(cfg.model, cfg.adapter, seed=cfg.seed)
+    bundle = load(cfg.model, cfg.adapter, seed=cfg.seed)
     model, processor = bundle.model, bundle.processor
     cer_before, clips = score_if_asked(model, processor, cfg.eval_manifest, cfg.eval_limit, cfg.batch_size,
                                        cfg.max_new_tokens)

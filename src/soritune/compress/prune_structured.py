@@ -10,7 +10,7 @@ parameters, weight-file size and decoding time before and after on the same clip
 
 FFN- and layer-pruned models are standard Whisper configs (`hf:OUT`, `soritune eval`, CTranslate2
 export all work). Head-pruned models record their head counts in OUT/structure.json and load with
-`load_structured(OUT)` (or `soritune.compress.modelio.load_model`); CTranslate2 cannot express
+`soritune.models.load(OUT)` (the head-pruned row of `models.formats`); CTranslate2 cannot express
 them (it assumes equal head counts).
 """
 
@@ -24,8 +24,9 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from soritune.config import StageConfig, save_config, validate
-from soritune.errors import CompressError
 from soritune.jsonio import write_json
+from soritune.models import load
+from soritune.models.formats import STRUCTURE_FILE, load_structured  # noqa: F401 - load_structured re-exported
 
 
 class StructuredConfig(StageConfig):
@@ -110,41 +111,12 @@ def shrink(model, kept: dict, target: str):
 
 
 def save_structured(model, processor, out: Path, target: str, kept: dict) -> None:
-    from soritune.compress.modelio import STRUCTURE_FILE, save_model
+    from soritune.compress.modelio import save_model
 
     save_model(model, processor, out)
     if target == "heads":
         counts = {name: len(idx) for name, idx in kept.items()}
         (out / STRUCTURE_FILE).write_text(json.dumps({"heads": counts}, indent=1), encoding="utf-8")
-
-
-def load_structured(directory: str | Path):
-    """(model, processor) of a directory written by save_structured (head counts re-applied)."""
-    from safetensors.torch import load_file
-    from transformers import (
-        GenerationConfig,
-        WhisperConfig,
-        WhisperForConditionalGeneration,
-        WhisperProcessor,
-    )
-
-    from soritune.compress.modelio import read_structure
-    from soritune.compress.structures import resize_heads
-
-    directory = Path(directory)
-    config = WhisperConfig.from_pretrained(str(directory))
-    model = WhisperForConditionalGeneration(config)
-    resize_heads(model, (read_structure(directory) or {}).get("heads", {}))
-    state = {}
-    for f in sorted(directory.glob("model*.safetensors")):
-        state.update(load_file(str(f)))
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if unexpected or [m for m in missing if m != "proj_out.weight"]:
-        raise CompressError(f"{directory}: weights do not fit structure.json (missing {missing[:3]}, unexpected {unexpected[:3]})")
-    model.tie_weights()
-    if (directory / "generation_config.json").exists():
-        model.generation_config = GenerationConfig.from_pretrained(str(directory))
-    return model.eval(), WhisperProcessor.from_pretrained(str(directory))
 
 
 def _timed(model, processor, clips, cfg) -> tuple[float | None, dict | None]:
@@ -162,18 +134,12 @@ def run(config: StructuredConfig | dict) -> StructuredResult:
     import tempfile
 
     from soritune.compress import measure
-    from soritune.compress.modelio import (
-        load_model,
-        mb,
-        param_count,
-        save_model,
-        weights_file_bytes,
-    )
+    from soritune.compress.modelio import mb, param_count, save_model, weights_file_bytes
     from soritune.compress.structures import choose_kept
 
     cfg = config if isinstance(config, StructuredConfig) else validate(StructuredConfig, dict(config))
     out = Path(cfg.out)
-    bundle = load_model(cfg.model, cfg.adapter, seed=cfg.seed)
+    bundle = load(cfg.model, cfg.adapter, seed=cfg.seed)
     model, processor = bundle.model, bundle.processor
     scores = importance(model, processor, cfg)
     kept = choose_kept(scores, cfg.fraction)

@@ -29,6 +29,7 @@ from pydantic import Field, field_validator, model_validator
 
 from soritune.config import StageConfig, save_config, validate
 from soritune.jsonio import write_json
+from soritune.models import load
 from soritune.models.encoder import ENCODER_INPUT_HELP, EncoderInput
 
 PUBLISHED_KNEE = 0.5
@@ -184,9 +185,8 @@ def _magnitude_models(cfg: SweepConfig):
         prunable_params,
         select_masks,
     )
-    from soritune.compress.modelio import load_model
 
-    bundle = load_model(cfg.model, cfg.adapter, seed=cfg.seed)
+    bundle = load(cfg.model, cfg.adapter, seed=cfg.seed)
     model = bundle.model
     params = prunable_params(model)
     original = {n: p.detach().clone() for n, p in params.items()}

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from soritune.errors import ConfigError
+from soritune.models.adapters import load_trainable_state  # noqa: F401 - re-exported (train.loop, run)
 from soritune.train.config import TrainConfig
 
 
@@ -111,18 +112,6 @@ def _add_adapter(model, config: TrainConfig):
 def trainable_state(model) -> dict:
     """Detached CPU copies of the trainable parameters, by name."""
     return {n: p.detach().to("cpu").clone() for n, p in model.named_parameters() if p.requires_grad}
-
-
-def load_trainable_state(model, state: dict) -> None:
-    import torch
-
-    params = dict(model.named_parameters())
-    missing = [n for n in state if n not in params]
-    if missing:
-        raise ConfigError(f"checkpoint does not fit this model: {len(missing)} unknown tensors (e.g. {missing[0]})")
-    with torch.no_grad():
-        for n, t in state.items():
-            params[n].copy_(t.to(params[n].device, params[n].dtype))
 
 
 # ---- outputs ---------------------------------------------------------------------------------
