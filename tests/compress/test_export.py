@@ -88,9 +88,9 @@ def test_quantization_only_for_ct2():
 
 
 def test_head_pruned_model_cannot_go_to_ct2(tmp_path):
-    from soritune.compress.modelio import CompressError
     from soritune.compress.prune_structured import StructuredConfig
     from soritune.compress.prune_structured import run as prune
+    from soritune.errors import CompressError
 
     prune(StructuredConfig(model="tiny:", target="heads", fraction=0.5, out=tmp_path / "h", measure_speed=False,
                            max_new_tokens=2))

@@ -126,8 +126,8 @@ def test_an_adapter_trained_before_serves_as_round_zero(lottery, corpus, tmp_pat
 
 
 def test_round0_adapter_is_checked(corpus, tmp_path):
-    from soritune.compress.modelio import CompressError
     from soritune.config import ConfigError, validate
+    from soritune.errors import CompressError
 
     with pytest.raises(CompressError, match="round0_adapter"):
         run(_cfg(corpus, tmp_path / "x", control=False, round0_adapter=str(tmp_path)))

@@ -70,7 +70,7 @@ def test_pruning_a_pruned_model_keeps_its_zeros(pruned, tmp_path):
 
 
 def test_apply_masks_rejects_masks_of_another_model(tiny):
-    from soritune.compress.modelio import CompressError
+    from soritune.errors import CompressError
 
     with pytest.raises(CompressError, match="unknown"):
         apply_masks(tiny.model, {"model.encoder.layers.9.fc1.weight": torch.ones(2, 2, dtype=torch.bool)})

@@ -12,7 +12,8 @@ and listed in OUT/pseudo/rejected.jsonl with the reason, the rest form OUT/pseud
 teacher (see distill_student); (3) it trains with `soritune.train`'s loop (accelerate, same
 collator, LR schedule, checkpoints, dev CER) on the DistillLoss module; (4) student and teacher are
 scored on the same evaluation clips: CER, parameters and decoding speed (RTFx, median of repeats).
-OUT/student/ is a standard Hugging Face Whisper directory; OUT/distill_report.json the report.
+OUT/student/ is a standard Hugging Face Whisper directory; OUT/summary.json the report
+(distill_report.json links to it).
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from pydantic import Field
 
 from soritune.config import StageConfig, save_config, validate
 from soritune.errors import CompressError
-from soritune.jsonio import write_json, write_jsonl
+from soritune.jsonio import write_jsonl
 from soritune.models import load
 from soritune.models.encoder import ENCODER_INPUT_HELP, EncoderInput
+from soritune.rundir import write_run
 
 
 class DistillConfig(StageConfig):
@@ -275,5 +277,5 @@ def run(config: DistillConfig | dict, progress: Callable[[dict], None] | None = 
                  "pseudo_label": cfg.pseudo_label, "filter": f"{cfg.filter_metric} <= {cfg.filter_threshold}",
                  "encoder_cache_hits": trainer.encoder_cache_hits},
     )
-    write_json(out / "distill_report.json", result)
+    write_run(out, cfg, result, stage="distill", legacy=("distill_report.json",))
     return result

@@ -17,7 +17,8 @@ Targets (each one small function registered in TARGETS):
 
 Parity: the exported model and the PyTorch model it came from transcribe the same few utterances
 (a manifest's, or synthetic Korean sentences); equal transcripts are counted and the CER between
-them (and against the references) recorded in OUT/export_report.json, with decoding time of both.
+them (and against the references) recorded in OUT/summary.json (+ config.yaml; export_report.json
+links to it), with decoding time of both.
 
 Gate (`gate=warn|refuse`): the hallucination suite (soritune.eval.hallucination) runs on the export
 (OUT/hallucination_suite/); above its thresholds `warn` records a warning, `refuse` raises
@@ -33,13 +34,13 @@ from typing import Callable, Literal
 from pydantic import Field, model_validator
 
 from soritune.compress.modelio import dir_bytes, mb, save_model
-from soritune.config import StageConfig, save_config, validate
+from soritune.config import StageConfig, validate
 from soritune.errors import CompressError
 from soritune.eval.hallucination_gate import GATE_HELP, GateMode, GateResult, GateThresholds, enforce
-from soritune.jsonio import write_json
 from soritune.models import Loaded, load
 from soritune.models.encoder import ENCODER_INPUT_HELP, EncoderInput
 from soritune.models.formats import INT8_FILE, load_int8, quantize_int8  # noqa: F401 - load_int8 re-exported
+from soritune.rundir import write_run
 
 REPORT_FILE = "export_report.json"
 CT2_QUANT = ("float32", "float16", "bfloat16", "int8", "int8_float16", "int8_float32", "int8_bfloat16", "int16")
@@ -191,7 +192,6 @@ def run(config: ExportConfig | dict) -> ExportResult:
         # both sides were warmed up by the parity pass just above
         t_src = measure.time_decoding(source, clips, repeats=cfg.repeats, warmup=0, **kw)
         t_exp = measure.time_decoding(exported, clips, repeats=cfg.repeats, warmup=0, **kw)
-    save_config(cfg, out / "export_config.yaml")
     result = ExportResult(
         out=str(out), target=cfg.to, quantization=cfg.quantization, model=cfg.model, adapter=cfg.adapter,
         files_mb=mb(dir_bytes(out)), parity=parity, timing_source=t_src, timing_export=t_exp,
@@ -203,7 +203,7 @@ def run(config: ExportConfig | dict) -> ExportResult:
                  "ct2_float_input_convs": cfg.to == "ct2" and cfg.float_convs and is_int8(cfg.quantization)},
     )
     gate = _gate(cfg, exported, result) if cfg.gate != "off" else None
-    write_json(out / REPORT_FILE, result)
+    write_run(out, cfg, result, stage="export", legacy=(REPORT_FILE,))
     if gate is not None:  # refuse raises here, once the report says why (the files stay for inspection)
         enforce(gate, cfg.gate, f"export {out}")
     return result

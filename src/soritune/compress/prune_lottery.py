@@ -24,7 +24,8 @@ the final mask is the one-shot magnitude mask and `rounds=1` gives the same tick
 OUT/merged/ is the deployable ticket: the final adapter merged into the masked base, the masks
 re-applied after the merge (a merge adds BA everywhere) and stored in OUT/merged/masks.safetensors.
 OUT/adapter/ + OUT/base/ are the unmerged pair; OUT/round-N/ the training runs;
-OUT/lottery_report.json the per-round sparsity and CER, with the control and the baseline.
+OUT/summary.json (lottery_report.json links to it) the per-round sparsity and CER, with the control
+and the baseline.
 """
 
 from __future__ import annotations
@@ -37,10 +38,10 @@ from typing import Callable, Literal
 
 from pydantic import Field, model_validator
 
-from soritune.config import StageConfig, save_config, validate
+from soritune.config import StageConfig, validate
 from soritune.errors import CompressError
-from soritune.jsonio import write_json
 from soritune.models import load
+from soritune.rundir import write_run
 
 LinearName = Literal["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"]
 
@@ -135,6 +136,7 @@ class LotteryResult:
     cer_delta_points: float | None  # ticket - baseline, in CER points
     n_prunable: int
     protected: list[str]
+    train_wall_s: float | None = None  # training time of the rounds run here (round 0 too unless round0_adapter)
     note: str = ("unstructured: the merged model stores zeros densely; no sparse kernel is used, so no speed-up "
                  "is claimed")
     details: dict = field(default_factory=dict)
@@ -323,8 +325,7 @@ def run(config: LotteryConfig | dict, progress: Callable[[dict], None] | None = 
         if not cfg.keep_intermediate:
             shutil.rmtree(cdir, ignore_errors=True)
     result = _result(cfg, R, merged_dir, control_cer)
-    save_config(cfg, out / "config.yaml")
-    write_json(out / "lottery_report.json", result)
+    write_run(out, cfg, result, stage="lottery", legacy=("lottery_report.json",))
     return result
 
 
@@ -359,6 +360,7 @@ def _result(cfg: LotteryConfig, R: _Runner, merged_dir: Path, control_cer: float
         rounds=R.rounds, baseline_cer=base, ticket_cer=ticket, control_cer=control_cer,
         cer_delta_points=round(delta, 3) if delta is not None else None, n_prunable=sum(w.numel() for w in R.w0.values()),
         protected=R.protected,
+        train_wall_s=round(sum(r.train_wall_s or 0.0 for r in R.rounds if not (r.round == 0 and cfg.round0_adapter)), 3),
         details={"rounds_reduce_to_one_shot": R.one_shot_equivalent,
                  "scope": cfg.scope, "score": cfg.score, "rewind_step": cfg.rewind_step, "modules": cfg.modules,
                  "side": cfg.side, "eval_set": R.clips.source if R.clips else None,

@@ -17,9 +17,9 @@ from typing import Literal
 
 from pydantic import Field
 
-from soritune.config import StageConfig, save_config, validate
-from soritune.jsonio import write_json
+from soritune.config import StageConfig, validate
 from soritune.models import load
+from soritune.rundir import write_run
 
 SPARSITY_NOTE = ("unstructured sparsity: zeros are stored and multiplied densely (no sparse kernel is used), "
                  "so the file is not smaller and decoding is not faster; any latency here is measured, not assumed")
@@ -124,7 +124,6 @@ def run(config: MagnitudeConfig | dict) -> PruneResult:
     cer_after, _ = score_if_asked(model, processor, None, None, cfg.batch_size, cfg.max_new_tokens, clips=clips)
     measured = write_pruned(model, processor, masks, out, method="magnitude",
                             meta={"sparsity": cfg.sparsity, "scope": cfg.scope})
-    save_config(cfg, out / "config.yaml")
     result = PruneResult(
         out=str(out), method="magnitude", model=cfg.model, adapter=cfg.adapter, target_sparsity=cfg.sparsity,
         mask_sparsity=measured["mask_sparsity"], weight_sparsity=measured["weight_sparsity"],
@@ -134,5 +133,5 @@ def run(config: MagnitudeConfig | dict) -> PruneResult:
         details={"scope": cfg.scope, "modules": cfg.modules, "side": cfg.side,
                  "pruned_entries_zero": measured["pruned_entries_zero"], "per_matrix": measured["per_matrix"]},
     )
-    write_json(out / "prune_report.json", result)
+    write_run(out, cfg, result, stage="prune", legacy=("prune_report.json",))
     return result

@@ -23,10 +23,10 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from soritune.config import StageConfig, save_config, validate
-from soritune.jsonio import write_json
+from soritune.config import StageConfig, validate
 from soritune.models import load
 from soritune.models.formats import STRUCTURE_FILE, load_structured  # noqa: F401 - load_structured re-exported
+from soritune.rundir import write_run
 
 
 class StructuredConfig(StageConfig):
@@ -152,7 +152,6 @@ def run(config: StructuredConfig | dict) -> StructuredResult:
     clips = measure.load_clips(cfg.eval_manifest, cfg.eval_limit)
     cer_b, t_b = _timed(model, processor, clips, cfg)
     cer_a, t_a = _timed(small, processor, clips, cfg)
-    save_config(cfg, out / "config.yaml")
     result = StructuredResult(
         out=str(out), target=cfg.target, score=cfg.score, fraction=cfg.fraction, side=cfg.side,
         params_before=param_count(model), params_after=param_count(small), file_mb_before=mb(before_bytes),
@@ -164,5 +163,5 @@ def run(config: StructuredConfig | dict) -> StructuredResult:
                  "config_after": {k: getattr(small.config, k) for k in (
                      "encoder_layers", "decoder_layers", "encoder_ffn_dim", "decoder_ffn_dim")}},
     )
-    write_json(out / "prune_report.json", result)
+    write_run(out, cfg, result, stage="prune", legacy=("prune_report.json",))
     return result

@@ -27,10 +27,10 @@ from typing import Callable, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from soritune.config import StageConfig, save_config, validate
-from soritune.jsonio import write_json
+from soritune.config import StageConfig, validate
 from soritune.models import load
 from soritune.models.encoder import ENCODER_INPUT_HELP, EncoderInput
+from soritune.rundir import write_run
 
 PUBLISHED_KNEE = 0.5
 
@@ -253,6 +253,5 @@ def run(config: SweepConfig | dict, progress: Callable[[dict], None] | None = No
 
     result.png = str(write_png(result, out / "sweep.png"))
     write_markdown(result, out / "sweep.md")
-    save_config(cfg, out / "config.yaml")
-    write_json(out / "sweep.json", result)
+    write_run(out, cfg, result, stage="sweep", legacy=("sweep.json",))
     return result

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from soritune.config import save_config, validate
 from soritune.errors import ConfigError
-from soritune.jsonio import read_json, write_json, write_jsonl
+from soritune.jsonio import read_json, write_jsonl
+from soritune.rundir import write_run
 from soritune.train.config import TrainConfig, resume_mismatches
 
 OUTPUTS = ("checkpoints", "adapter", "model", "merged", "tb", "metrics.jsonl", "summary.json",
@@ -258,7 +259,7 @@ def run(config: TrainConfig | dict, progress=None) -> TrainResult:
             chunked_ce=chunk, encoder_cache_hits=cache.hits if cache else None, versions=versions(),
         )
         if acc.is_main_process:
-            write_json(run_dir / "summary.json", result)
+            write_run(run_dir, None, result, stage="train")  # config.yaml: written before training (resume)
         return result
     finally:
         _reset_accelerate(acc)
