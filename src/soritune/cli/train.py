@@ -22,7 +22,9 @@ def train(
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file with the same fields (flags override it)."),
     preset: str | None = typer.Option(None, help="Named preset (see --list-presets), e.g. paper-lecture-8bit."),
     set_: list[str] | None = typer.Option(None, "--set", help="Override any field: --set key=value (repeatable)."),
-    method: str | None = typer.Option(None, help="full | lora | qlora8 | qlora4 | dora  [default: lora]"),
+    method: str | None = typer.Option(None, help="Preset of --adapter + --quantization: full | lora | dora | qlora8 | qlora4  [default: lora]"),
+    adapter: str | None = typer.Option(None, help="What trains: full | lora | dora | rslora ... (soritune.train.methods.ADAPTERS)  [default: lora]"),
+    quantization: str | None = typer.Option(None, help="Frozen base under the adapter: 8bit | 4bit (bitsandbytes)  [default: none]"),
     lora_r: int | None = typer.Option(None, help="LoRA rank  [default: 32]"),
     lora_alpha: float | None = typer.Option(None, help="LoRA alpha  [default: 64]"),
     lora_dropout: float | None = typer.Option(None, help="LoRA dropout  [default: 0.05]"),
@@ -86,7 +88,8 @@ def train(
     if resume and config is None and out_dir is not None and (out_dir / "config.yaml").exists():
         config = out_dir / "config.yaml"
     fields = _flags(model=model, train=str(train_manifest) if train_manifest else None, dev=str(dev) if dev else None,
-                    out=str(out_dir) if out_dir else None, method=method, lora_r=lora_r, lora_alpha=lora_alpha,
+                    out=str(out_dir) if out_dir else None, method=method, adapter=adapter,
+                    quantization=quantization, lora_r=lora_r, lora_alpha=lora_alpha,
                     lora_dropout=lora_dropout, target=target, target_side=target_side, batch_size=batch_size,
                     grad_accum=grad_accum, lr=lr, epochs=epochs, max_steps=max_steps, language=language, seed=seed,
                     eval_every=eval_every, early_stopping_patience=early_stopping, optimizer=optimizer,
