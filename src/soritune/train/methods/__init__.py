@@ -8,12 +8,13 @@ Adding a method is one module here plus one line below; the CLI, the config's al
 
 from __future__ import annotations
 
-from soritune.train.methods import full, lora
+from soritune.train.methods import full, lora, rslora
 
 ADAPTERS = {
     "full": full.build,
     "lora": lora.build_lora,
     "dora": lora.build_dora,
+    "rslora": rslora.build,
 }
 
 # Preset aliases of (adapter, quantization): what `method=` means (the demo and users say method="qlora4").
