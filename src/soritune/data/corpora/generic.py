@@ -43,7 +43,7 @@ def _key(row: dict, names: tuple[str, ...]) -> str | None:
     return None
 
 
-def _item_from_row(row: dict, where: str, base: Path) -> Item:
+def item_from_row(row: dict, where: str, base: Path) -> Item:
     if not isinstance(row, dict):
         return Item(where, "train", None, reason="bad_row", detail=f"{where}: not an object")
     if "offset" in row:
@@ -87,7 +87,7 @@ def _plan_jsonl(path: Path) -> Iterator[Item]:
                 yield Item(where, "train", None, text=line.decode("utf-8", "backslashreplace").rstrip(),
                            reason="bad_row", detail=f"{where}: {e}")
                 continue
-            yield _item_from_row(row, where, path.parent)
+            yield item_from_row(row, where, path.parent)
 
 
 def _plan_table(path: Path) -> Iterator[Item]:
@@ -109,7 +109,7 @@ def _plan_table(path: Path) -> Iterator[Item]:
                        text=delimiter.join(str(v) for v in row.values() if isinstance(v, str)),
                        detail=f"{path.name}:{i}: more cells than header fields")
             continue
-        yield _item_from_row({k: v for k, v in row.items()}, f"{path.name}:{i}", path.parent)
+        yield item_from_row({k: v for k, v in row.items()}, f"{path.name}:{i}", path.parent)
 
 
 def _plan_folder(root: Path) -> Iterator[Item]:
