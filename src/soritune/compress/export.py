@@ -46,12 +46,57 @@ REPORT_FILE = "export_report.json"
 CT2_QUANT = ("float32", "float16", "bfloat16", "int8", "int8_float16", "int8_float32", "int8_bfloat16", "int16")
 
 
+# ---- targets ----------------------------------------------------------------------------------
+
+def export_hf(source: Loaded, out: Path, cfg: ExportConfig) -> Callable | None:
+    from soritune.compress.masks import save_masks
+
+    save_model(source.model, source.processor, out)
+    if source.masks:
+        save_masks(out, source.masks, {"method": "carried by export"})
+    return None  # read back through soritune.models.load, as eval and serve will
+
+
+def export_ct2(source: Loaded, out: Path, cfg: ExportConfig) -> Callable:
+    from soritune.infer.ct2_backend import CT2Backend, convert_to_ct2, is_int8
+
+    model, processor = source
+    if source.info.get("format") == "head-pruned":
+        raise CompressError(f"{cfg.model}: a head-pruned model (structure.json) has unequal head counts, which "
+                            f"CTranslate2 cannot express; export it --to hf or --to torch-int8")
+    convert_to_ct2(model, processor, out, quantization=cfg.quantization, float_convs=cfg.float_convs)
+    # int8: the compute type convert_to_ct2 recorded (under "default" float convolutions run all in float32)
+    compute = None if is_int8(cfg.quantization) else "default"
+    return lambda: CT2Backend(out, processor, spec=f"ct2:{out}", compute_type=compute, threads=cfg.threads,
+                              encoder_input=cfg.encoder_input)
+
+
+def export_torch_int8(source: Loaded, out: Path, cfg: ExportConfig) -> Callable | None:
+    import copy
+
+    import torch
+
+    model, processor = source
+    out.mkdir(parents=True, exist_ok=True)
+    model.config.save_pretrained(str(out))
+    model.generation_config.save_pretrained(str(out))
+    processor.save_pretrained(str(out))
+    q = quantize_int8(copy.deepcopy(model))
+    torch.save(q.state_dict(), out / INT8_FILE)
+    return None
+
+
+# name -> target(source, out, cfg): writes OUT and returns a factory of the backend that decodes it,
+# or None: OUT then loads back through soritune.models.load (its format row), as eval and serve load it.
+TARGETS: dict[str, Callable] = {"hf": export_hf, "ct2": export_ct2, "torch-int8": export_torch_int8}
+
+
 class ExportConfig(StageConfig):
     """Settings of `soritune export`."""
 
     model: str = Field(description="model spec (bundled:whisper-base, hf:DIR, a pruned or distilled OUT, tiny:)")
     adapter: str | None = Field(None, description="PEFT adapter merged in before export")
-    to: Literal["hf", "ct2", "torch-int8"] = Field("ct2", description="export target")
+    to: Literal[tuple(TARGETS)] = Field("ct2", description="export target (soritune.compress.export.TARGETS)")
     quantization: str | None = Field(None, description="ct2 weight type: float16 | int8 | int8_float16 | ... (default: float32)")
     float_convs: bool = Field(True, description="int8 ct2: keep the encoder's two input convolutions float32 (ctranslate2 "
                                                 "quantizes them too, which costs CER on log-mel input; +2.6 MB on base)")
@@ -95,54 +140,11 @@ class ExportResult:
     details: dict = field(default_factory=dict)
 
 
-# ---- targets ----------------------------------------------------------------------------------
-
-def export_hf(source: Loaded, out: Path, cfg: ExportConfig) -> Callable:
-    from soritune.compress.masks import save_masks
-
-    save_model(source.model, source.processor, out)
-    if source.masks:
-        save_masks(out, source.masks, {"method": "carried by export"})
-    return lambda: _torch_backend_of(str(out), cfg.encoder_input)
-
-
-def export_ct2(source: Loaded, out: Path, cfg: ExportConfig) -> Callable:
-    from soritune.infer.ct2_backend import CT2Backend, convert_to_ct2, is_int8
-
-    model, processor = source
-    if source.info.get("format") == "head-pruned":
-        raise CompressError(f"{cfg.model}: a head-pruned model (structure.json) has unequal head counts, which "
-                            f"CTranslate2 cannot express; export it --to hf or --to torch-int8")
-    convert_to_ct2(model, processor, out, quantization=cfg.quantization, float_convs=cfg.float_convs)
-    # int8: the compute type convert_to_ct2 recorded (under "default" float convolutions run all in float32)
-    compute = None if is_int8(cfg.quantization) else "default"
-    return lambda: CT2Backend(out, processor, spec=f"ct2:{out}", compute_type=compute, threads=cfg.threads,
-                              encoder_input=cfg.encoder_input)
-
-
-def export_torch_int8(source: Loaded, out: Path, cfg: ExportConfig) -> Callable:
-    import copy
-
-    import torch
-
-    model, processor = source
-    out.mkdir(parents=True, exist_ok=True)
-    model.config.save_pretrained(str(out))
-    model.generation_config.save_pretrained(str(out))
-    processor.save_pretrained(str(out))
-    q = quantize_int8(copy.deepcopy(model))
-    torch.save(q.state_dict(), out / INT8_FILE)
-    return lambda: _torch_backend_of(str(out), cfg.encoder_input)
-
-
 def _torch_backend_of(directory: str, encoder_input: str):
     from soritune.compress import measure
 
     b = load(directory)
     return measure.torch_backend(b.model, b.processor, spec=directory, encoder_input=encoder_input)
-
-
-TARGETS: dict[str, Callable] = {"hf": export_hf, "ct2": export_ct2, "torch-int8": export_torch_int8}
 
 
 # ---- run --------------------------------------------------------------------------------------
@@ -183,7 +185,7 @@ def run(config: ExportConfig | dict) -> ExportResult:
     source = measure.torch_backend(bundle.model, bundle.processor, spec=cfg.model, encoder_input=cfg.encoder_input)
     kw = dict(batch_size=cfg.batch_size, max_new_tokens=cfg.max_new_tokens)
     src_hyps = measure.transcribe(source, clips, **kw)
-    make_backend = TARGETS[cfg.to](bundle, out, cfg)
+    make_backend = TARGETS[cfg.to](bundle, out, cfg) or (lambda: _torch_backend_of(str(out), cfg.encoder_input))
     exported = make_backend()
     new_hyps = measure.transcribe(exported, clips, **kw)
     parity = measure.parity(src_hyps, new_hyps, clips)
