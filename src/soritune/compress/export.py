@@ -37,7 +37,7 @@ from soritune.compress.modelio import dir_bytes, mb, save_model
 from soritune.config import StageConfig, validate
 from soritune.errors import CompressError
 from soritune.eval.hallucination_gate import GATE_HELP, GateMode, GateResult, GateThresholds, enforce
-from soritune.models import Loaded, load
+from soritune.models import Loaded, ggml, load
 from soritune.models.encoder import ENCODER_INPUT_HELP, EncoderInput
 from soritune.models.formats import INT8_FILE, load_int8, quantize_int8  # noqa: F401 - load_int8 re-exported
 from soritune.rundir import write_run
@@ -88,7 +88,8 @@ def export_torch_int8(source: Loaded, out: Path, cfg: ExportConfig) -> Callable 
 
 # name -> target(source, out, cfg): writes OUT and returns a factory of the backend that decodes it,
 # or None: OUT then loads back through soritune.models.load (its format row), as eval and serve load it.
-TARGETS: dict[str, Callable] = {"hf": export_hf, "ct2": export_ct2, "torch-int8": export_torch_int8}
+TARGETS: dict[str, Callable] = {"hf": export_hf, "ct2": export_ct2, "torch-int8": export_torch_int8,
+                                "ggml": ggml.export_target}
 
 
 class ExportConfig(StageConfig):

@@ -11,6 +11,7 @@ directory is the fallback. Adding a format is one loader plus one row.
 | ct2         | model.bin           | `soritune export --to ct2`, faster-whisper models |
 | head-pruned | structure.json      | `soritune prune --method structured --target heads` |
 | torch-int8  | int8_model.pt       | `soritune export --to torch-int8`                 |
+| ggml        | ggml-model.bin      | `soritune export --to ggml` (whisper.cpp)         |
 | adapter     | adapter_config.json | `soritune train` (RUN/adapter), any PEFT adapter  |
 | run         | merged/ student/ model/ adapter/ | train, lottery, distill run directories |
 | hf          | config.json         | HF save_pretrained: merged, full FT, ffn/layer-pruned, magnitude/lottery (+ masks) |
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Callable
 
 from soritune.errors import CompressError, ModelSpecError
+from soritune.models.ggml import read_ggml_as_hf
 
 MASK_FILE = "masks.safetensors"
 STRUCTURE_FILE = "structure.json"
@@ -227,6 +229,7 @@ FORMATS: tuple[DirFormat, ...] = (
     DirFormat("ct2", lambda d: (d / "model.bin").is_file() and not (d / INT8_FILE).exists(), load_ct2),
     DirFormat("head-pruned", lambda d: (d / STRUCTURE_FILE).is_file(), load_structured),
     DirFormat("torch-int8", lambda d: (d / INT8_FILE).is_file(), load_int8, takes_adapter=False),
+    DirFormat("ggml", lambda d: (d / "ggml-model.bin").is_file(), lambda d: read_ggml_as_hf(d / "ggml-model.bin")),
     DirFormat("adapter", lambda d: (d / "adapter_config.json").is_file(), redirect_adapter),
     DirFormat("run", _is_run, redirect_run),
     DirFormat("hf", lambda d: True, load_hf, quantizable=True),
