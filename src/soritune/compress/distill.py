@@ -26,6 +26,7 @@ from pydantic import Field
 
 from soritune.config import StageConfig
 from soritune.errors import CompressError
+from soritune.infer.options import MAX_NEW_TOKENS
 from soritune.jsonio import write_jsonl
 from soritune.models.encoder import ENCODER_INPUT_HELP, EncoderInput
 
@@ -56,7 +57,7 @@ class DistillConfig(StageConfig):
     batch_size: int = Field(8, ge=1, description="utterances per micro-batch")
     train_overrides: dict = Field(default_factory=dict, description="further TrainConfig fields (grad_accum, warmup_steps, eval_every, threads, ...)")
     label_batch_size: int = Field(8, ge=1, description="teacher decoding batch size for pseudo-labels")
-    max_new_tokens: int = Field(128, ge=1, le=440, description="decoding token limit (pseudo-labels and evaluation)")
+    max_new_tokens: int = Field(128, ge=1, le=MAX_NEW_TOKENS, description="decoding token limit (pseudo-labels and evaluation)")
     encoder_input: EncoderInput = Field("padded", description="decoding input for pseudo-labels and the comparison: " + ENCODER_INPUT_HELP)
     repeats: int = Field(3, ge=1, description="timed decoding passes for the speed comparison (median)")
     seed: int = Field(0, description="seed for data order and tiny:/random: specs")

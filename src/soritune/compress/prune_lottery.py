@@ -40,6 +40,7 @@ from pydantic import Field, model_validator
 
 from soritune.config import StageConfig, validate
 from soritune.errors import CompressError
+from soritune.infer.options import MAX_NEW_TOKENS
 from soritune.models import load
 from soritune.rundir import write_run
 
@@ -74,7 +75,7 @@ class LotteryConfig(StageConfig):
     train_overrides: dict = Field(default_factory=dict, description="TrainConfig fields for every round (method, lora_r, target, max_steps, lr, batch_size, ...)")
     keep_intermediate: bool = Field(False, description="keep each round's masked base directory (large)")
     batch_size: int = Field(8, ge=1, description="decoding batch size for the CER checks")
-    max_new_tokens: int = Field(128, ge=1, le=440, description="decoding token limit for the CER checks")
+    max_new_tokens: int = Field(128, ge=1, le=MAX_NEW_TOKENS, description="decoding token limit for the CER checks")
     seed: int = Field(0, description="seed for tiny:/random: specs, LoRA initialisation and the control mask")
 
     @model_validator(mode="after")

@@ -18,6 +18,7 @@ from typing import Literal
 from pydantic import Field
 
 from soritune.config import StageConfig, validate
+from soritune.infer.options import MAX_NEW_TOKENS
 from soritune.models import load
 from soritune.rundir import write_run
 
@@ -40,7 +41,7 @@ class MagnitudeConfig(StageConfig):
     eval_manifest: str | None = Field(None, description="manifest to score CER before and after (optional)")
     eval_limit: int | None = Field(50, ge=1, description="utterances of eval_manifest scored")
     batch_size: int = Field(8, ge=1, description="decoding batch size for the CER check")
-    max_new_tokens: int = Field(128, ge=1, le=440, description="decoding token limit for the CER check")
+    max_new_tokens: int = Field(128, ge=1, le=MAX_NEW_TOKENS, description="decoding token limit for the CER check")
     seed: int = Field(0, description="initialisation seed for tiny:/random: specs")
 
 

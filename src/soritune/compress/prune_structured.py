@@ -24,6 +24,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from soritune.config import StageConfig, validate
+from soritune.infer.options import MAX_NEW_TOKENS
 from soritune.models import load
 from soritune.models.formats import STRUCTURE_FILE, load_structured  # noqa: F401 - load_structured re-exported
 from soritune.rundir import write_run
@@ -47,7 +48,7 @@ class StructuredConfig(StageConfig):
     measure_speed: bool = Field(True, description="time decoding before and after on the same clips")
     repeats: int = Field(3, ge=1, description="timed passes (median reported)")
     batch_size: int = Field(8, ge=1, description="decoding batch size")
-    max_new_tokens: int = Field(128, ge=1, le=440, description="decoding token limit")
+    max_new_tokens: int = Field(128, ge=1, le=MAX_NEW_TOKENS, description="decoding token limit")
     seed: int = Field(0, description="initialisation seed for tiny:/random: specs")
 
     @model_validator(mode="after")

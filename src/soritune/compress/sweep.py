@@ -28,6 +28,7 @@ from typing import Callable, Literal
 from pydantic import Field, field_validator, model_validator
 
 from soritune.config import StageConfig, validate
+from soritune.infer.options import MAX_NEW_TOKENS
 from soritune.models import load
 from soritune.models.encoder import ENCODER_INPUT_HELP, EncoderInput
 from soritune.rundir import write_run
@@ -53,7 +54,7 @@ class SweepConfig(StageConfig):
     encoder_input: EncoderInput = Field("padded", description="decoding input: " + ENCODER_INPUT_HELP)
     repeats: int = Field(3, ge=1, description="timed decoding passes per point (median)")
     batch_size: int = Field(8, ge=1, description="decoding batch size")
-    max_new_tokens: int = Field(128, ge=1, le=440, description="decoding token limit")
+    max_new_tokens: int = Field(128, ge=1, le=MAX_NEW_TOKENS, description="decoding token limit")
     seed: int = Field(0, description="seed for tiny:/random: specs")
 
     @field_validator("sparsity")

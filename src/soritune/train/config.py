@@ -13,6 +13,7 @@ from pydantic import Field, field_validator, model_validator
 
 from soritune.config import StageConfig
 from soritune.data.augment import AugmentConfig
+from soritune.infer.options import MAX_NEW_TOKENS
 from soritune.train.methods import ADAPTERS, METHOD_PRESETS, preset_for
 
 METHODS = tuple(METHOD_PRESETS)  # preset aliases of (adapter, quantization)
@@ -104,7 +105,7 @@ class TrainConfig(StageConfig):
     eval_input: Literal["padded", "trimmed"] = Field(
         "padded", description="dev decoding input: padded = 30 s as in deployment (honest); trimmed = cheaper")
     eval_batch_size: int = Field(16, ge=1, description="dev decoding batch size")
-    eval_max_new_tokens: int = Field(128, ge=1, le=440, description="dev decoding token limit")
+    eval_max_new_tokens: int = Field(128, ge=1, le=MAX_NEW_TOKENS, description="dev decoding token limit")
     early_stopping_patience: int | None = Field(None, ge=1, description="stop after N evaluations without a better dev CER")
     save_every: int | None = Field(None, ge=1, description="checkpoint every N steps (default: at every evaluation)")
     keep_last: int = Field(2, ge=1, description="checkpoints kept besides the best-by-dev-CER one")
