@@ -31,7 +31,10 @@ def _toy_app(seen: list):
     @toy.command()
     @config_options(Toy, short={"model": "-m"}, rename={"speed": "--speed/--no-time"})
     def run(fields: dict, extra: str = typer.Option("x", "--extra")) -> None:
+        from soritune.config import validate
+
         seen.append((fields, extra))
+        validate(Toy, fields)
 
     return toy
 
@@ -42,15 +45,15 @@ def test_flags_come_from_the_fields_and_only_given_ones_reach_the_config():
     r = runner.invoke(_toy_app(seen), ["-m", "tiny:", "--backend", "ct2", "--no-time", "--tags", "a", "--tags", "b"])
     assert r.exit_code == 0, r.output
     assert seen[-1] == ({"model": "tiny:", "backend": "ct2", "speed": False, "tags": ["a", "b"]}, "x")
-    r = runner.invoke(_toy_app(seen), ["--backend", "onnx"])
-    assert r.exit_code == 2 and "onnx" in r.output  # Literal choices checked by the CLI
+    r = runner.invoke(_toy_app(seen), ["-m", "x", "--backend", "onnx"])
+    assert "backend: invalid value 'onnx'; allowed: 'torch' or 'ct2'" in str(r.exception)  # the config's check
     names = [p.name for p in option_parameters(Toy)]
     assert names == ["model", "backend", "limit", "out", "speed", "tags"]  # the nested model is --set only
 
 
 def test_help_shows_description_default_and_choices():
     r = CliRunner().invoke(_toy_app([]), ["--help"], env={"COLUMNS": "200"})
-    assert "first N rows" in r.output and "[default: torch]" in r.output and "torch|ct2" in r.output
+    assert "first N rows" in r.output and "[default: torch]" in r.output and "<torch|ct2>" in r.output
     assert "[required]" in r.output and "--no-time" in r.output
 
 

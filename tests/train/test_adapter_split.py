@@ -34,8 +34,8 @@ def test_axes_combine_beyond_the_presets():
 @pytest.mark.parametrize("fields,message", [
     ({"method": "qlora4", "adapter": "dora"}, "method=qlora4 means adapter='lora'"),
     ({"method": "lora", "quantization": "8bit"}, "method=lora means quantization=None"),
-    ({"method": "qlora2"}, "allowed: full, lora, dora, qlora8, qlora4"),
-    ({"adapter": "ia3"}, "adapter: 'ia3'; allowed: full, lora, dora"),
+    ({"method": "qlora2"}, "method: invalid value 'qlora2'; allowed: 'full', 'lora', 'qlora8', 'qlora4' or 'dora'"),
+    ({"adapter": "ia3"}, "adapter: invalid value 'ia3'; allowed: 'full', 'lora', 'dora'"),
     ({"adapter": "full", "quantization": "4bit"}, "quantization applies to adapter training"),
 ])
 def test_contradictions_are_refused_by_name(fields, message):

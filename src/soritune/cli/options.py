@@ -6,7 +6,8 @@
         cfg = load_config(EvalConfig, config, set_, **fields)
 
 Every plain field (str, int, float, bool, Path, Literal choices, lists of those; `X | None` too)
-becomes `--field-name` with the field's description, its default and its choices in the help; a
+becomes `--field-name` with the field's description, its default and its choices in the help (the
+config checks a choice, so a wrong one gets soritune's one-line error naming the field); a
 bool becomes `--name/--no-name`. Options default to None, so `fields` holds only the flags the
 user gave: the config's own default (or a --config file, a preset) fills the rest, and pydantic
 checks the bounds with its one-line, field-named error. Nested models (decode, augment, gate
@@ -48,6 +49,12 @@ def _cli_type(annotation: Any) -> Any | None:
     return annotation if annotation in PLAIN else None
 
 
+def _choices(kind) -> tuple | None:
+    if typing.get_origin(kind) is list:
+        (kind,) = typing.get_args(kind)
+    return typing.get_args(kind) if typing.get_origin(kind) is Literal else None
+
+
 def _default_text(field) -> str:
     default = field.default
     if default is PydanticUndefined or field.default_factory is not None:
@@ -75,7 +82,12 @@ def option_parameters(model: type[BaseModel], *, include=None, exclude=(), short
         decls = [flag if "/" in flag else f"{flag}/--no-{flag[2:]}"] if kind is bool else [flag]
         if name in short:
             decls.append(short[name])
-        option = typer.Option(None, *decls, help=help_text, **extra.get(name, {}))
+        settings = dict(extra.get(name, {}))
+        choices = _choices(kind)
+        if choices:  # checked by the config (one line naming the field and the allowed values), shown here
+            kind = list[str] if typing.get_origin(kind) is list else str
+            settings.setdefault("metavar", "<" + "|".join(map(str, choices)) + ">")
+        option = typer.Option(None, *decls, help=help_text, **settings)
         params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option,
                                         annotation=kind | None))
     return params

@@ -21,9 +21,9 @@ ADAPTERS = {
 METHOD_PRESETS = {
     "full": ("full", None),
     "lora": ("lora", None),
-    "dora": ("dora", None),
     "qlora8": ("lora", "8bit"),
     "qlora4": ("lora", "4bit"),
+    "dora": ("dora", None),
 }
 
 
