@@ -1,4 +1,6 @@
-"""Data verbs: `soritune prepare kspon | aihub-lecture | manifest` (corpus -> manifests)."""
+"""Data verbs: `soritune prepare CORPUS` (corpus -> manifests), one command per registered corpus:
+kspon and aihub-lecture carry their own options; every other reader (manifest, nemo, ...) gets the
+shared ones from `_registry_command`."""
 
 from __future__ import annotations
 
@@ -130,32 +132,6 @@ def prepare_aihub(
              max_label_tokens=max_label_tokens, keep_shards=keep_shards or None)
 
 
-@prepare_app.command("manifest")
-def prepare_manifest(
-    source: Path = typer.Argument(..., help="A CSV/TSV/JSONL list (audio + text columns) or a folder of audio with same-named .txt."),
-    out_dir: Path = OutOpt,
-    norm: str | None = typer.Option(None, "--norm", help="basic (default: clean + collapse spaces) or etri (KsponSpeech marks)."),
-    workers: int | None = WorkersOpt, shard_size: int | None = ShardOpt,
-    engine: str | None = EngineOpt, ray_address: str | None = RayOpt, mode: str | None = ModeOpt,
-    convert: str | None = ConvertOpt, split: str | None = SplitOpt, ratios: str | None = RatiosOpt,
-    seed: int | None = SeedOpt, min_duration_s: float | None = MinOpt, max_duration_s: float | None = MaxOpt,
-    max_label_tokens: int | None = TokOpt, keep_shards: bool = KeepOpt,
-    config: Path | None = ConfigOpt, set_: list[str] | None = SetOpt,
-) -> None:
-    """Prepare any corpus given as a list file or a folder of audio + .txt transcripts.
-
-    Columns: audio|path|file..., text|transcript|sentence..., optional id, split, speaker, text_pron; others are kept.
-
-    Relative audio paths are resolved against the list's folder.
-
-    Example: soritune prepare manifest recordings/ --out data/mine --split random --ratios 9:1
-    """
-    _prepare("manifest", source, out_dir, config, set_, ratios, norm=norm, workers=workers, shard_size=shard_size,
-             engine=engine, ray_address=ray_address, mode=mode, convert=convert, split=split, seed=seed,
-             min_duration_s=min_duration_s, max_duration_s=max_duration_s, max_label_tokens=max_label_tokens,
-             keep_shards=keep_shards or None)
-
-
 def _corpus_doc(name: str) -> str:
     """The first paragraph of a registered corpus module's docstring, read without importing it."""
     import ast
@@ -187,7 +163,8 @@ def _registry_command(name: str):
                  min_duration_s=min_duration_s, max_duration_s=max_duration_s, max_label_tokens=max_label_tokens,
                  keep_shards=keep_shards or None)
 
-    command.__doc__ = (f"Prepare {_corpus_doc(name)}\n\nReader: soritune.data.corpora registry entry {name!r}.\n\n"
+    command.__doc__ = (f"Prepare a corpus with the {name} reader: {_corpus_doc(name)}\n\nReader: soritune.data.corpora registry entry {name!r} "
+                       f"(its module docstring says which columns and files it reads).\n\n"
                        f"Example: soritune prepare {name} CORPUS --out data/{name} --split random --ratios 9:1")
     return command
 

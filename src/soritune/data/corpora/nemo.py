@@ -12,14 +12,12 @@ read by the generic reader's `item_from_row`, so columns mean the same in both.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Iterator
 
-from soritune.data.corpora.base import Corpus, Item, Label, decode_item_text
-from soritune.data.corpora.generic import item_from_row
-from soritune.data.encoding import EncodingError, decode_text
+from soritune.data.corpora.base import Corpus, Item
+from soritune.data.corpora.generic import item_from_row, plan_jsonl, read_label
 from soritune.errors import SoritunError
 
 SUFFIXES = (".json", ".jsonl")
@@ -32,31 +30,22 @@ def split_name(path: Path) -> str:
 
 
 def _items(path: Path, split: str) -> Iterator[Item]:
-    with path.open("rb") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path.name}:{lineno}"
-            try:
-                row = json.loads(decode_text(line, prefer="utf-8", where=where)[0])
-            except (json.JSONDecodeError, EncodingError) as e:
-                yield Item(where, split, None, text=line.decode("utf-8", "backslashreplace").rstrip(),
-                           reason="bad_row", detail=f"{where}: {e}")
-                continue
-            if not isinstance(row, dict):
-                yield Item(where, split, None, reason="bad_row", detail=f"{where}: not a JSON object")
-                continue
-            offset = row.pop("offset", None) or 0
-            if offset:
-                yield Item(str(row.get("id") or where), split, str(row.get("audio_filepath") or ""),
-                           text=row.get("text") if isinstance(row.get("text"), str) else None, reason="segment",
-                           detail=f"{where}: offset {offset} s into {row.get('audio_filepath')} (cut segments into "
-                                  f"files first)")
-                continue
-            row.setdefault("split", split)
-            if row.get("duration") is not None:
-                row["nemo_duration"] = row["duration"]
-            yield item_from_row(row, where, path.parent)
+    def to_item(row, where: str, base: Path) -> Item:
+        if not isinstance(row, dict):
+            return Item(where, split, None, reason="bad_row", detail=f"{where}: not a JSON object")
+        offset = row.pop("offset", None) or 0
+        if offset:
+            return Item(str(row.get("id") or where), split, str(row.get("audio_filepath") or ""),
+                        text=row.get("text") if isinstance(row.get("text"), str) else None, reason="segment",
+                        detail=f"{where}: offset {offset} s into {row.get('audio_filepath')} (cut segments into "
+                               f"files first)")
+        row.setdefault("split", split)
+        if row.get("duration") is not None:
+            row["nemo_duration"] = row["duration"]
+        return item_from_row(row, where, base)
+
+    for item in plan_jsonl(path, to_item):
+        yield item if item.reason != "bad_row" or item.split == split else item._replace(split=split)
 
 
 def plan(config, notes: dict) -> Iterator[Item]:
@@ -74,10 +63,6 @@ def plan(config, notes: dict) -> Iterator[Item]:
         raise SoritunError(f"nemo: two manifests in {root} name the same split ({', '.join(p.name for p in files)})")
     notes["input"] = "NeMo manifests: " + ", ".join(f"{p.name} -> {s}" for p, s in zip(files, splits))
     return (item for p, s in zip(files, splits) for item in _items(p, s))
-
-
-def read_label(item: Item) -> Label:
-    return Label(decode_item_text(item))
 
 
 CORPUS = Corpus(
