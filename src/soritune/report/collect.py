@@ -58,11 +58,13 @@ def worst_utterances(utterances_tsv: Path, k: int = 3) -> list[dict]:
 
 
 def _eval_summary(path: Path) -> dict | None:
-    """The scores of an eval/score dir (summary.json; report.json of an older soritune), or None."""
+    """The scores of an eval/score dir, or None. report.json is normally a link to summary.json; a
+    report.json that is a file of its own (an older soritune, or rewritten by hand) is what the user sees."""
+    legacy = path / "report.json"
+    if legacy.is_file() and not legacy.is_symlink():
+        return read_json(legacy)
     run = read_run(path)
-    if run is not None:
-        return run.summary if run.stage in ("eval", "score") else None
-    return read_json(path / "report.json") if (path / "report.json").is_file() else None
+    return run.summary if run is not None and run.stage in ("eval", "score") else None
 
 
 def from_eval_dir(path: Path, name: str | None = None) -> System:
