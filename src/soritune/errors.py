@@ -62,3 +62,23 @@ class ScoreInputError(SoritunError):
 
 class CompareError(SoritunError):
     """Two reports cannot be compared (no shared ids, different normalisation or references)."""
+
+
+class PrepareError(SoritunError):
+    """A corpus could not be prepared (nothing found, bad root, accounting mismatch)."""
+
+
+class IdMismatchError(SoritunError):
+    """Reference and hypothesis ids differ; the message lists the first few on each side."""
+
+
+class TrainOOMError(SoritunError):
+    """CUDA ran out of memory; the message names a batch size that fits."""
+
+
+class NothingScoredError(SoritunError):
+    """No utterance could be scored; the report was written with null metrics and this reason."""
+
+
+class CaptionInputError(SoritunError):
+    """Candidates and references do not describe the same clips, or a clip has no reference."""

@@ -13,7 +13,7 @@ from soritune.compress.distill_student import (
     layer_map,
     make_student,
 )
-from soritune.compress.modelio import CompressError
+from soritune.errors import CompressError
 
 from .conftest import TRAIN
 

@@ -69,9 +69,9 @@ def test_torch_int8_export_quantises_linears_and_reloads(tmp_path):
     out = tmp_path / "int8"
     r = run(ExportConfig(model="tiny:", to="torch-int8", out=out, **SMALL))
     assert (out / "int8_model.pt").exists() and r.parity["n_utts"] == 2
-    from soritune.compress.modelio import load_model
+    from soritune.models import load
 
-    back = load_model(str(out))
+    back = load(str(out))
     dynamic = [m for m in back.model.modules() if type(m).__module__.startswith("torch.ao.nn.quantized.dynamic")]
     assert len(dynamic) == 32 + 1  # every attention/FFN linear and proj_out
     assert r.details["export_backend"]["spec"] == str(out)
@@ -88,9 +88,9 @@ def test_quantization_only_for_ct2():
 
 
 def test_head_pruned_model_cannot_go_to_ct2(tmp_path):
-    from soritune.compress.modelio import CompressError
     from soritune.compress.prune_structured import StructuredConfig
     from soritune.compress.prune_structured import run as prune
+    from soritune.errors import CompressError
 
     prune(StructuredConfig(model="tiny:", target="heads", fraction=0.5, out=tmp_path / "h", measure_speed=False,
                            max_new_tokens=2))

@@ -44,14 +44,13 @@ def test_masks_survive_the_merge(lottery):
     r, out = lottery
     m2 = load_masks(out / "merged")
     assert m2 is not None and not (out / "round-1" / "base").exists()  # intermediate bases are not kept
-    from soritune.compress.modelio import load_model
     from soritune.models import load
 
     merged = dict(load(f"hf:{out / 'merged'}").model.named_parameters())
     assert all(bool((merged[n][~m] == 0).all()) for n, m in m2.items())  # zeros written after the merge
     assert sum(int((~m).sum()) for m in m2.values()) == round(0.5 * r.n_prunable)
-    # the unmerged pair: base + adapter through load_model re-applies the masks after merging
-    bundle = load_model(str(out / "base"), adapter=str(out / "adapter"))
+    # the unmerged pair: base + adapter through models.load re-applies the masks after merging
+    bundle = load(str(out / "base"), adapter=str(out / "adapter"))
     params = dict(bundle.model.named_parameters())
     assert all(bool((params[n][~m] == 0).all()) for n, m in m2.items())
     q = "model.decoder.layers.0.self_attn.q_proj.weight"
@@ -127,8 +126,8 @@ def test_an_adapter_trained_before_serves_as_round_zero(lottery, corpus, tmp_pat
 
 
 def test_round0_adapter_is_checked(corpus, tmp_path):
-    from soritune.compress.modelio import CompressError
     from soritune.config import ConfigError, validate
+    from soritune.errors import CompressError
 
     with pytest.raises(CompressError, match="round0_adapter"):
         run(_cfg(corpus, tmp_path / "x", control=False, round0_adapter=str(tmp_path)))

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from soritune.compress.masks import MASK_FILE, apply_masks, load_masks, weight_sparsity
-from soritune.compress.modelio import load_model
 from soritune.compress.prune_magnitude import MagnitudeConfig, run
+from soritune.models import load
 
 from .conftest import make_adapter
 
@@ -34,21 +34,19 @@ def test_sparsity_reached_exactly_and_reported_honestly(pruned):
 
 def test_masks_persist_through_save_and_load(pruned):
     _, out = pruned
-    from soritune.models import load
 
     plain = load(f"hf:{out}")  # a plain Hugging Face directory: the zeros are in the weights
     masks = load_masks(out)
     assert weight_sparsity(plain.model, masks) >= 0.5
     params = dict(plain.model.named_parameters())
     assert all(bool((params[n][~m] == 0).all()) for n, m in masks.items())
-    bundle = load_model(str(out))
+    bundle = load(str(out))
     assert bundle.masks is not None and set(bundle.masks) == set(masks)
 
 
 def test_masks_survive_lora_merge(pruned, tmp_path):
     _, out = pruned
     masks = load_masks(out)
-    from soritune.models import load
     from soritune.models.adapters import apply_adapter
 
     adapter = make_adapter(load(f"hf:{out}").model, tmp_path / "adapter")
@@ -56,8 +54,8 @@ def test_masks_survive_lora_merge(pruned, tmp_path):
     merged_plain = apply_adapter(load(f"hf:{out}").model, adapter, merge=True)
     q = "model.encoder.layers.0.self_attn.q_proj.weight"
     assert bool((dict(merged_plain.named_parameters())[q][~masks[q]] != 0).any())
-    # ... load_model re-applies the masks after merging
-    bundle = load_model(str(out), adapter=str(adapter))
+    # ... models.load re-applies the masks after merging
+    bundle = load(str(out), adapter=str(adapter))
     params = dict(bundle.model.named_parameters())
     assert all(bool((params[n][~m] == 0).all()) for n, m in masks.items())
     assert not torch.equal(params[q], dict(load(f"hf:{out}").model.named_parameters())[q])  # the adapter did merge
@@ -72,7 +70,7 @@ def test_pruning_a_pruned_model_keeps_its_zeros(pruned, tmp_path):
 
 
 def test_apply_masks_rejects_masks_of_another_model(tiny):
-    from soritune.compress.modelio import CompressError
+    from soritune.errors import CompressError
 
     with pytest.raises(CompressError, match="unknown"):
         apply_masks(tiny.model, {"model.encoder.layers.9.fc1.weight": torch.ones(2, 2, dtype=torch.bool)})

@@ -15,7 +15,7 @@ from soritune.compress.masks import (
     save_masks,
     select_masks,
 )
-from soritune.compress.modelio import CompressError
+from soritune.errors import CompressError
 
 
 def test_lowest_marks_exactly_k_even_with_ties():

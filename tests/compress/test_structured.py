@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from soritune.compress import structures as S
-from soritune.compress.modelio import load_model
 from soritune.compress.prune_structured import StructuredConfig, run
+from soritune.models import load
 
 
 def _logits(model, processor, n_frames: int = 3000):
@@ -77,10 +77,8 @@ def test_run_shrinks_saves_and_reloads(tmp_path, target, fraction):
     assert (out / "structure.json").exists() == (target == "heads")
     report = json.loads((out / "prune_report.json").read_text())
     assert report["params_after"] == r.params_after and report["removed"]
-    bundle = load_model(str(out))
+    bundle = load(str(out))
     assert sum(p.numel() for p in bundle.model.parameters()) == r.params_after
-    from soritune.models import load
-
     if target != "heads":  # FFN- and layer-pruned models are standard configs
         assert sum(p.numel() for p in load(f"hf:{out}").model.parameters()) == r.params_after
 
@@ -92,7 +90,7 @@ def test_head_pruned_model_reloads_with_the_same_outputs(tmp_path, tiny_model):
     kept = S.choose_kept(S.magnitude_importance(model, "heads", "decoder"), 0.5)
     small = S.prune_heads(model, kept)
     save_structured(small, proc, tmp_path, "heads", kept)
-    back = load_model(str(tmp_path))
+    back = load(str(tmp_path))
     assert torch.allclose(_logits(back.model, proc), _logits(small, proc), atol=1e-6)
 
 

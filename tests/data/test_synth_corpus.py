@@ -22,7 +22,7 @@ TINY = dict(n=4, n_dev=1, n_test=2, n_everyday=1)
 
 def _files(root):
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
-            and p.name != "synth_report.json"}
+            and p.name not in ("synth_report.json", "summary.json", "config.yaml")}  # the run record, not the corpus
 
 
 def test_sizes_default_and_explicit(tmp_path):

@@ -10,8 +10,8 @@ import pytest
 
 from soritune.audio import write_wav
 from soritune.cli import main
+from soritune.errors import NothingScoredError
 from soritune.eval.io import ScoreInputError, read_hyps
-from soritune.eval.score import NothingScoredError
 
 
 def test_score_on_empty_files_fails_with_null_metrics(tmp_path, capsys):

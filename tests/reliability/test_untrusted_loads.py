@@ -50,7 +50,7 @@ def test_rng_state_of_older_checkpoints_still_loads(tmp_path):
 
 
 def test_int8_export_cannot_run_code(tmp_path, tiny):
-    from soritune.compress.export import INT8_FILE, load_int8
+    from soritune.models.formats import INT8_FILE, load_int8
 
     tiny.model.config.save_pretrained(tmp_path)
     marker = tmp_path / "pwned"

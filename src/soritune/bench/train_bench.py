@@ -26,8 +26,9 @@ from pydantic import Field, model_validator
 
 from soritune.config import StageConfig
 from soritune.errors import SoritunError
+from soritune.train.methods import METHOD_PRESETS
 
-MethodName = Literal["full", "lora", "qlora8", "qlora4", "dora"]
+MethodName = Literal[tuple(METHOD_PRESETS)]  # the train stage's preset aliases (soritune.train.methods)
 
 
 class TrainBenchConfig(StageConfig):

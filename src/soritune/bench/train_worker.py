@@ -20,21 +20,12 @@ BIG_STEPS = 1_000_000  # "until the time budget": the clock stops the run
 def run_soritune(job: dict) -> dict:
     import torch
 
-    import soritune.train.adapters as adapters
     from soritune.train import TrainConfig
     from soritune.train.run import run
 
     torch.set_num_threads(job["threads"])
     device = resolve_device(job["device"])
-    captured: dict = {}
-    original = adapters.build_model
-
-    def build_model(*args, **kwargs):  # keep the parameter counts when the clock ends the run early
-        built = original(*args, **kwargs)
-        captured.update(trainable=built.trainable_params, total=built.total_params)
-        return built
-
-    adapters.build_model = build_model
+    captured: dict = {}  # parameter counts from the "start" event (the clock may end the run early)
     steps = job["warmup_steps"] + job["steps"] if job.get("steps") else BIG_STEPS
     cfg = TrainConfig(model=job["model"], train=job["manifest"], out=str(Path(job["workdir"]) / f"run-{job['name']}"),
                       method=job["method"], batch_size=job["batch_size"], max_steps=steps, warmup_steps=0,
@@ -44,11 +35,15 @@ def run_soritune(job: dict) -> dict:
     step_clock = StepClock(device, job["warmup_steps"], job.get("steps"), job.get("seconds"))
     meter = MemoryMeter(device, interval_s=0.01).start()
     try:
-        run(cfg, progress=step_clock)
+        def progress(event: dict) -> None:
+            if event.get("event") == "start":
+                captured.update(trainable=event["trainable_params"], total=event["total_params"])
+            step_clock(event)
+
+        run(cfg, progress=progress)
     except BudgetReached:
         pass
     finally:
-        adapters.build_model = original
         reading = meter.stop()
     return {"method": job["method"], "runner": "soritune", **step_clock.summary(job["batch_size"]),
             **memory_fields(reading, device), "trainable_params": captured.get("trainable"),

@@ -109,7 +109,7 @@ def infer(
 @bench_app.command("train")
 def train(
     model: str = typer.Option("bundled:whisper-base", "--model", "-m", help="Model spec; random:ARCH for any architecture."),
-    methods: str = typer.Option("full,lora,qlora8,qlora4", help="Methods, comma-separated (full, lora, qlora8, qlora4, dora)."),
+    methods: str = typer.Option("full,lora,qlora8,qlora4", help="Methods, comma-separated: presets of soritune.train.methods (full, lora, dora, qlora8, qlora4)."),
     batch_size: int = typer.Option(4, "--batch-size", "-b", min=1, help="Utterances per step."),
     seconds: float = typer.Option(30.0, min=0.1, help="Timed window per method (ignored with --steps)."),
     steps: int | None = typer.Option(None, min=1, help="Timed steps per method (overrides --seconds)."),

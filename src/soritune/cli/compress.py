@@ -7,6 +7,8 @@ from pathlib import Path
 import typer
 
 from soritune.cli.app import app, console, out
+from soritune.cli.options import config_options
+from soritune.compress.export import ExportConfig
 from soritune.models.encoder import ENCODER_INPUT_HELP
 
 prune_app = typer.Typer(no_args_is_help=False, add_completion=False)
@@ -183,7 +185,7 @@ def _print_structured(r) -> None:
         ("parameters", f"{r.params_before:,} -> {r.params_after:,}"), ("weight file MB", f"{r.file_mb_before:.1f} -> {r.file_mb_after:.1f}"),
         ("decode median s", f"{t_b.get('median_s', '-')} -> {t_a.get('median_s', '-')}"),
         ("speed-up (measured)", f"{r.speedup}x" if r.speedup else "-"), ("CER", f"{_pct(r.cer_before)} -> {_pct(r.cer_after)}"),
-        ("loads as plain HF", "yes" if r.loads_as_standard_hf else "no (structure.json; soritune.compress.load_model)")])
+        ("loads as plain HF", "yes" if r.loads_as_standard_hf else "no (structure.json; soritune eval/serve and soritune.models.load read it)")])
 
 
 def _print_lottery(r) -> None:
@@ -288,39 +290,25 @@ def distill(
 # ---- export -----------------------------------------------------------------------------------
 
 @app.command()
+@config_options(ExportConfig, exclude=("gate_thresholds",), short={"model": "-m", "out": "-o"},
+                rename={"float_convs": "--float-convs/--int8-convs", "measure_speed": "--speed/--no-speed"})
 def export(
-    model: str | None = typer.Option(None, "--model", "-m", help="Model spec (also a pruned or distilled OUT)."),
-    adapter: str | None = typer.Option(None, help="PEFT adapter merged in before export."),
-    to: str | None = typer.Option(None, "--to", help="hf | ct2 | torch-int8  [default: ct2]"),
-    quantization: str | None = typer.Option(None, help="ct2 weights: float16 | int8 | int8_float16 | ...  [default: float32]"),
-    float_convs: bool | None = typer.Option(None, "--float-convs/--int8-convs",
-                                               help="int8 ct2: keep the encoder's input convolutions float32  [default: float]"),
-    out_dir: Path | None = typer.Option(None, "--out", "-o", help="Output directory."),
-    parity_manifest: str | None = typer.Option(None, help="Utterances for the parity check (default: synthetic Korean)."),
-    parity_n: int | None = typer.Option(None, min=1, help="Utterances in the parity check  [default: 3]"),
-    encoder_input: str | None = typer.Option(None, help="Parity and timing input, both sides: " + ENCODER_INPUT_HELP + "  [default: padded]"),
-    speed: bool | None = typer.Option(None, "--speed/--no-speed", help="Time source and export on the parity clips  [default: on]"),
-    threads: int | None = typer.Option(None, min=1, help="CPU threads for both sides of the timing."),
-    gate: str | None = typer.Option(None, help="off | warn | refuse: run the hallucination suite on the export and "
-                                       "warn or fail above its thresholds (--set gate_thresholds.loop_rate=0.2)  [default: off]"),
+    fields: dict,
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML with ExportConfig fields."),
-    set_: list[str] | None = typer.Option(None, "--set", help="key=value overrides."),
+    set_: list[str] | None = typer.Option(None, "--set", help="key=value overrides (gate_thresholds.loop_rate=0.2)."),
 ) -> None:
     """Export a model for deployment: hf (adapter merged into a plain Hugging Face model), ct2
     (CTranslate2 via its own converter, tokenizer and preprocessor copied: faster-whisper loads it),
-    torch-int8 (PyTorch dynamic int8 for CPU). Every export transcribes a few utterances with the
+    torch-int8 (PyTorch dynamic int8 for CPU), ggml (whisper.cpp's ggml-model.bin). Every export transcribes a few utterances with the
     source and the export and records parity (equal transcripts, CER between) and timing in
-    OUT/export_report.json. (`soritune export-data` is the dataset exporter.)
+    OUT/summary.json. soritune eval and serve load every export directory as it is. (`soritune export-data` is the dataset exporter.)
 
     Example: soritune export -m bundled:whisper-base --adapter runs/lora/adapter --to ct2 --quantization int8 --out export/ct2-int8
 
     Example: soritune export -m bundled:whisper-base --adapter runs/lora/adapter --to ct2 --out export/ct2 --gate refuse
     """
-    from soritune.compress.export import ExportConfig, run
+    from soritune.compress.export import run
 
-    fields = _given(model=model, adapter=adapter, to=to, quantization=quantization, float_convs=float_convs,
-                    out=str(out_dir) if out_dir else None, parity_manifest=parity_manifest, parity_n=parity_n,
-                    measure_speed=speed, threads=threads, encoder_input=encoder_input, gate=gate)
     cfg = _load(ExportConfig, config, set_, fields)
     with console.status(f"exporting to {cfg.to} and checking parity"):
         r = run(cfg)

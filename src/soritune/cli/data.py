@@ -1,4 +1,6 @@
-"""Data verbs: `soritune prepare kspon | aihub-lecture | manifest` (corpus -> manifests)."""
+"""Data verbs: `soritune prepare CORPUS` (corpus -> manifests), one command per registered corpus:
+kspon and aihub-lecture carry their own options; every other reader (manifest, nemo, ...) gets the
+shared ones from `_registry_command`."""
 
 from __future__ import annotations
 
@@ -130,30 +132,54 @@ def prepare_aihub(
              max_label_tokens=max_label_tokens, keep_shards=keep_shards or None)
 
 
-@prepare_app.command("manifest")
-def prepare_manifest(
-    source: Path = typer.Argument(..., help="A CSV/TSV/JSONL list (audio + text columns) or a folder of audio with same-named .txt."),
-    out_dir: Path = OutOpt,
-    norm: str | None = typer.Option(None, "--norm", help="basic (default: clean + collapse spaces) or etri (KsponSpeech marks)."),
-    workers: int | None = WorkersOpt, shard_size: int | None = ShardOpt,
-    engine: str | None = EngineOpt, ray_address: str | None = RayOpt, mode: str | None = ModeOpt,
-    convert: str | None = ConvertOpt, split: str | None = SplitOpt, ratios: str | None = RatiosOpt,
-    seed: int | None = SeedOpt, min_duration_s: float | None = MinOpt, max_duration_s: float | None = MaxOpt,
-    max_label_tokens: int | None = TokOpt, keep_shards: bool = KeepOpt,
-    config: Path | None = ConfigOpt, set_: list[str] | None = SetOpt,
-) -> None:
-    """Prepare any corpus given as a list file or a folder of audio + .txt transcripts.
+def _corpus_doc(name: str) -> str:
+    """The first paragraph of a registered corpus module's docstring, read without importing it."""
+    import ast
+    from importlib.util import find_spec
 
-    Columns: audio|path|file..., text|transcript|sentence..., optional id, split, speaker, text_pron; others are kept.
+    from soritune.data.corpora import REGISTRY
 
-    Relative audio paths are resolved against the list's folder.
+    spec = find_spec(REGISTRY[name])
+    doc = ast.get_docstring(ast.parse(Path(spec.origin).read_text(encoding="utf-8"))) if spec and spec.origin else None
+    return (doc or f"the {name} corpus").split("\n\n")[0].replace("\n", " ")
 
-    Example: soritune prepare manifest recordings/ --out data/mine --split random --ratios 9:1
-    """
-    _prepare("manifest", source, out_dir, config, set_, ratios, norm=norm, workers=workers, shard_size=shard_size,
-             engine=engine, ray_address=ray_address, mode=mode, convert=convert, split=split, seed=seed,
-             min_duration_s=min_duration_s, max_duration_s=max_duration_s, max_label_tokens=max_label_tokens,
-             keep_shards=keep_shards or None)
+
+def _registry_command(name: str):
+    """`soritune prepare NAME ROOT --out DIR` for a registered corpus with no command of its own."""
+
+    def command(
+        root: Path = typer.Argument(..., help="The corpus: a file or folder, as the reader describes it."),
+        out_dir: Path = OutOpt,
+        norm: str | None = typer.Option(None, "--norm", help="basic or etri (default: the corpus's own)."),
+        workers: int | None = WorkersOpt, shard_size: int | None = ShardOpt,
+        engine: str | None = EngineOpt, ray_address: str | None = RayOpt, mode: str | None = ModeOpt,
+        convert: str | None = ConvertOpt, split: str | None = SplitOpt, ratios: str | None = RatiosOpt,
+        seed: int | None = SeedOpt, min_duration_s: float | None = MinOpt, max_duration_s: float | None = MaxOpt,
+        max_label_tokens: int | None = TokOpt, keep_shards: bool = KeepOpt,
+        config: Path | None = ConfigOpt, set_: list[str] | None = SetOpt,
+    ) -> None:
+        _prepare(name, root, out_dir, config, set_, ratios, norm=norm, workers=workers, shard_size=shard_size,
+                 engine=engine, ray_address=ray_address, mode=mode, convert=convert, split=split, seed=seed,
+                 min_duration_s=min_duration_s, max_duration_s=max_duration_s, max_label_tokens=max_label_tokens,
+                 keep_shards=keep_shards or None)
+
+    command.__doc__ = (f"Prepare a corpus with the {name} reader: {_corpus_doc(name)}\n\nReader: soritune.data.corpora registry entry {name!r} "
+                       f"(its module docstring says which columns and files it reads).\n\n"
+                       f"Example: soritune prepare {name} CORPUS --out data/{name} --split random --ratios 9:1")
+    return command
+
+
+def _register_corpora() -> None:
+    """Every registered corpus gets a `prepare NAME` command: a new reader needs no CLI code."""
+    from soritune.data.corpora import REGISTRY
+
+    have = {c.name for c in prepare_app.registered_commands}
+    for name in REGISTRY:
+        if name not in have:
+            prepare_app.command(name)(_registry_command(name))
+
+
+_register_corpora()
 
 
 def _register_synth() -> None:

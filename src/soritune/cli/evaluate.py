@@ -7,7 +7,8 @@ from pathlib import Path
 import typer
 
 from soritune.cli.app import app, console, out
-from soritune.models.encoder import ENCODER_INPUT_HELP
+from soritune.cli.options import config_options
+from soritune.eval.evaluate import EvalConfig
 
 
 def _print_summary(summary: dict, out_dir: Path) -> None:
@@ -59,25 +60,14 @@ def score(
 
 
 @app.command("eval")
+@config_options(EvalConfig, short={"model": "-m", "out": "-o"})
 def eval_(
-    model: str | None = typer.Option(None, "--model", "-m", help="Model spec, e.g. bundled:whisper-base (see `soritune --help`)."),
-    manifest: Path | None = typer.Option(None, "--manifest", help="Manifest to transcribe and score."),
-    out_dir: Path | None = typer.Option(None, "--out", "-o", help="Output directory."),
-    adapter: Path | None = typer.Option(None, help="PEFT adapter directory applied on the model."),
-    backend: str | None = typer.Option(None, help="torch (default) | ct2 | vosk (an independent Kaldi peer: --model vosk:ko)."),
-    device: str | None = typer.Option(None, help="cpu (default) | cuda | cuda:N."),
-    compute_type: str | None = typer.Option(None, help="torch: float32|float16|bfloat16; ct2: int8|float16|..."),
-    encoder_input: str | None = typer.Option(None, help=ENCODER_INPUT_HELP + "  [default: padded]"),
-    batch_size: int | None = typer.Option(None, min=1, help="Clips per generate() call (default 8)."),
-    limit: int | None = typer.Option(None, min=1, help="Only the first N manifest rows."),
-    language: str | None = typer.Option(None, help="Forced language code (default ko; never auto-detected)."),
-    task: str | None = typer.Option(None, help="transcribe (default) | translate."),
-    max_new_tokens: int | None = typer.Option(None, min=1, max=448, help="Generation limit per 30-s clip (default 225)."),
-    slice_by: list[str] | None = typer.Option(None, "--slice-by", help="Manifest field to slice by (repeatable), e.g. source, duration_bucket."),
+    fields: dict,
     config: Path | None = typer.Option(None, "--config", help="YAML with EvalConfig fields; flags given override it."),
-    set_: list[str] | None = typer.Option(None, "--set", help="key=value overrides of EvalConfig fields (applied last)."),
+    set_: list[str] | None = typer.Option(None, "--set", help="key=value overrides of EvalConfig fields (applied last), "
+                                          "nested ones too: --set decode.beam_size=5."),
     suite: str | None = typer.Option(None, "--suite", help="hallucination: instead of a manifest, run the fixed "
-                                        "hallucination suite (silence, noise, hum, music, beeps, hold music, pauses)."),
+                                     "hallucination suite (silence, noise, hum, music, beeps, hold music, pauses)."),
 ) -> None:
     """Transcribe a manifest with a model (batched greedy decoding, language and task forced),
     then score it exactly as `soritune score` would, adding model identity, decoding settings and
@@ -97,14 +87,11 @@ def eval_(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     from soritune.config import apply_overrides, read_yaml, validate
-    from soritune.eval.evaluate import EvalConfig, run_eval
+    from soritune.eval.evaluate import run_eval
     from soritune.jsonio import read_json
 
-    flags = dict(model=model, manifest=manifest, out=out_dir, adapter=adapter, backend=backend, device=device,
-                 compute_type=compute_type, encoder_input=encoder_input, batch_size=batch_size, limit=limit, language=language, task=task,
-                 max_new_tokens=max_new_tokens, slice_by=slice_by or None)
     data = read_yaml(config) if config else {}
-    data.update({k: v for k, v in flags.items() if v is not None})
+    data.update(fields)
     if suite is not None:
         return _eval_suite(suite, apply_overrides(data, set_))
     cfg = validate(EvalConfig, apply_overrides(data, set_))

@@ -7,50 +7,20 @@ from pathlib import Path
 import typer
 
 from soritune.cli.app import app, console, out
-
-
-def _flags(**values) -> dict:
-    return {k: v for k, v in values.items() if v is not None}
+from soritune.cli.options import config_options
+from soritune.train.config import TrainConfig
 
 
 @app.command()
+@config_options(TrainConfig, short={"model": "-m", "out": "-o"}, rename={"early_stopping_patience": "--early-stopping"})
 def train(
-    model: str | None = typer.Option(None, "--model", "-m", help="Model spec, e.g. bundled:whisper-base (see `soritune --help`)."),
-    train_manifest: Path | None = typer.Option(None, "--train", help="Training manifest (JSONL)."),
-    dev: Path | None = typer.Option(None, help="Dev manifest: CER during training, early stopping, best checkpoint."),
-    out_dir: Path | None = typer.Option(None, "--out", "-o", help="Run directory."),
+    fields: dict,
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML config file with the same fields (flags override it)."),
     preset: str | None = typer.Option(None, help="Named preset (see --list-presets), e.g. paper-lecture-8bit."),
     set_: list[str] | None = typer.Option(None, "--set", help="Override any field: --set key=value (repeatable)."),
-    method: str | None = typer.Option(None, help="full | lora | qlora8 | qlora4 | dora  [default: lora]"),
-    lora_r: int | None = typer.Option(None, help="LoRA rank  [default: 32]"),
-    lora_alpha: float | None = typer.Option(None, help="LoRA alpha  [default: 64]"),
-    lora_dropout: float | None = typer.Option(None, help="LoRA dropout  [default: 0.05]"),
-    target: str | None = typer.Option(None, help="qv | attn | all-linear, or module names q_proj,v_proj,fc1,...  [default: qv]"),
-    target_side: str | None = typer.Option(None, help="encoder | decoder | both  [default: both]"),
-    batch_size: int | None = typer.Option(None, help="Utterances per device per micro-batch  [default: 8]"),
-    grad_accum: int | None = typer.Option(None, help="Micro-batches per optimizer step  [default: 1]"),
-    lr: float | None = typer.Option(None, help="Peak learning rate  [default: 1e-3 adapters, 1e-5 full]"),
-    epochs: float | None = typer.Option(None, help="Passes over the data  [default: 3]"),
-    max_steps: int | None = typer.Option(None, help="Optimizer steps (overrides --epochs)."),
-    language: str | None = typer.Option(None, help="Whisper language code  [default: ko]"),
-    seed: int | None = typer.Option(None, help="Seed  [default: 0]"),
-    eval_every: int | None = typer.Option(None, help="Dev CER every N steps  [default: once an epoch]"),
-    early_stopping: int | None = typer.Option(None, "--early-stopping", help="Stop after N evaluations without a better dev CER."),
-    optimizer: str | None = typer.Option(None, help="adamw | adamw8bit | paged_adamw8bit | paged_adamw  [default: adamw]"),
-    mixed_precision: str | None = typer.Option(None, help="auto | no | bf16 | fp16  [default: auto]"),
-    gradient_checkpointing: bool | None = typer.Option(None, "--gradient-checkpointing/--no-gradient-checkpointing", help="Recompute activations in backward."),
-    dynamic_length: bool | None = typer.Option(None, "--dynamic-length/--no-dynamic-length", help="Pad batches to their longest clip, not 30 s  [default: on]"),
-    fit_gpu: str | None = typer.Option(None, "--fit-gpu", help="Set --batch-size to the largest `soritune plan` predicts fits this card (8GB, 24GB, a6000, ...)."),
-    auto_batch: bool | None = typer.Option(None, "--auto-batch", help="On CUDA out-of-memory, halve micro-batches and retry."),
-    resume: bool | None = typer.Option(None, "--resume", help="Continue the run in --out from its latest checkpoint."),
-    overwrite: bool | None = typer.Option(None, "--overwrite", help="Start over in an --out that holds a run."),
-    merge: bool | None = typer.Option(None, "--merge", help="Also write RUN_DIR/merged/ (adapter merged into the base)."),
-    tensorboard: bool | None = typer.Option(None, "--tensorboard", help="Write TensorBoard logs to RUN_DIR/tb/."),
-    threads: int | None = typer.Option(None, help="Torch CPU threads."),
     augment: str | None = typer.Option(None, help="Augment training batches (seeded, on the fly): comma list of NAME "
                                           "or NAME=P from speed, reverb, noise, telephone, specaugment (see above).  "
-                                          "[default: off]"),
+                                          "\\[default: off]"),
     list_presets: bool = typer.Option(False, "--list-presets", help="List the presets and exit."),
 ) -> None:
     """Fine-tune a Whisper model on a manifest and write RUN_DIR/adapter/ (PEFT; use with --adapter
@@ -83,16 +53,9 @@ def train(
         for name in names():
             out.print(f"[bold]{name}[/]  {describe_preset(name)}", highlight=False)
         return
-    if resume and config is None and out_dir is not None and (out_dir / "config.yaml").exists():
+    out_dir = Path(fields["out"]) if fields.get("out") else None
+    if fields.get("resume") and config is None and out_dir is not None and (out_dir / "config.yaml").exists():
         config = out_dir / "config.yaml"
-    fields = _flags(model=model, train=str(train_manifest) if train_manifest else None, dev=str(dev) if dev else None,
-                    out=str(out_dir) if out_dir else None, method=method, lora_r=lora_r, lora_alpha=lora_alpha,
-                    lora_dropout=lora_dropout, target=target, target_side=target_side, batch_size=batch_size,
-                    grad_accum=grad_accum, lr=lr, epochs=epochs, max_steps=max_steps, language=language, seed=seed,
-                    eval_every=eval_every, early_stopping_patience=early_stopping, optimizer=optimizer,
-                    mixed_precision=mixed_precision, gradient_checkpointing=gradient_checkpointing,
-                    dynamic_length=dynamic_length, fit_gpu=fit_gpu, auto_batch=auto_batch, resume=resume, overwrite=overwrite,
-                    merge=merge, tensorboard=tensorboard, threads=threads)
     switches = parse_switches(augment) if augment else {}
     overrides = [f"augment.{k}={v}" for k, v in switches.items()] + list(set_ or [])
     cfg = load_train_config(config, overrides or None, preset, fields)

@@ -24,7 +24,6 @@ _EXPORTS = {
     "run_distill": ("soritune.compress.distill", "run"),
     "ExportConfig": ("soritune.compress.export", "ExportConfig"),
     "run_export": ("soritune.compress.export", "run"),
-    "load_model": ("soritune.compress.modelio", "load_model"),
     "prune": ("soritune.compress.registry", "prune"),
 }
 __all__ = sorted(_EXPORTS)

@@ -12,20 +12,22 @@ and listed in OUT/pseudo/rejected.jsonl with the reason, the rest form OUT/pseud
 teacher (see distill_student); (3) it trains with `soritune.train`'s loop (accelerate, same
 collator, LR schedule, checkpoints, dev CER) on the DistillLoss module; (4) student and teacher are
 scored on the same evaluation clips: CER, parameters and decoding speed (RTFx, median of repeats).
-OUT/student/ is a standard Hugging Face Whisper directory; OUT/distill_report.json the report.
+OUT/student/ is a standard Hugging Face Whisper directory; OUT/summary.json the report
+(distill_report.json links to it).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 
 from pydantic import Field
 
-from soritune.config import StageConfig, save_config, validate
+from soritune.config import StageConfig
 from soritune.errors import CompressError
-from soritune.jsonio import write_json, write_jsonl
+from soritune.infer.options import MAX_NEW_TOKENS
+from soritune.jsonio import write_jsonl
 from soritune.models.encoder import ENCODER_INPUT_HELP, EncoderInput
 
 
@@ -55,7 +57,7 @@ class DistillConfig(StageConfig):
     batch_size: int = Field(8, ge=1, description="utterances per micro-batch")
     train_overrides: dict = Field(default_factory=dict, description="further TrainConfig fields (grad_accum, warmup_steps, eval_every, threads, ...)")
     label_batch_size: int = Field(8, ge=1, description="teacher decoding batch size for pseudo-labels")
-    max_new_tokens: int = Field(128, ge=1, le=440, description="decoding token limit (pseudo-labels and evaluation)")
+    max_new_tokens: int = Field(128, ge=1, le=MAX_NEW_TOKENS, description="decoding token limit (pseudo-labels and evaluation)")
     encoder_input: EncoderInput = Field("padded", description="decoding input for pseudo-labels and the comparison: " + ENCODER_INPUT_HELP)
     repeats: int = Field(3, ge=1, description="timed decoding passes for the speed comparison (median)")
     seed: int = Field(0, description="seed for data order and tiny:/random: specs")
@@ -150,129 +152,37 @@ def _load_row(row: dict, rejected: list[dict]):
 def _train_config(cfg: DistillConfig, manifest: Path, run_dir: Path):
     from soritune.train.config import TrainConfig
 
-    fields = {"eval_at_start": False, "keep_last": 1, **cfg.train_overrides}
-    return TrainConfig(model=cfg.teacher, train=str(manifest), dev=cfg.dev, out=str(run_dir), method="full",
+    # the pseudo-labelled set is read as it is: no timestamp or prompt targets mixed in
+    fields = {"eval_at_start": False, "keep_last": 1, "timestamp_probability": 0.0, "prompt_probability": 0.0,
+              "overwrite": True, **cfg.train_overrides}
+    return TrainConfig(model=cfg.teacher, train=str(manifest), dev=cfg.dev, out=str(run_dir), adapter="full",
                        freeze_encoder=cfg.freeze_encoder, max_steps=cfg.max_steps, epochs=cfg.epochs, lr=cfg.lr,
                        batch_size=cfg.batch_size, seed=cfg.seed, **fields)
 
 
 def train_student(cfg: DistillConfig, student, teacher, processor, mapping, manifest: Path, run_dir: Path,
                   progress=None):
-    """soritune.train's Trainer (loop, schedule, checkpoints, dev CER) on the DistillLoss module."""
-    import torch
-    from accelerate.utils import set_seed
-
+    """soritune.train's prepare + fit (loop, schedule, checkpoints, dev CER) on the DistillLoss module."""
     from soritune.compress.distill_student import DistillLoss
-    from soritune.data.augment import augmenter
-    from soritune.data.dataset import ManifestDataset, WhisperCollator
-    from soritune.train.adapters import BuiltModel, count_params, load_trainable_state
-    from soritune.train.checkpoint import CKPT_DIR, checkpoint_name, load_trainable
-    from soritune.train.dev_eval import dev_rows
+    from soritune.train.adapters import BuiltModel, count_params
     from soritune.train.efficiency import EncoderCache
-    from soritune.train.loop import DataPlan, Trainer
-    from soritune.train.metrics_log import MetricsLog
-    from soritune.train.run import _reset_accelerate, make_accelerator
+    from soritune.train.methods import ADAPTERS
+    from soritune.train.run import fit, prepare
 
     tcfg = _train_config(cfg, manifest, run_dir)
-    if tcfg.threads:
-        torch.set_num_threads(tcfg.threads)
-    acc = make_accelerator(tcfg)
-    try:
-        set_seed(cfg.seed)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(tcfg, run_dir / "config.yaml")
-        student.to(acc.device).train()
-        teacher.to(acc.device)
+    with prepare(tcfg) as ctx:
+        student.to(ctx.accelerator.device)
+        teacher.to(ctx.accelerator.device)
         student.config.use_cache = False
-        student.requires_grad_(True)
-        student.model.encoder.embed_positions.requires_grad_(False)
-        if cfg.freeze_encoder:
-            student.model.encoder.requires_grad_(False)
-        tok = processor.tokenizer
-        dataset = ManifestDataset(str(manifest), tok, language=tcfg.language, task=tcfg.task)
-        collator = WhisperCollator(processor.feature_extractor, pad_token_id=tok.convert_tokens_to_ids("<|endoftext|>"),
-                                   dynamic_length=tcfg.dynamic_length, bucket_s=tcfg.length_bucket_s,
-                                   augment=augmenter(tcfg.augment))
-        plan = DataPlan(dataset, collator, batch_size=tcfg.batch_size, world=acc.num_processes, rank=acc.process_index,
-                        seed=tcfg.seed, group_by_length=tcfg.group_by_length, num_workers=tcfg.num_workers)
+        ADAPTERS["full"](student, tcfg).train()  # every student weight trains (the encoder frozen on request)
         trainable, total = count_params(student)
         built = BuiltModel(student, processor, trainable, total, {"method": "distill"})
         module = DistillLoss(student, teacher, mapping=mapping, alpha=cfg.alpha, kl_weight=cfg.kl_weight,
                              temperature=cfg.temperature, mse_weight=cfg.mse_weight, dynamic_length=tcfg.dynamic_length,
                              cache=EncoderCache() if cfg.freeze_encoder and cfg.cache_encoder else None)
-        dev = dev_rows(cfg.dev, "text", tcfg.eval_max_utts) if cfg.dev else []
-        metrics = MetricsLog(run_dir / "metrics.jsonl")
-        trainer = Trainer(config=tcfg, accelerator=acc, built=built, plan=plan, module=module, dev_rows=dev,
-                          run_dir=run_dir, metrics=metrics, progress=progress)
-        state = trainer.train(resumed=False)
-        metrics.close()
-        best = run_dir / CKPT_DIR / checkpoint_name(state.best_step) if state.best_step is not None else None
-        if best is not None and state.best_step != state.step and (best / "state.json").exists():
-            load_trainable_state(student, load_trainable(best))
+        fitted = fit(ctx, built, module, progress)
         student.eval().config.use_cache = True
-        trainer.encoder_cache_hits = module.cache.hits if module.cache is not None else None
-        return state, trainer
-    finally:
-        _reset_accelerate(acc)
+        fitted.trainer.encoder_cache_hits = module.cache.hits if module.cache is not None else None
+        return fitted.state, fitted.trainer
 
 
-def _compare(cfg: DistillConfig, teacher, student, processor, clips) -> dict:
-    from soritune.compress import measure
-
-    kw = dict(batch_size=cfg.label_batch_size, max_new_tokens=cfg.max_new_tokens)
-    out = {}
-    for name, model in (("teacher", teacher), ("student", student)):
-        scored = measure.score_model(measure.torch_backend(model, processor, encoder_input=cfg.encoder_input), clips,
-                                     timing=True,
-                                     repeats=cfg.repeats, **kw)
-        out[name] = scored
-    return out
-
-
-def run(config: DistillConfig | dict, progress: Callable[[dict], None] | None = None) -> DistillResult:
-    """Pseudo-label, initialise the student, train it, compare it with the teacher; see module doc."""
-    from soritune.compress import measure
-    from soritune.compress.distill_student import make_student
-    from soritune.compress.modelio import load_model, param_count, save_model
-
-    cfg = config if isinstance(config, DistillConfig) else validate(DistillConfig, dict(config))
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / "config.yaml")
-    bundle = load_model(cfg.teacher, cfg.teacher_adapter, seed=cfg.seed)
-    teacher, processor = bundle.model, bundle.processor
-    if cfg.pseudo_label:
-        manifest, rejected, n_in = pseudo_label(cfg, teacher, processor, out, progress)
-    else:
-        from soritune.data.manifest import read_manifest
-
-        manifest, rejected, n_in = Path(cfg.train), [], len(read_manifest(cfg.train))
-    student, mapping = make_student(teacher, cfg.decoder_layers)
-    state, trainer = train_student(cfg, student, teacher, processor, mapping, manifest, out / "train", progress)
-    student_dir = save_model(student, processor, out / "student")
-    eval_src = cfg.eval_manifest or cfg.dev
-    clips = measure.load_clips(eval_src, cfg.eval_limit)
-    cmp = _compare(cfg, teacher, student, processor, clips)
-    t, s = cmp["teacher"], cmp["student"]
-    has_refs = len(clips) > 0  # synthetic clips carry the sentences they speak as references
-    by_reason: dict = {}
-    for r in rejected:
-        by_reason[r["reason"]] = by_reason.get(r["reason"], 0) + 1
-    result = DistillResult(
-        out=str(out), student_dir=str(student_dir), layer_map=mapping, n_train_in=n_in,
-        n_pseudo_kept=n_in - len(rejected), n_pseudo_rejected=len(rejected), rejected_by_reason=by_reason,
-        steps=state.step, train_wall_s=round(trainer.train_wall_s, 3),
-        final_loss=(sum(state.recent_losses) / len(state.recent_losses)) if state.recent_losses else None,
-        teacher_cer=t["cer"] if has_refs else None, student_cer=s["cer"] if has_refs else None,
-        cer_delta_points=round(100 * (s["cer"] - t["cer"]), 3) if has_refs else None,
-        teacher_params=param_count(teacher), student_params=param_count(student),
-        teacher_timing=t["timing"], student_timing=s["timing"],
-        speedup_rtfx=round(s["timing"]["rtfx"] / t["timing"]["rtfx"], 3) if t["timing"]["rtfx"] else None,
-        details={"eval_set": clips.source, "n_eval": len(clips), "teacher": cfg.teacher,
-                 "teacher_adapter": cfg.teacher_adapter, "loss": {"alpha": cfg.alpha, "kl_weight": cfg.kl_weight,
-                 "temperature": cfg.temperature, "mse_weight": cfg.mse_weight}, "freeze_encoder": cfg.freeze_encoder,
-                 "pseudo_label": cfg.pseudo_label, "filter": f"{cfg.filter_metric} <= {cfg.filter_threshold}",
-                 "encoder_cache_hits": trainer.encoder_cache_hits},
-    )
-    write_json(out / "distill_report.json", result)
-    return result

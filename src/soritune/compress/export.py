@@ -13,11 +13,12 @@ Targets (each one small function registered in TARGETS):
   convolutions float32 (`float_convs`; ctranslate2 would quantize them, at a CER cost).
 - torch-int8: PyTorch dynamic int8 quantisation of every nn.Linear (torch.ao `quantize_dynamic`,
   CPU): OUT holds the HF config/processor files and `int8_model.pt` (the quantised state dict);
-  `load_int8(OUT)` rebuilds it.
+  `soritune.models.load(OUT)` rebuilds it (`models.formats.load_int8`).
 
 Parity: the exported model and the PyTorch model it came from transcribe the same few utterances
 (a manifest's, or synthetic Korean sentences); equal transcripts are counted and the CER between
-them (and against the references) recorded in OUT/export_report.json, with decoding time of both.
+them (and against the references) recorded in OUT/summary.json (+ config.yaml; export_report.json
+links to it), with decoding time of both.
 
 Gate (`gate=warn|refuse`): the hallucination suite (soritune.eval.hallucination) runs on the export
 (OUT/hallucination_suite/); above its thresholds `warn` records a warning, `refuse` raises
@@ -26,21 +27,69 @@ HallucinationGateError after export_report.json has recorded why.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Literal
 
 from pydantic import Field, model_validator
 
-from soritune.config import StageConfig, save_config, validate
+from soritune.compress.modelio import dir_bytes, mb, save_model
+from soritune.config import StageConfig, validate
+from soritune.errors import CompressError
 from soritune.eval.hallucination_gate import GATE_HELP, GateMode, GateResult, GateThresholds, enforce
-from soritune.jsonio import write_json
+from soritune.models import Loaded, ggml, load
 from soritune.models.encoder import ENCODER_INPUT_HELP, EncoderInput
+from soritune.models.formats import INT8_FILE, load_int8, quantize_int8  # noqa: F401 - load_int8 re-exported
+from soritune.rundir import write_run
 
-INT8_FILE = "int8_model.pt"
 REPORT_FILE = "export_report.json"
 CT2_QUANT = ("float32", "float16", "bfloat16", "int8", "int8_float16", "int8_float32", "int8_bfloat16", "int16")
+
+
+# ---- targets ----------------------------------------------------------------------------------
+
+def export_hf(source: Loaded, out: Path, cfg: ExportConfig) -> Callable | None:
+    from soritune.compress.masks import save_masks
+
+    save_model(source.model, source.processor, out)
+    if source.masks:
+        save_masks(out, source.masks, {"method": "carried by export"})
+    return None  # read back through soritune.models.load, as eval and serve will
+
+
+def export_ct2(source: Loaded, out: Path, cfg: ExportConfig) -> Callable:
+    from soritune.infer.ct2_backend import CT2Backend, convert_to_ct2, is_int8
+
+    model, processor = source
+    if source.info.get("format") == "head-pruned":
+        raise CompressError(f"{cfg.model}: a head-pruned model (structure.json) has unequal head counts, which "
+                            f"CTranslate2 cannot express; export it --to hf or --to torch-int8")
+    convert_to_ct2(model, processor, out, quantization=cfg.quantization, float_convs=cfg.float_convs)
+    # int8: the compute type convert_to_ct2 recorded (under "default" float convolutions run all in float32)
+    compute = None if is_int8(cfg.quantization) else "default"
+    return lambda: CT2Backend(out, processor, spec=f"ct2:{out}", compute_type=compute, threads=cfg.threads,
+                              encoder_input=cfg.encoder_input)
+
+
+def export_torch_int8(source: Loaded, out: Path, cfg: ExportConfig) -> Callable | None:
+    import copy
+
+    import torch
+
+    model, processor = source
+    out.mkdir(parents=True, exist_ok=True)
+    model.config.save_pretrained(str(out))
+    model.generation_config.save_pretrained(str(out))
+    processor.save_pretrained(str(out))
+    q = quantize_int8(copy.deepcopy(model))
+    torch.save(q.state_dict(), out / INT8_FILE)
+    return None
+
+
+# name -> target(source, out, cfg): writes OUT and returns a factory of the backend that decodes it,
+# or None: OUT then loads back through soritune.models.load (its format row), as eval and serve load it.
+TARGETS: dict[str, Callable] = {"hf": export_hf, "ct2": export_ct2, "torch-int8": export_torch_int8,
+                                "ggml": ggml.export_target}
 
 
 class ExportConfig(StageConfig):
@@ -48,7 +97,7 @@ class ExportConfig(StageConfig):
 
     model: str = Field(description="model spec (bundled:whisper-base, hf:DIR, a pruned or distilled OUT, tiny:)")
     adapter: str | None = Field(None, description="PEFT adapter merged in before export")
-    to: Literal["hf", "ct2", "torch-int8"] = Field("ct2", description="export target")
+    to: Literal[tuple(TARGETS)] = Field("ct2", description="export target (soritune.compress.export.TARGETS)")
     quantization: str | None = Field(None, description="ct2 weight type: float16 | int8 | int8_float16 | ... (default: float32)")
     float_convs: bool = Field(True, description="int8 ct2: keep the encoder's two input convolutions float32 (ctranslate2 "
                                                 "quantizes them too, which costs CER on log-mel input; +2.6 MB on base)")
@@ -92,89 +141,11 @@ class ExportResult:
     details: dict = field(default_factory=dict)
 
 
-# ---- targets ----------------------------------------------------------------------------------
-
-def export_hf(model, processor, out: Path, cfg: ExportConfig) -> Callable:
-    from soritune.compress.masks import load_masks, save_masks
-    from soritune.compress.modelio import local_dir, save_model
-
-    save_model(model, processor, out)
-    src = local_dir(cfg.model)
-    masks = load_masks(src) if src else None
-    if masks:
-        save_masks(out, masks, {"method": "carried by export"})
-    return lambda: _torch_backend_of(str(out), cfg.encoder_input)
-
-
-def export_ct2(model, processor, out: Path, cfg: ExportConfig) -> Callable:
-    from soritune.compress.modelio import CompressError, local_dir, read_structure
-    from soritune.infer.ct2_backend import CT2Backend, convert_to_ct2, is_int8
-
-    src = local_dir(cfg.model)
-    if src and read_structure(src):
-        raise CompressError(f"{cfg.model}: a head-pruned model (structure.json) has unequal head counts, which "
-                            f"CTranslate2 cannot express; export it --to hf or --to torch-int8")
-    convert_to_ct2(model, processor, out, quantization=cfg.quantization, float_convs=cfg.float_convs)
-    # int8: the compute type convert_to_ct2 recorded (under "default" float convolutions run all in float32)
-    compute = None if is_int8(cfg.quantization) else "default"
-    return lambda: CT2Backend(out, processor, spec=f"ct2:{out}", compute_type=compute, threads=cfg.threads,
-                              encoder_input=cfg.encoder_input)
-
-
-def quantize_int8(model):
-    """torch.ao dynamic int8 (per-tensor weights, dynamic activations) of every nn.Linear, CPU."""
-    import torch
-    from torch.ao.quantization import quantize_dynamic
-
-    with warnings.catch_warnings():  # torch.ao eager quantisation prints deprecation notices
-        warnings.simplefilter("ignore")
-        return quantize_dynamic(model.float().cpu().eval(), {torch.nn.Linear}, dtype=torch.qint8)
-
-
-def export_torch_int8(model, processor, out: Path, cfg: ExportConfig) -> Callable:
-    import copy
-
-    import torch
-
-    out.mkdir(parents=True, exist_ok=True)
-    model.config.save_pretrained(str(out))
-    model.generation_config.save_pretrained(str(out))
-    processor.save_pretrained(str(out))
-    q = quantize_int8(copy.deepcopy(model))
-    torch.save(q.state_dict(), out / INT8_FILE)
-    return lambda: _torch_backend_of(str(out), cfg.encoder_input)
-
-
-def load_int8(directory: str | Path):
-    """(model, processor) of a torch-int8 export."""
-    import torch
-    from transformers import (
-        GenerationConfig,
-        WhisperConfig,
-        WhisperForConditionalGeneration,
-        WhisperProcessor,
-    )
-
-    directory = Path(directory)
-    model = WhisperForConditionalGeneration(WhisperConfig.from_pretrained(str(directory))).eval()
-    q = quantize_int8(model)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        state = torch.load(directory / INT8_FILE, map_location="cpu", weights_only=True)  # no code from the dir
-        q.load_state_dict(state, strict=True)
-    q.generation_config = GenerationConfig.from_pretrained(str(directory))
-    return q.eval(), WhisperProcessor.from_pretrained(str(directory))
-
-
 def _torch_backend_of(directory: str, encoder_input: str):
     from soritune.compress import measure
-    from soritune.compress.modelio import load_model
 
-    b = load_model(directory)
+    b = load(directory)
     return measure.torch_backend(b.model, b.processor, spec=directory, encoder_input=encoder_input)
-
-
-TARGETS: dict[str, Callable] = {"hf": export_hf, "ct2": export_ct2, "torch-int8": export_torch_int8}
 
 
 # ---- run --------------------------------------------------------------------------------------
@@ -185,10 +156,9 @@ def merge_logits_diff(cfg: ExportConfig, merged, clips) -> float | None:
         return None
     import torch
 
-    from soritune.compress.modelio import load_model
     from soritune.models.adapters import apply_adapter
 
-    base = load_model(cfg.model, seed=cfg.seed)
+    base = load(cfg.model, seed=cfg.seed)
     if base.masks:  # masks re-applied after a merge change the function on purpose; no like-for-like
         return None
     peft = apply_adapter(base.model, cfg.adapter, merge=False)
@@ -205,19 +175,18 @@ def run(config: ExportConfig | dict) -> ExportResult:
     import torch
 
     from soritune.compress import measure
-    from soritune.compress.modelio import dir_bytes, load_model, mb
     from soritune.infer.ct2_backend import is_int8
 
     cfg = config if isinstance(config, ExportConfig) else validate(ExportConfig, dict(config))
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
-    bundle = load_model(cfg.model, cfg.adapter, seed=cfg.seed)
+    bundle = load(cfg.model, cfg.adapter, seed=cfg.seed)
     clips = measure.load_clips(cfg.parity_manifest, cfg.parity_n)
     source = measure.torch_backend(bundle.model, bundle.processor, spec=cfg.model, encoder_input=cfg.encoder_input)
     kw = dict(batch_size=cfg.batch_size, max_new_tokens=cfg.max_new_tokens)
     src_hyps = measure.transcribe(source, clips, **kw)
-    make_backend = TARGETS[cfg.to](bundle.model, bundle.processor, out, cfg)
+    make_backend = TARGETS[cfg.to](bundle, out, cfg) or (lambda: _torch_backend_of(str(out), cfg.encoder_input))
     exported = make_backend()
     new_hyps = measure.transcribe(exported, clips, **kw)
     parity = measure.parity(src_hyps, new_hyps, clips)
@@ -226,7 +195,6 @@ def run(config: ExportConfig | dict) -> ExportResult:
         # both sides were warmed up by the parity pass just above
         t_src = measure.time_decoding(source, clips, repeats=cfg.repeats, warmup=0, **kw)
         t_exp = measure.time_decoding(exported, clips, repeats=cfg.repeats, warmup=0, **kw)
-    save_config(cfg, out / "export_config.yaml")
     result = ExportResult(
         out=str(out), target=cfg.to, quantization=cfg.quantization, model=cfg.model, adapter=cfg.adapter,
         files_mb=mb(dir_bytes(out)), parity=parity, timing_source=t_src, timing_export=t_exp,
@@ -238,7 +206,7 @@ def run(config: ExportConfig | dict) -> ExportResult:
                  "ct2_float_input_convs": cfg.to == "ct2" and cfg.float_convs and is_int8(cfg.quantization)},
     )
     gate = _gate(cfg, exported, result) if cfg.gate != "off" else None
-    write_json(out / REPORT_FILE, result)
+    write_run(out, cfg, result, stage="export", legacy=(REPORT_FILE,))
     if gate is not None:  # refuse raises here, once the report says why (the files stay for inspection)
         enforce(gate, cfg.gate, f"export {out}")
     return result

@@ -10,7 +10,8 @@ Selection is exact: `lowest(scores, k)` marks exactly k entries (ties broken by 
 requested sparsity is met to the weight (k = round(sparsity * n)), globally or per matrix.
 
 Masks are saved as `masks.safetensors` next to the model weights, with their settings in the
-file's metadata; `soritune.compress.modelio.load_model` re-applies them after merging an adapter.
+file's metadata; `soritune.models.load` re-applies them after merging an adapter
+(`apply_masks`/`load_masks` live in `soritune.models.formats`, beside the other readers).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from pathlib import Path
 from typing import Iterable, Literal
 
 from soritune.errors import CompressError
+from soritune.models.formats import MASK_FILE, apply_masks, load_masks  # noqa: F401 - the readers live with the loader
 
-MASK_FILE = "masks.safetensors"
 LINEAR_NAMES = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
 Side = Literal["encoder", "decoder", "both"]
 Scope = Literal["global", "layer"]
@@ -112,23 +113,6 @@ def random_masks(params: dict, sparsity: float, seed: int = 0, like: dict | None
     return {n: ~lowest(scores[n], int((~like[n]).sum())) for n in params}
 
 
-def apply_masks(model, masks: dict) -> int:
-    """Zero the pruned weights in place; returns how many masks were applied."""
-    import torch
-
-    params = dict(model.named_parameters())
-    missing = [n for n in masks if n not in params]
-    if missing:
-        raise CompressError(f"masks do not fit this model: {len(missing)} unknown weights (e.g. {missing[0]})")
-    with torch.no_grad():
-        for n, m in masks.items():
-            p = params[n]
-            if tuple(p.shape) != tuple(m.shape):
-                raise CompressError(f"mask {n}: shape {tuple(m.shape)} does not fit weight {tuple(p.shape)}")
-            p.mul_(m.to(p.device, p.dtype))
-    return len(masks)
-
-
 def mask_sparsity(masks: dict) -> float:
     total = sum(m.numel() for m in masks.values())
     return sum(int((~m).sum()) for m in masks.values()) / total if total else 0.0
@@ -169,18 +153,6 @@ def save_masks(directory: str | Path, masks: dict, meta: dict | None = None) -> 
     save_file({n: m.contiguous().cpu() for n, m in masks.items()}, str(path),
               metadata={k: str(v) for k, v in (meta or {}).items()})
     return path
-
-
-def load_masks(directory: str | Path | None) -> dict | None:
-    """The masks saved in DIR, or None when it has none."""
-    if directory is None:
-        return None
-    path = Path(directory) / MASK_FILE
-    if not path.exists():
-        return None
-    from safetensors.torch import load_file
-
-    return {n: t.bool() for n, t in load_file(str(path)).items()}
 
 
 def mask_metadata(directory: str | Path) -> dict:

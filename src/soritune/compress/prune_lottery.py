@@ -24,7 +24,8 @@ the final mask is the one-shot magnitude mask and `rounds=1` gives the same tick
 OUT/merged/ is the deployable ticket: the final adapter merged into the masked base, the masks
 re-applied after the merge (a merge adds BA everywhere) and stored in OUT/merged/masks.safetensors.
 OUT/adapter/ + OUT/base/ are the unmerged pair; OUT/round-N/ the training runs;
-OUT/lottery_report.json the per-round sparsity and CER, with the control and the baseline.
+OUT/summary.json (lottery_report.json links to it) the per-round sparsity and CER, with the control
+and the baseline.
 """
 
 from __future__ import annotations
@@ -37,9 +38,11 @@ from typing import Callable, Literal
 
 from pydantic import Field, model_validator
 
-from soritune.config import StageConfig, save_config, validate
+from soritune.config import StageConfig, validate
 from soritune.errors import CompressError
-from soritune.jsonio import write_json
+from soritune.infer.options import MAX_NEW_TOKENS
+from soritune.models import load
+from soritune.rundir import write_run
 
 LinearName = Literal["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"]
 
@@ -72,7 +75,7 @@ class LotteryConfig(StageConfig):
     train_overrides: dict = Field(default_factory=dict, description="TrainConfig fields for every round (method, lora_r, target, max_steps, lr, batch_size, ...)")
     keep_intermediate: bool = Field(False, description="keep each round's masked base directory (large)")
     batch_size: int = Field(8, ge=1, description="decoding batch size for the CER checks")
-    max_new_tokens: int = Field(128, ge=1, le=440, description="decoding token limit for the CER checks")
+    max_new_tokens: int = Field(128, ge=1, le=MAX_NEW_TOKENS, description="decoding token limit for the CER checks")
     seed: int = Field(0, description="seed for tiny:/random: specs, LoRA initialisation and the control mask")
 
     @model_validator(mode="after")
@@ -134,6 +137,7 @@ class LotteryResult:
     cer_delta_points: float | None  # ticket - baseline, in CER points
     n_prunable: int
     protected: list[str]
+    train_wall_s: float | None = None  # training time of the rounds run here (round 0 too unless round0_adapter)
     note: str = ("unstructured: the merged model stores zeros densely; no sparse kernel is used, so no speed-up "
                  "is claimed")
     details: dict = field(default_factory=dict)
@@ -160,18 +164,10 @@ def adapted_weight_names(model, tcfg) -> list[str]:
 def merged_with(base_dir: Path, adapter_dir: Path, masks: dict, trainable: dict | None = None):
     """Load base, merge the adapter (optionally with other LoRA tensors, e.g. step k), re-apply masks."""
     from soritune.compress.masks import apply_masks
-    from soritune.compress.modelio import load_model
     from soritune.models.adapters import apply_adapter
 
-    bundle = load_model(str(base_dir))
-    if trainable is not None:
-        from soritune.train.adapters import load_trainable_state
-
-        peft = apply_adapter(bundle.model, adapter_dir, merge=False)
-        load_trainable_state(peft, trainable)
-        model = peft.merge_and_unload()
-    else:
-        model = apply_adapter(bundle.model, adapter_dir, merge=True)
+    bundle = load(str(base_dir))
+    model = apply_adapter(bundle.model, adapter_dir, merge=True, state=trainable)
     if masks:
         apply_masks(model, masks)
     return model.eval(), bundle.processor
@@ -182,9 +178,9 @@ def _write_base(weights: dict, like_dir: Path, masks: dict, dest: Path, seed: in
     import torch
 
     from soritune.compress.masks import apply_masks, save_masks
-    from soritune.compress.modelio import load_model, save_model
+    from soritune.compress.modelio import save_model
 
-    bundle = load_model(str(like_dir), seed=seed)
+    bundle = load(str(like_dir), seed=seed)
     params = dict(bundle.model.named_parameters())
     with torch.no_grad():
         for n, w in weights.items():
@@ -200,11 +196,11 @@ class _Runner:
 
     def __init__(self, cfg: LotteryConfig, progress: Callable[[dict], None] | None):
         from soritune.compress import measure
-        from soritune.compress.modelio import load_model, save_model
+        from soritune.compress.modelio import save_model
 
         self.cfg, self.progress, self.out = cfg, progress, Path(cfg.out)
         self.out.mkdir(parents=True, exist_ok=True)
-        base0 = load_model(cfg.model, cfg.adapter, seed=cfg.seed)
+        base0 = load(cfg.model, cfg.adapter, seed=cfg.seed)
         self.base0_dir = self.out / "pretrained"
         save_model(base0.model, base0.processor, self.base0_dir)
         self.total_params = sum(p.numel() for p in base0.model.parameters())
@@ -330,8 +326,7 @@ def run(config: LotteryConfig | dict, progress: Callable[[dict], None] | None = 
         if not cfg.keep_intermediate:
             shutil.rmtree(cdir, ignore_errors=True)
     result = _result(cfg, R, merged_dir, control_cer)
-    save_config(cfg, out / "config.yaml")
-    write_json(out / "lottery_report.json", result)
+    write_run(out, cfg, result, stage="lottery", legacy=("lottery_report.json",))
     return result
 
 
@@ -366,6 +361,7 @@ def _result(cfg: LotteryConfig, R: _Runner, merged_dir: Path, control_cer: float
         rounds=R.rounds, baseline_cer=base, ticket_cer=ticket, control_cer=control_cer,
         cer_delta_points=round(delta, 3) if delta is not None else None, n_prunable=sum(w.numel() for w in R.w0.values()),
         protected=R.protected,
+        train_wall_s=round(sum(r.train_wall_s or 0.0 for r in R.rounds if not (r.round == 0 and cfg.round0_adapter)), 3),
         details={"rounds_reduce_to_one_shot": R.one_shot_equivalent,
                  "scope": cfg.scope, "score": cfg.score, "rewind_step": cfg.rewind_step, "modules": cfg.modules,
                  "side": cfg.side, "eval_set": R.clips.source if R.clips else None,

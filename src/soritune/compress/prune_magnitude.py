@@ -17,8 +17,10 @@ from typing import Literal
 
 from pydantic import Field
 
-from soritune.config import StageConfig, save_config, validate
-from soritune.jsonio import write_json
+from soritune.config import StageConfig, validate
+from soritune.infer.options import MAX_NEW_TOKENS
+from soritune.models import load
+from soritune.rundir import write_run
 
 SPARSITY_NOTE = ("unstructured sparsity: zeros are stored and multiplied densely (no sparse kernel is used), "
                  "so the file is not smaller and decoding is not faster; any latency here is measured, not assumed")
@@ -39,7 +41,7 @@ class MagnitudeConfig(StageConfig):
     eval_manifest: str | None = Field(None, description="manifest to score CER before and after (optional)")
     eval_limit: int | None = Field(50, ge=1, description="utterances of eval_manifest scored")
     batch_size: int = Field(8, ge=1, description="decoding batch size for the CER check")
-    max_new_tokens: int = Field(128, ge=1, le=440, description="decoding token limit for the CER check")
+    max_new_tokens: int = Field(128, ge=1, le=MAX_NEW_TOKENS, description="decoding token limit for the CER check")
     seed: int = Field(0, description="initialisation seed for tiny:/random: specs")
 
 
@@ -110,11 +112,10 @@ def run(config: MagnitudeConfig | dict) -> PruneResult:
         prunable_params,
         select_masks,
     )
-    from soritune.compress.modelio import load_model
 
     cfg = config if isinstance(config, MagnitudeConfig) else validate(MagnitudeConfig, dict(config))
     out = Path(cfg.out)
-    bundle = load_model(cfg.model, cfg.adapter, seed=cfg.seed)
+    bundle = load(cfg.model, cfg.adapter, seed=cfg.seed)
     model, processor = bundle.model, bundle.processor
     cer_before, clips = score_if_asked(model, processor, cfg.eval_manifest, cfg.eval_limit, cfg.batch_size,
                                        cfg.max_new_tokens)
@@ -124,7 +125,6 @@ def run(config: MagnitudeConfig | dict) -> PruneResult:
     cer_after, _ = score_if_asked(model, processor, None, None, cfg.batch_size, cfg.max_new_tokens, clips=clips)
     measured = write_pruned(model, processor, masks, out, method="magnitude",
                             meta={"sparsity": cfg.sparsity, "scope": cfg.scope})
-    save_config(cfg, out / "config.yaml")
     result = PruneResult(
         out=str(out), method="magnitude", model=cfg.model, adapter=cfg.adapter, target_sparsity=cfg.sparsity,
         mask_sparsity=measured["mask_sparsity"], weight_sparsity=measured["weight_sparsity"],
@@ -134,5 +134,5 @@ def run(config: MagnitudeConfig | dict) -> PruneResult:
         details={"scope": cfg.scope, "modules": cfg.modules, "side": cfg.side,
                  "pruned_entries_zero": measured["pruned_entries_zero"], "per_matrix": measured["per_matrix"]},
     )
-    write_json(out / "prune_report.json", result)
+    write_run(out, cfg, result, stage="prune", legacy=("prune_report.json",))
     return result

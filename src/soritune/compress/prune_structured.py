@@ -10,7 +10,7 @@ parameters, weight-file size and decoding time before and after on the same clip
 
 FFN- and layer-pruned models are standard Whisper configs (`hf:OUT`, `soritune eval`, CTranslate2
 export all work). Head-pruned models record their head counts in OUT/structure.json and load with
-`load_structured(OUT)` (or `soritune.compress.modelio.load_model`); CTranslate2 cannot express
+`soritune.models.load(OUT)` (the head-pruned row of `models.formats`); CTranslate2 cannot express
 them (it assumes equal head counts).
 """
 
@@ -23,9 +23,11 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from soritune.config import StageConfig, save_config, validate
-from soritune.errors import CompressError
-from soritune.jsonio import write_json
+from soritune.config import StageConfig, validate
+from soritune.infer.options import MAX_NEW_TOKENS
+from soritune.models import load
+from soritune.models.formats import STRUCTURE_FILE, load_structured  # noqa: F401 - load_structured re-exported
+from soritune.rundir import write_run
 
 
 class StructuredConfig(StageConfig):
@@ -46,7 +48,7 @@ class StructuredConfig(StageConfig):
     measure_speed: bool = Field(True, description="time decoding before and after on the same clips")
     repeats: int = Field(3, ge=1, description="timed passes (median reported)")
     batch_size: int = Field(8, ge=1, description="decoding batch size")
-    max_new_tokens: int = Field(128, ge=1, le=440, description="decoding token limit")
+    max_new_tokens: int = Field(128, ge=1, le=MAX_NEW_TOKENS, description="decoding token limit")
     seed: int = Field(0, description="initialisation seed for tiny:/random: specs")
 
     @model_validator(mode="after")
@@ -110,41 +112,12 @@ def shrink(model, kept: dict, target: str):
 
 
 def save_structured(model, processor, out: Path, target: str, kept: dict) -> None:
-    from soritune.compress.modelio import STRUCTURE_FILE, save_model
+    from soritune.compress.modelio import save_model
 
     save_model(model, processor, out)
     if target == "heads":
         counts = {name: len(idx) for name, idx in kept.items()}
         (out / STRUCTURE_FILE).write_text(json.dumps({"heads": counts}, indent=1), encoding="utf-8")
-
-
-def load_structured(directory: str | Path):
-    """(model, processor) of a directory written by save_structured (head counts re-applied)."""
-    from safetensors.torch import load_file
-    from transformers import (
-        GenerationConfig,
-        WhisperConfig,
-        WhisperForConditionalGeneration,
-        WhisperProcessor,
-    )
-
-    from soritune.compress.modelio import read_structure
-    from soritune.compress.structures import resize_heads
-
-    directory = Path(directory)
-    config = WhisperConfig.from_pretrained(str(directory))
-    model = WhisperForConditionalGeneration(config)
-    resize_heads(model, (read_structure(directory) or {}).get("heads", {}))
-    state = {}
-    for f in sorted(directory.glob("model*.safetensors")):
-        state.update(load_file(str(f)))
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if unexpected or [m for m in missing if m != "proj_out.weight"]:
-        raise CompressError(f"{directory}: weights do not fit structure.json (missing {missing[:3]}, unexpected {unexpected[:3]})")
-    model.tie_weights()
-    if (directory / "generation_config.json").exists():
-        model.generation_config = GenerationConfig.from_pretrained(str(directory))
-    return model.eval(), WhisperProcessor.from_pretrained(str(directory))
 
 
 def _timed(model, processor, clips, cfg) -> tuple[float | None, dict | None]:
@@ -162,18 +135,12 @@ def run(config: StructuredConfig | dict) -> StructuredResult:
     import tempfile
 
     from soritune.compress import measure
-    from soritune.compress.modelio import (
-        load_model,
-        mb,
-        param_count,
-        save_model,
-        weights_file_bytes,
-    )
+    from soritune.compress.modelio import mb, param_count, save_model, weights_file_bytes
     from soritune.compress.structures import choose_kept
 
     cfg = config if isinstance(config, StructuredConfig) else validate(StructuredConfig, dict(config))
     out = Path(cfg.out)
-    bundle = load_model(cfg.model, cfg.adapter, seed=cfg.seed)
+    bundle = load(cfg.model, cfg.adapter, seed=cfg.seed)
     model, processor = bundle.model, bundle.processor
     scores = importance(model, processor, cfg)
     kept = choose_kept(scores, cfg.fraction)
@@ -186,7 +153,6 @@ def run(config: StructuredConfig | dict) -> StructuredResult:
     clips = measure.load_clips(cfg.eval_manifest, cfg.eval_limit)
     cer_b, t_b = _timed(model, processor, clips, cfg)
     cer_a, t_a = _timed(small, processor, clips, cfg)
-    save_config(cfg, out / "config.yaml")
     result = StructuredResult(
         out=str(out), target=cfg.target, score=cfg.score, fraction=cfg.fraction, side=cfg.side,
         params_before=param_count(model), params_after=param_count(small), file_mb_before=mb(before_bytes),
@@ -198,5 +164,5 @@ def run(config: StructuredConfig | dict) -> StructuredResult:
                  "config_after": {k: getattr(small.config, k) for k in (
                      "encoder_layers", "decoder_layers", "encoder_ffn_dim", "decoder_ffn_dim")}},
     )
-    write_json(out / "prune_report.json", result)
+    write_run(out, cfg, result, stage="prune", legacy=("prune_report.json",))
     return result

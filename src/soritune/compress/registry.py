@@ -1,4 +1,5 @@
-"""Prune methods and export targets by name: each is one small module with a typed config and run().
+"""Prune methods by name: each is one small module with a typed config and run() (export targets:
+`soritune.compress.export.TARGETS`).
 
     from soritune.compress.registry import prune
     result = prune("lottery", model="bundled:whisper-base", train="train.jsonl", sparsity=0.5, out="lth/")
@@ -17,7 +18,6 @@ PRUNE_METHODS: dict[str, tuple[str, str]] = {
     "lottery": ("soritune.compress.prune_lottery", "LotteryConfig"),
     "structured": ("soritune.compress.prune_structured", "StructuredConfig"),
 }
-EXPORT_TARGETS = ("hf", "ct2", "torch-int8")
 
 
 def prune_method(name: str) -> tuple[type, Callable]:

@@ -12,7 +12,7 @@ Importance scores (named, both computed over the same parameter groups):
 Surgery builds a new, smaller model: ffn and layer pruning change only `encoder_ffn_dim`,
 `decoder_ffn_dim`, `encoder_layers`, `decoder_layers`, so the result is a standard Whisper
 config that every loader (and CTranslate2's converter) reads; head pruning gives attention modules
-fewer heads than the config says, recorded in `structure.json` and rebuilt by `load_structured`.
+fewer heads than the config says, recorded in `structure.json` and rebuilt by `soritune.models.formats.load_structured`.
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ import re
 from typing import Callable
 
 from soritune.errors import CompressError
-
-HEAD_PARTS = ("q_proj", "k_proj", "v_proj")
+from soritune.models.formats import HEAD_PARTS, resize_heads
 
 
 def attention_modules(model, side: str) -> dict:
@@ -188,22 +187,6 @@ def fix_alignment_heads(model) -> None:
     if heads:
         n_layers, n_heads = model.config.decoder_layers, model.config.decoder_attention_heads
         gc.alignment_heads = [h for h in heads if h[0] < n_layers and h[1] < n_heads] or None
-
-
-def resize_heads(model, counts: dict) -> None:
-    """Give the named attention modules `counts[name]` heads (new, uninitialised Linear layers)."""
-    from torch import nn
-
-    modules = dict(model.named_modules())
-    for name, n in counts.items():
-        attn = modules[name]
-        d, hd = attn.embed_dim, attn.head_dim
-        inner = n * hd
-        for part in HEAD_PARTS:
-            old = getattr(attn, part)
-            setattr(attn, part, nn.Linear(d, inner, bias=old.bias is not None, dtype=old.weight.dtype))
-        attn.out_proj = nn.Linear(inner, d, bias=attn.out_proj.bias is not None, dtype=attn.out_proj.weight.dtype)
-        attn.num_heads = n
 
 
 def prune_heads(model, kept: dict):

@@ -27,9 +27,11 @@ from typing import Callable, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from soritune.config import StageConfig, save_config, validate
-from soritune.jsonio import write_json
+from soritune.config import StageConfig, validate
+from soritune.infer.options import MAX_NEW_TOKENS
+from soritune.models import load
 from soritune.models.encoder import ENCODER_INPUT_HELP, EncoderInput
+from soritune.rundir import write_run
 
 PUBLISHED_KNEE = 0.5
 
@@ -52,7 +54,7 @@ class SweepConfig(StageConfig):
     encoder_input: EncoderInput = Field("padded", description="decoding input: " + ENCODER_INPUT_HELP)
     repeats: int = Field(3, ge=1, description="timed decoding passes per point (median)")
     batch_size: int = Field(8, ge=1, description="decoding batch size")
-    max_new_tokens: int = Field(128, ge=1, le=440, description="decoding token limit")
+    max_new_tokens: int = Field(128, ge=1, le=MAX_NEW_TOKENS, description="decoding token limit")
     seed: int = Field(0, description="seed for tiny:/random: specs")
 
     @field_validator("sparsity")
@@ -184,9 +186,8 @@ def _magnitude_models(cfg: SweepConfig):
         prunable_params,
         select_masks,
     )
-    from soritune.compress.modelio import load_model
 
-    bundle = load_model(cfg.model, cfg.adapter, seed=cfg.seed)
+    bundle = load(cfg.model, cfg.adapter, seed=cfg.seed)
     model = bundle.model
     params = prunable_params(model)
     original = {n: p.detach().clone() for n, p in params.items()}
@@ -253,6 +254,5 @@ def run(config: SweepConfig | dict, progress: Callable[[dict], None] | None = No
 
     result.png = str(write_png(result, out / "sweep.png"))
     write_markdown(result, out / "sweep.md")
-    save_config(cfg, out / "config.yaml")
-    write_json(out / "sweep.json", result)
+    write_run(out, cfg, result, stage="sweep", legacy=("sweep.json",))
     return result

@@ -15,7 +15,7 @@ The shards are then concatenated in order into
                              source, detail
     OUT/prepare_report.json  counts per split and reason (they add up to `inputs`), hours,
                              normalisation version, throughput, the resolved config
-    OUT/prepare_config.yaml  the resolved config
+    OUT/config.yaml          the resolved config (OUT/summary.json is the report; prepare_report.json links to it)
 
 `audio` in a manifest row is absolute when the audio is referenced in place (ROOT is resolved
 first, so a relative ROOT gives absolute paths too), and relative to OUT (the manifest's folder, as
@@ -42,20 +42,18 @@ from typing import Callable, Literal
 
 from pydantic import Field, field_validator
 
-from soritune.config import StageConfig, save_config
+from soritune.config import StageConfig
 from soritune.data.corpora import Item, Settings, get_corpus
 from soritune.data.corpora.base import process_item
 from soritune.data.korean_text import NORMALIZATION_VERSION
-from soritune.errors import SoritunError
+from soritune.errors import PrepareError, SoritunError
 from soritune.jsonio import write_json
+from soritune.rundir import write_run
 
 SHARD_DIR = ".shards"
 RANDOM_SPLITS = ("train", "dev", "test")
 Progress = Callable[[int, int], None]  # (utterances done, total)
 
-
-class PrepareError(SoritunError):
-    """A corpus could not be prepared (nothing found, bad root, accounting mismatch)."""
 
 
 class PrepareConfig(StageConfig):
@@ -355,8 +353,7 @@ def _run(config: PrepareConfig, progress: Progress | None) -> PrepareResult:
         "shards": {"total": len(indices), "size": size, "resumed": resumed},
         "config": config.model_dump(),
     }
-    report_path = write_json(out / "prepare_report.json", report)
-    save_config(config, out / "prepare_config.yaml")
+    report_path = write_run(out, config, report, stage="prepare", legacy=("prepare_report.json",))
     if not config.keep_shards:
         shutil.rmtree(shard_dir, ignore_errors=True)
     return PrepareResult(

@@ -43,6 +43,7 @@ from soritune.data.lecture_text import (
 )
 from soritune.data.tts import default_voices, parse_voice
 from soritune.errors import SoritunError
+from soritune.rundir import write_run
 
 GENERATOR_VERSION = 2  # bump when templates, vocabulary or synthesis settings change
 SPLITS = ("train", "dev", "test", "everyday")
@@ -368,7 +369,6 @@ def build_synth_corpus(
     `progress(done, total)` is called as utterances complete (reused ones count as done).
     """
     from soritune.data.manifest import write_manifest
-    from soritune.jsonio import write_json
 
     t0 = time.perf_counter()
     out = Path(config.out)
@@ -409,7 +409,7 @@ def build_synth_corpus(
             "generator_version": GENERATOR_VERSION,
         },
     )
-    write_json(result.report, asdict(result))
+    write_run(out, config, asdict(result), stage="synth", legacy=("synth_report.json",))
     return result
 
 

@@ -27,7 +27,7 @@ import unicodedata
 from collections import Counter, defaultdict
 from typing import Callable, Mapping, Sequence
 
-from soritune.errors import SoritunError
+from soritune.errors import CaptionInputError
 
 N_MAX = 4
 SIGMA = 6.0
@@ -38,10 +38,6 @@ _PUNCT_RE = re.compile(r"[\"'`.,?!:;\-()\[\]{}]+")
 _KO_DROP_RE = re.compile(r"[\s\W_]+", re.UNICODE)
 
 Tokenizer = Callable[[str], list[str]]
-
-
-class CaptionInputError(SoritunError):
-    """Candidates and references do not describe the same clips, or a clip has no reference."""
 
 
 def tokenize_en(text: str) -> list[str]:

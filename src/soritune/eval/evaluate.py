@@ -48,7 +48,7 @@ class EvalConfig(StageConfig):
     limit: int | None = Field(None, ge=1, description="score only the first N manifest rows")
     language: str = Field("ko", description="forced language code (no detection)")
     task: Literal["transcribe", "translate"] = Field("transcribe", description="forced Whisper task")
-    max_new_tokens: int = Field(225, ge=1, le=448, description="generation limit per clip")
+    max_new_tokens: int = Field(MAX_NEW_TOKENS, ge=1, le=MAX_NEW_TOKENS, description="generation limit per clip")
     decode: DecodeOptions | None = Field(None, description="decoding beyond greedy (beam, fallback, prompt; "
                                          "language, task, max_new_tokens and batch_size come from the fields above)")
     slice_by: list[str] = Field(default_factory=list, description="manifest fields to slice metrics by")

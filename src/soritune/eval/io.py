@@ -187,16 +187,19 @@ def read_utterances(path: str | Path) -> list[dict[str, Any]]:
     return out
 
 
-def write_report_dir(out_dir: str | Path, report: ScoreReport, title: str = "soritune score") -> dict[str, Path]:
-    """Write report.json, report.md and utterances.tsv into out_dir; return their paths."""
+def write_report_dir(out_dir: str | Path, report: ScoreReport, title: str = "soritune score", config=None,
+                     stage: str = "score") -> dict[str, Path]:
+    """Write config.yaml + summary.json (the run-dir contract; report.json links to it), report.md and
+    utterances.tsv into out_dir; return their paths."""
     from soritune.eval.report_md import render_markdown
-    from soritune.jsonio import atomic_write_text, write_json
+    from soritune.jsonio import atomic_write_text
+    from soritune.rundir import write_run
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = report.to_json()
     paths = {
-        "report_json": write_json(out_dir / "report.json", summary),
+        "report_json": write_run(out_dir, config, summary, stage=stage, legacy=("report.json",)),
         "report_md": atomic_write_text(out_dir / "report.md", render_markdown(summary, report, title=title)),
         "utterances_tsv": write_utterances(out_dir / "utterances.tsv", report),
     }

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from soritune.errors import SoritunError
+from soritune.errors import IdMismatchError
 from soritune.eval import metrics as M
 from soritune.eval.bootstrap import DEFAULT_N_BOOT, DEFAULT_SEED, bootstrap_ci
 from soritune.eval.normalize import NORMALIZATION, no_spaces, normalize_text, words
@@ -180,14 +180,6 @@ def score_texts(refs: Iterable[Mapping[str, Any]], hyps: Mapping[str, str], *,
     utts = [score_utterance(r["id"], r.get("text") or "", hyps[r["id"]] or "", r.get("text_pron") or None,
                             hyp_meta.get(r["id"])) for r in refs]
     return ScoreReport(utts, n_boot=n_boot, seed=seed)
-
-
-class NothingScoredError(SoritunError):
-    """No utterance could be scored; the report was written with null metrics and this reason."""
-
-
-class IdMismatchError(SoritunError):
-    """Reference and hypothesis ids differ; the message lists the first few on each side."""
 
 
 def check_ids(ref_ids: list[str], hyp_ids: list[str], show: int = 5) -> None:

@@ -15,8 +15,9 @@ from typing import Any, Mapping
 from pydantic import Field
 
 from soritune.config import StageConfig
+from soritune.errors import NothingScoredError
 from soritune.eval.bootstrap import DEFAULT_N_BOOT, DEFAULT_SEED
-from soritune.eval.score import NothingScoredError, ScoreReport, score_texts, slice_metrics
+from soritune.eval.score import ScoreReport, score_texts, slice_metrics
 
 
 class ScoreConfig(StageConfig):
@@ -48,7 +49,6 @@ def finish_report(report: ScoreReport, refs: list[Mapping[str, Any]], out: Path,
 
     With no utterance scored, or a `failure` (e.g. too much unreadable audio), the report is written
     with that reason under "error" and NothingScoredError / ScoreFailedError is raised after it."""
-    from soritune.config import save_config
     from soritune.eval.io import write_report_dir
 
     if not report.utterances and failure is None:
@@ -58,8 +58,7 @@ def finish_report(report: ScoreReport, refs: list[Mapping[str, Any]], out: Path,
     if slice_by:
         report.extra["slices"] = slice_metrics(report, refs, slice_by)
     out.mkdir(parents=True, exist_ok=True)
-    save_config(config, out / "config.yaml")
-    write_report_dir(out, report, title=title)
+    write_report_dir(out, report, title=title, config=config, stage="score" if isinstance(config, ScoreConfig) else "eval")
     if failure:
         raise NothingScoredError(f"{failure} (report: {out / 'report.json'})")
     return report

@@ -23,6 +23,11 @@ class ModelSpec:
         return f"{self.kind}:{self.arg}"
 
 
+def _dir_spec(path: str) -> ModelSpec:
+    """A directory: CTranslate2 when it holds model.bin (so the ct2 backend uses it as it is), else hf."""
+    return ModelSpec("ct2" if (Path(path) / "model.bin").is_file() else "hf", path)
+
+
 def parse_spec(spec: str) -> ModelSpec:
     if not isinstance(spec, str) or not spec.strip():
         raise ModelSpecError(f"empty model spec; {ACCEPTED}")
@@ -30,7 +35,7 @@ def parse_spec(spec: str) -> ModelSpec:
     kind, sep, arg = spec.partition(":")
     if not sep or (len(kind) == 1 and Path(spec).exists()):  # bare path (also C:\... style)
         if Path(spec).is_dir():
-            return ModelSpec("hf", spec)
+            return _dir_spec(spec)
         raise ModelSpecError(f"unknown model spec {spec!r} (not a directory); {ACCEPTED}")
     kind = kind.lower()
     if kind == "bundled":
@@ -40,7 +45,7 @@ def parse_spec(spec: str) -> ModelSpec:
     if kind == "hf":
         if not arg:
             raise ModelSpecError(f"hf: needs a hub id or a directory; {ACCEPTED}")
-        return ModelSpec("hf", arg)
+        return _dir_spec(arg) if Path(arg).is_dir() else ModelSpec("hf", arg)
     if kind == "ct2":
         if not (Path(arg) / "model.bin").is_file():
             raise ModelSpecError(f"ct2:{arg}: no model.bin in that directory; {ACCEPTED}")
@@ -52,5 +57,5 @@ def parse_spec(spec: str) -> ModelSpec:
             raise ModelSpecError(f"random:{arg}: unknown architecture; {ACCEPTED}")
         return ModelSpec("random", arg)
     if Path(spec).is_dir():
-        return ModelSpec("hf", spec)
+        return _dir_spec(spec)
     raise ModelSpecError(f"unknown model spec {spec!r}; {ACCEPTED}")

@@ -1,8 +1,10 @@
 """Gather systems for a report from run dirs, eval dirs or a demo dir.
 
-- eval dir: report.json with `cer` (+ utterances.tsv for error examples);
-- run dir: summary.json from `soritune train` (+ eval/ and eval_everyday/ inside, if present);
-- a report dir (demo output): report.json with `systems` — its systems are taken as they are.
+Every stage writes config.yaml + summary.json (soritune.rundir); the summary's `stage` says what it is:
+- eval / score: the scores (+ utterances.tsv for error examples);
+- train, lottery, distill, prune, export: training and size figures (+ eval/ and eval_everyday/
+  inside, if present);
+- a report dir (`soritune report`, the demo): report.json with `systems`, taken as they are.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 from soritune.errors import SoritunError
 from soritune.jsonio import read_json
+from soritune.rundir import read_run
 
 KEYS = ("cer", "cer_ci95", "wer", "cer_reading", "train_wall_s", "peak_mem_gb", "rtfx", "size_mb", "trainable_params")
 
@@ -54,8 +57,18 @@ def worst_utterances(utterances_tsv: Path, k: int = 3) -> list[dict]:
              "errors": errors(r)} for r in rows[:k]]
 
 
+def _eval_summary(path: Path) -> dict | None:
+    """The scores of an eval/score dir, or None. report.json is normally a link to summary.json; a
+    report.json that is a file of its own (an older soritune, or rewritten by hand) is what the user sees."""
+    legacy = path / "report.json"
+    if legacy.is_file() and not legacy.is_symlink():
+        return read_json(legacy)
+    run = read_run(path)
+    return run.summary if run is not None and run.stage in ("eval", "score") else None
+
+
 def from_eval_dir(path: Path, name: str | None = None) -> System:
-    rep = read_json(path / "report.json")
+    rep = _eval_summary(path) or {}
     model = rep.get("model") or {}
     timing = rep.get("timing") or {}
     sysm = System(
@@ -69,11 +82,14 @@ def from_eval_dir(path: Path, name: str | None = None) -> System:
 
 
 def merge_run(sysm: System, run_dir: Path) -> System:
-    """Fill training figures from RUN/summary.json."""
-    summ = read_json(run_dir / "summary.json")
+    """Fill training figures from RUN/summary.json (train, lottery, distill, ...)."""
+    run = read_run(run_dir)
+    summ = run.summary if run else {}
     sysm.train_wall_s = summ.get("train_wall_s")
     sysm.peak_mem_gb = summ.get("peak_mem_gb")
-    sysm.trainable_params = summ.get("trainable_params")
+    sysm.trainable_params = summ.get("trainable_params", summ.get("student_params"))  # distill trains the student
+    if run and run.stage:
+        sysm.extra["stage"] = run.stage
     sysm.sources["run"] = str(run_dir)
     if sysm.size_mb is None:
         sysm.size_mb = artifact_size_mb(run_dir)
@@ -97,19 +113,20 @@ def collect(paths: list[str | Path]) -> list[System]:
     for p in map(Path, paths):
         if not p.is_dir():
             raise SoritunError(f"report input {p}: not a directory (expected a run dir, an eval dir or a demo dir)")
-        rep = read_json(p / "report.json") if (p / "report.json").exists() else None
+        rep = read_json(p / "report.json") if (p / "report.json").is_file() else None
+        run = read_run(p)
         if rep and isinstance(rep.get("systems"), dict):
             for name, values in rep["systems"].items():
                 known = {k: values.get(k) for k in System.__dataclass_fields__ if k in values and k != "name"}
                 systems.append(System(name=name, **known))
-        elif rep and "cer" in rep:
+        elif _eval_summary(p) is not None and "cer" in _eval_summary(p):
             systems.append(from_eval_dir(p))
-        elif (p / "summary.json").exists():
+        elif run is not None:
             ev = p / "eval"
-            sysm = from_eval_dir(ev, name=p.name) if (ev / "report.json").exists() else System(name=p.name)
-            if (p / "eval_everyday" / "report.json").exists():
-                sysm.cer_everyday = read_json(p / "eval_everyday" / "report.json").get("cer")
+            sysm = from_eval_dir(ev, name=p.name) if _eval_summary(ev) is not None else System(name=p.name)
+            if _eval_summary(p / "eval_everyday") is not None:
+                sysm.cer_everyday = _eval_summary(p / "eval_everyday").get("cer")
             systems.append(merge_run(sysm, p))
         else:
-            raise SoritunError(f"report input {p}: no report.json (eval/demo) or summary.json (run) there")
+            raise SoritunError(f"report input {p}: no summary.json (a stage's run dir) or report.json (a report) there")
     return systems

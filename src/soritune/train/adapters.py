@@ -1,9 +1,9 @@
-"""Build the model a method trains, and write what it produced.
+"""Build the model a training run trains, and write what it produced.
 
-Methods (each a small entry in METHODS): full (all weights, optionally the decoder only), lora,
-dora (LoRA with weight decomposition), qlora8 / qlora4 (LoRA over an 8-bit LLM.int8 or NF4
-double-quantised base from bitsandbytes; CPU and CUDA). Adapters target the linear layers named by
-`target` (presets qv, attn, all-linear) in the encoder, decoder or both (`target_side`).
+The base loads quantised or not (`quantization`: 8bit LLM.int8 / 4bit NF4 from bitsandbytes; CPU and
+CUDA), then `soritune.train.methods.ADAPTERS[adapter]` makes it trainable: full (all weights,
+optionally the decoder only), lora, dora, ... Adapters target the linear layers named by `target`
+(presets qv, attn, all-linear) in the encoder, decoder or both (`target_side`).
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from soritune.errors import ConfigError
+from soritune.models.adapters import load_trainable_state  # noqa: F401 - re-exported (train.loop, run)
 from soritune.train.config import TrainConfig
+from soritune.train.methods import ADAPTERS
+from soritune.train.methods.lora import target_regex  # noqa: F401 - re-exported (compress.prune_lottery)
 
 
 @dataclass
@@ -24,13 +26,6 @@ class BuiltModel:
     trainable_params: int
     total_params: int
     info: dict = field(default_factory=dict)
-
-
-def target_regex(modules: tuple[str, ...], side: str) -> str:
-    """A PEFT target_modules regex (full match) for `modules` in the chosen stack(s)."""
-    stacks = {"encoder": "encoder", "decoder": "decoder", "both": "(?:encoder|decoder)"}[side]
-    names = "|".join(sorted(set(modules)))
-    return rf"(?:.*\.)?model\.{stacks}\.layers\.\d+\.(?:(?:self_attn|encoder_attn)\.)?(?:{names})"
 
 
 def count_params(model) -> tuple[int, int]:
@@ -59,7 +54,7 @@ def _load_base(config: TrainConfig, device: str, compute_dtype=None):
 
 
 def build_model(config: TrainConfig, device: str = "cpu", compute_dtype=None) -> BuiltModel:
-    """Load config.model and make it trainable the way config.method says."""
+    """Load config.model (quantised as config.quantization says) and make it trainable with ADAPTERS[config.adapter]."""
     model, processor, info = _load_base(config, device, compute_dtype)
     if hasattr(model, "set_attn_implementation"):
         model.set_attn_implementation(config.attn_implementation)
@@ -69,41 +64,11 @@ def build_model(config: TrainConfig, device: str = "cpu", compute_dtype=None) ->
             model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
         else:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    if config.method == "full":
-        for p in model.parameters():
-            p.requires_grad_(True)
-        model.model.encoder.embed_positions.requires_grad_(False)
-        if config.freeze_encoder:
-            model.model.encoder.requires_grad_(False)
-    else:
-        model = _add_adapter(model, config)
+    model = ADAPTERS[config.adapter](model, config)
     model.train()
     trainable, total = count_params(model)
-    info = {**info, "method": config.method, "quantization": config.quantization}
+    info = {**info, "method": config.method, "adapter": config.adapter, "quantization": config.quantization}
     return BuiltModel(model, processor, trainable, total, info)
-
-
-def _add_adapter(model, config: TrainConfig):
-    from peft import LoraConfig, get_peft_model
-
-    for p in model.parameters():
-        p.requires_grad_(False)
-    regex = target_regex(config.target_modules(), config.target_side)
-    import re
-
-    matched = [n for n, _ in model.named_modules() if re.fullmatch(regex, n)]
-    if not matched:
-        raise ConfigError(f"target: no module of {config.model} matches {config.target!r} on side "
-                          f"{config.target_side!r}")
-    lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                      target_modules=regex, bias="none", use_dora=config.method == "dora")
-    import warnings
-
-    with warnings.catch_warnings():  # peft asks transformers a deprecated question; nothing for the user
-        warnings.simplefilter("ignore", FutureWarning)
-        peft_model = get_peft_model(model, lora)
-    peft_model.peft_config["default"].base_model_name_or_path = config.model
-    return peft_model
 
 
 # ---- trainable state (checkpoints) -----------------------------------------------------------
@@ -111,18 +76,6 @@ def _add_adapter(model, config: TrainConfig):
 def trainable_state(model) -> dict:
     """Detached CPU copies of the trainable parameters, by name."""
     return {n: p.detach().to("cpu").clone() for n, p in model.named_parameters() if p.requires_grad}
-
-
-def load_trainable_state(model, state: dict) -> None:
-    import torch
-
-    params = dict(model.named_parameters())
-    missing = [n for n in state if n not in params]
-    if missing:
-        raise ConfigError(f"checkpoint does not fit this model: {len(missing)} unknown tensors (e.g. {missing[0]})")
-    with torch.no_grad():
-        for n, t in state.items():
-            params[n].copy_(t.to(params[n].device, params[n].dtype))
 
 
 # ---- outputs ---------------------------------------------------------------------------------
@@ -142,16 +95,12 @@ def export(model, processor, run_dir: Path, config: TrainConfig) -> Path:
 def export_merged(config: TrainConfig, weights_dir: Path, run_dir: Path) -> Path:
     """RUN_DIR/merged/: the unquantised base with the adapter merged in (HF format, loads as hf:DIR)."""
     from soritune.models import load
-    from soritune.models.adapters import apply_adapter
 
     dest = run_dir / "merged"
-    if not config.uses_adapter:
-        loaded = load(str(weights_dir))
-        model, processor = loaded.model, loaded.processor
+    if config.uses_adapter:
+        loaded = load(config.model, weights_dir, seed=config.seed)
     else:
-        loaded = load(config.model, seed=config.seed)
-        model = apply_adapter(loaded.model, weights_dir, merge=True)
-        processor = loaded.processor
-    model.save_pretrained(str(dest))
-    processor.save_pretrained(str(dest))
+        loaded = load(str(weights_dir))
+    loaded.model.save_pretrained(str(dest))
+    loaded.processor.save_pretrained(str(dest))
     return dest

@@ -13,9 +13,13 @@ from pydantic import Field, field_validator, model_validator
 
 from soritune.config import StageConfig
 from soritune.data.augment import AugmentConfig
+from soritune.infer.options import MAX_NEW_TOKENS
+from soritune.train.methods import ADAPTERS, METHOD_PRESETS, preset_for
 
-Method = Literal["full", "lora", "qlora8", "qlora4", "dora"]
-METHODS = ("full", "lora", "qlora8", "qlora4", "dora")
+METHODS = tuple(METHOD_PRESETS)  # preset aliases of (adapter, quantization)
+Method = Literal[METHODS]
+AdapterName = Literal[tuple(ADAPTERS)]
+Quantization = Literal["8bit", "4bit"]
 TARGET_PRESETS = {
     "qv": ("q_proj", "v_proj"),
     "attn": ("q_proj", "k_proj", "v_proj", "out_proj"),
@@ -23,7 +27,7 @@ TARGET_PRESETS = {
 }
 LINEAR_NAMES = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
 # Fields that must match the checkpoint's run for --resume to continue the same training.
-RESUME_IDENTITY = ("model", "train", "method", "lora_r", "lora_alpha", "target", "target_side",
+RESUME_IDENTITY = ("model", "train", "adapter", "quantization", "lora_r", "lora_alpha", "target", "target_side",
                    "freeze_encoder", "text_field", "language", "task", "augment", "timestamp_probability",
                    "prompt_probability")
 
@@ -40,7 +44,11 @@ class TrainConfig(StageConfig):
     task: Literal["transcribe", "translate"] = Field("transcribe", description="Whisper task token")
     text_field: Literal["text", "text_pron"] = Field("text", description="manifest field used as the target")
     # method
-    method: Method = Field("lora", description="full | lora | qlora8 (8-bit base + LoRA) | qlora4 (NF4 base + LoRA) | dora")
+    adapter: AdapterName = Field("lora", description="what trains: " + " | ".join(ADAPTERS) + " (full = every weight)")
+    quantization: Quantization | None = Field(None, description="base weights under the adapter: 8bit (LLM.int8) | "
+                                              "4bit (NF4, double-quantised); bitsandbytes, CPU and CUDA")
+    method: Method | None = Field(None, description="preset alias of adapter + quantization: full | lora | dora | "
+                               "qlora8 (lora + 8bit) | qlora4 (lora + 4bit)")
     lora_r: int = Field(32, ge=1, description="LoRA rank")
     lora_alpha: float = Field(64, gt=0, description="LoRA scaling alpha")
     lora_dropout: float = Field(0.05, ge=0, lt=1, description="dropout on the LoRA input")
@@ -99,7 +107,7 @@ class TrainConfig(StageConfig):
     eval_input: Literal["padded", "trimmed"] = Field(
         "padded", description="dev decoding input: padded = 30 s as in deployment (honest); trimmed = cheaper")
     eval_batch_size: int = Field(16, ge=1, description="dev decoding batch size")
-    eval_max_new_tokens: int = Field(128, ge=1, le=440, description="dev decoding token limit")
+    eval_max_new_tokens: int = Field(128, ge=1, le=MAX_NEW_TOKENS, description="dev decoding token limit")
     early_stopping_patience: int | None = Field(None, ge=1, description="stop after N evaluations without a better dev CER")
     save_every: int | None = Field(None, ge=1, description="checkpoint every N steps (default: at every evaluation)")
     keep_last: int = Field(2, ge=1, description="checkpoints kept besides the best-by-dev-CER one")
@@ -109,6 +117,31 @@ class TrainConfig(StageConfig):
     overwrite: bool = Field(False, description="start over in a non-empty out (deletes its checkpoints and outputs)")
     log_every: int = Field(10, ge=1, description="steps between rows of metrics.jsonl")
     tensorboard: bool = Field(False, description="also write TensorBoard logs to RUN_DIR/tb/")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _method_alias(cls, data):
+        """method=qlora4 means adapter=lora + quantization=4bit; `method` names the pair when a preset does."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        method = data.get("method")
+        if method is not None and method not in METHOD_PRESETS:
+            return data  # the field's own check names it with the allowed values
+        if method is not None:
+            for key, value in zip(("adapter", "quantization"), METHOD_PRESETS[method]):
+                if data.get(key) is not None and data[key] != value:
+                    raise ValueError(f"method={method} means {key}={value!r}, but {key}={data[key]!r} was given; "
+                                     f"set adapter and quantization instead of method")
+                data[key] = value
+        adapter = data.get("adapter", "lora")
+        if adapter not in ADAPTERS:
+            return data
+        if adapter == "full" and data.get("quantization"):
+            raise ValueError("quantization applies to adapter training (a quantised base is frozen); adapter=full "
+                             "trains every weight in full precision")
+        data["method"] = preset_for(adapter, data.get("quantization"))
+        return data
 
     @field_validator("target")
     @classmethod
@@ -134,10 +167,10 @@ class TrainConfig(StageConfig):
 
     @model_validator(mode="after")
     def _check_combination(self):
-        if self.cache_encoder and self.method != "full" and self.target_side != "decoder":
+        if self.cache_encoder and self.adapter != "full" and self.target_side != "decoder":
             raise ValueError("cache_encoder needs a frozen encoder: set target_side=decoder (adapters) "
                              "or method=full with freeze_encoder=true")
-        if self.cache_encoder and self.method == "full" and not self.freeze_encoder:
+        if self.cache_encoder and self.adapter == "full" and not self.freeze_encoder:
             raise ValueError("cache_encoder with method=full needs freeze_encoder=true")
         if self.cache_encoder and self.augment.active:
             raise ValueError("cache_encoder reuses encoder outputs across epochs, which augmentation changes every "
@@ -147,17 +180,13 @@ class TrainConfig(StageConfig):
     # ---- resolution -------------------------------------------------------------------------
     @property
     def uses_adapter(self) -> bool:
-        return self.method != "full"
-
-    @property
-    def quantization(self) -> str | None:
-        return {"qlora8": "8bit", "qlora4": "4bit"}.get(self.method)
+        return self.adapter != "full"
 
     def target_modules(self) -> tuple[str, ...]:
         return TARGET_PRESETS[self.target] if isinstance(self.target, str) else tuple(self.target)
 
     def resolved_lr(self) -> float:
-        return self.lr if self.lr is not None else (1e-5 if self.method == "full" else 1e-3)
+        return self.lr if self.lr is not None else (1e-5 if self.adapter == "full" else 1e-3)
 
     def run_dir(self) -> Path:
         return Path(self.out)

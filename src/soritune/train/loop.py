@@ -21,13 +21,10 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from soritune.errors import SoritunError
+from soritune.errors import SoritunError, TrainOOMError
 
 Progress = Callable[[dict], None]
 
-
-class TrainOOMError(SoritunError):
-    """CUDA ran out of memory; the message names a batch size that fits."""
 
 
 @dataclass
@@ -330,7 +327,8 @@ class Trainer:
         if not resumed and self.dev_rows and self.cfg.eval_at_start:
             s.initial_cer = self.evaluate()
             self._emit({"event": "eval", "step": 0, "dev_cer": s.initial_cer, "best_cer": None})
-        self._emit({"event": "start", "step": s.step, "total_steps": self.total_steps})
+        self._emit({"event": "start", "step": s.step, "total_steps": self.total_steps,
+                    "trainable_params": self.built.trainable_params, "total_params": self.built.total_params})
         stream = self.plan.stream(s.step * self.cfg.grad_accum)
         window_loss: list[float] = []
         while s.step < self.total_steps:

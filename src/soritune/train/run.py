@@ -13,11 +13,20 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from soritune.config import save_config, validate
+from soritune.data.augment import augmenter
+from soritune.data.dataset import ManifestDataset, WhisperCollator
 from soritune.errors import ConfigError
-from soritune.jsonio import read_json, write_json, write_jsonl
+from soritune.jsonio import read_json, write_jsonl
+from soritune.rundir import write_run
+from soritune.train.adapters import BuiltModel, build_model, export, export_merged, load_trainable_state
+from soritune.train.checkpoint import CKPT_DIR, checkpoint_name, load_trainable
 from soritune.train.config import TrainConfig, resume_mismatches
+from soritune.train.dev_eval import dev_rows
+from soritune.train.loop import DataPlan, Trainer
+from soritune.train.metrics_log import MetricsLog
 
 OUTPUTS = ("checkpoints", "adapter", "model", "merged", "tb", "metrics.jsonl", "summary.json",
            "skipped.jsonl", "dev_predictions.jsonl", "config.yaml")
@@ -159,25 +168,43 @@ def _device_name(acc) -> str:
     return f"cpu ({torch.get_num_threads()} threads) x{acc.num_processes} ({platform.processor() or platform.machine()})"
 
 
-def run(config: TrainConfig | dict, progress=None) -> TrainResult:
-    """Train config.model on config.train; see TrainConfig for every field. progress(event) gets
-    {"event": "start"|"step"|"eval"|"end", "step", ...} dicts on the main process."""
+@dataclass
+class RunContext:
+    """What `prepare` set up for one training run: the accelerator, the run dir, the checkpoint to resume.
+
+    A context manager: leaving it releases accelerate's process-wide state, so a later run in this
+    process builds a fresh Accelerator."""
+
+    cfg: TrainConfig
+    accelerator: Any
+    run_dir: Path
+    checkpoint: Path | None
+    compute_dtype: Any
+    t_start: float
+
+    def __enter__(self) -> RunContext:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        _reset_accelerate(self.accelerator)
+
+
+@dataclass
+class Fitted:
+    """What `fit` trained: the loop state, the trainer (timings), the data it used, the exported step."""
+
+    state: Any
+    trainer: Any
+    dataset: Any
+    dev: list
+    exported_step: int
+    resume_step: int | None
+
+
+def prepare(config: TrainConfig | dict) -> RunContext:
+    """Validate, set threads, build the Accelerator, check and write the run dir (config.yaml), seed."""
     import torch
     from accelerate.utils import set_seed
-
-    from soritune.data.augment import augmenter
-    from soritune.data.dataset import ManifestDataset, WhisperCollator
-    from soritune.train.adapters import (
-        build_model,
-        export,
-        export_merged,
-        load_trainable_state,
-    )
-    from soritune.train.checkpoint import CKPT_DIR, checkpoint_name, load_trainable
-    from soritune.train.dev_eval import dev_rows
-    from soritune.train.efficiency import EncoderCache, WhisperLoss
-    from soritune.train.loop import DataPlan, Trainer
-    from soritune.train.metrics_log import MetricsLog
 
     cfg = config if isinstance(config, TrainConfig) else validate(TrainConfig, dict(config))
     t_start = time.perf_counter()
@@ -190,48 +217,75 @@ def run(config: TrainConfig | dict, progress=None) -> TrainResult:
     try:
         run_dir, ckpt = prepare_run_dir(cfg, acc)
         set_seed(cfg.seed)
-        compute_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(str(acc.mixed_precision))
-        built = build_model(cfg, device=str(acc.device), compute_dtype=compute_dtype)
-        tok = built.processor.tokenizer
-        dataset = ManifestDataset(cfg.train, tok, language=cfg.language, task=cfg.task, text_field=cfg.text_field,
-                                  max_audio_s=cfg.max_audio_s, max_label_tokens=cfg.max_label_tokens,
-                                  timestamp_probability=cfg.timestamp_probability,
-                                  prompt_probability=cfg.prompt_probability, seed=cfg.seed)
-        if acc.is_main_process:
-            write_jsonl(run_dir / "skipped.jsonl", dataset.skipped)
-        if len(dataset) == 0:
-            raise ConfigError(f"train: no usable utterance in {cfg.train} ({dataset.skipped_counts()}; see skipped.jsonl)")
-        if dataset.skipped_fraction() > cfg.max_skip_fraction:
-            raise ConfigError(f"train: {dataset.skipped_fraction():.0%} of the rows in {cfg.train} have missing or "
-                              f"unreadable audio (max_skip_fraction {cfg.max_skip_fraction:g}; "
-                              f"{dataset.skipped_counts()}; see {run_dir / 'skipped.jsonl'})")
-        collator = WhisperCollator(built.processor.feature_extractor, pad_token_id=tok.convert_tokens_to_ids("<|endoftext|>"),
-                                   dynamic_length=cfg.dynamic_length, bucket_s=cfg.length_bucket_s,
-                                   augment=augmenter(cfg.augment))
-        plan = DataPlan(dataset, collator, batch_size=cfg.batch_size, world=acc.num_processes, rank=acc.process_index,
-                        seed=cfg.seed, group_by_length=cfg.group_by_length, num_workers=cfg.num_workers)
-        dev = dev_rows(cfg.dev, cfg.text_field, cfg.eval_max_utts) if cfg.dev else []
+    except BaseException:
+        _reset_accelerate(acc)
+        raise
+    compute_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(str(acc.mixed_precision))
+    return RunContext(cfg, acc, run_dir, ckpt, compute_dtype, t_start)
+
+
+def fit(ctx: RunContext, built: BuiltModel, module, progress=None) -> Fitted:
+    """Train `module` (a loss over `built.model`, e.g. WhisperLoss or distillation's DistillLoss) on
+    ctx.cfg.train with the loop, schedule, checkpoints and dev CER of soritune.train; the best
+    checkpoint's weights are loaded back into built.model when config.export says so."""
+    import torch
+
+    cfg, acc, run_dir, ckpt = ctx.cfg, ctx.accelerator, ctx.run_dir, ctx.checkpoint
+    tok = built.processor.tokenizer
+    dataset = ManifestDataset(cfg.train, tok, language=cfg.language, task=cfg.task, text_field=cfg.text_field,
+                              max_audio_s=cfg.max_audio_s, max_label_tokens=cfg.max_label_tokens,
+                              timestamp_probability=cfg.timestamp_probability,
+                              prompt_probability=cfg.prompt_probability, seed=cfg.seed)
+    if acc.is_main_process:
+        write_jsonl(run_dir / "skipped.jsonl", dataset.skipped)
+    if len(dataset) == 0:
+        raise ConfigError(f"train: no usable utterance in {cfg.train} ({dataset.skipped_counts()}; see skipped.jsonl)")
+    if dataset.skipped_fraction() > cfg.max_skip_fraction:
+        raise ConfigError(f"train: {dataset.skipped_fraction():.0%} of the rows in {cfg.train} have missing or "
+                          f"unreadable audio (max_skip_fraction {cfg.max_skip_fraction:g}; "
+                          f"{dataset.skipped_counts()}; see {run_dir / 'skipped.jsonl'})")
+    collator = WhisperCollator(built.processor.feature_extractor, pad_token_id=tok.convert_tokens_to_ids("<|endoftext|>"),
+                               dynamic_length=cfg.dynamic_length, bucket_s=cfg.length_bucket_s,
+                               augment=augmenter(cfg.augment))
+    plan = DataPlan(dataset, collator, batch_size=cfg.batch_size, world=acc.num_processes, rank=acc.process_index,
+                    seed=cfg.seed, group_by_length=cfg.group_by_length, num_workers=cfg.num_workers)
+    dev = dev_rows(cfg.dev, cfg.text_field, cfg.eval_max_utts) if cfg.dev else []
+    resume_step = int(read_json(ckpt / "state.json")["step"]) if ckpt else (0 if cfg.resume else None)
+    metrics = MetricsLog(run_dir / "metrics.jsonl", enabled=acc.is_main_process, resume_step=resume_step,
+                         tensorboard_dir=(run_dir / "tb") if cfg.tensorboard else None)
+    trainer = Trainer(config=cfg, accelerator=acc, built=built, plan=plan, module=module, dev_rows=dev,
+                      run_dir=run_dir, metrics=metrics, progress=progress)
+    if ckpt is not None:
+        trainer.restore(ckpt)
+    if acc.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(acc.device)
+    state = trainer.train(resumed=ckpt is not None)
+    metrics.close()
+    exported_step = state.step
+    best_dir = run_dir / CKPT_DIR / checkpoint_name(state.best_step) if state.best_step is not None else None
+    if (cfg.export == "best" and best_dir is not None and state.best_step != state.step
+            and (best_dir / "state.json").exists()):
+        load_trainable_state(built.model, load_trainable(best_dir))
+        exported_step = state.best_step
+    return Fitted(state, trainer, dataset, dev, exported_step, resume_step)
+
+
+def run(config: TrainConfig | dict, progress=None) -> TrainResult:
+    """Train config.model on config.train; see TrainConfig for every field. progress(event) gets
+    {"event": "start"|"step"|"eval"|"end", "step", ...} dicts on the main process.
+
+    prepare(cfg) + build_model + fit(ctx, built, WhisperLoss) + export: distillation composes the
+    same prepare and fit with its own loss."""
+    from soritune.train.efficiency import EncoderCache, WhisperLoss  # torch at import
+
+    with prepare(config) as ctx:
+        cfg, acc, run_dir = ctx.cfg, ctx.accelerator, ctx.run_dir
+        built = build_model(cfg, device=str(acc.device), compute_dtype=ctx.compute_dtype)
         cache = EncoderCache() if cfg.cache_encoder else None
         chunk = cfg.chunked_ce if cfg.chunked_ce is not None else (1024 if acc.device.type == "cuda" else 0)
         module = WhisperLoss(built.model, dynamic_length=cfg.dynamic_length, chunk_tokens=chunk, cache=cache)
-        resume_step = int(read_json(ckpt / "state.json")["step"]) if ckpt else (0 if cfg.resume else None)
-        metrics = MetricsLog(run_dir / "metrics.jsonl", enabled=acc.is_main_process, resume_step=resume_step,
-                             tensorboard_dir=(run_dir / "tb") if cfg.tensorboard else None)
-        trainer = Trainer(config=cfg, accelerator=acc, built=built, plan=plan, module=module, dev_rows=dev,
-                          run_dir=run_dir, metrics=metrics, progress=progress)
-        if ckpt is not None:
-            trainer.restore(ckpt)
-        if acc.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(acc.device)
-        state = trainer.train(resumed=ckpt is not None)
-        metrics.close()
-
-        exported_step = state.step
-        best_dir = run_dir / CKPT_DIR / checkpoint_name(state.best_step) if state.best_step is not None else None
-        if (cfg.export == "best" and best_dir is not None and state.best_step != state.step
-                and (best_dir / "state.json").exists()):
-            load_trainable_state(built.model, load_trainable(best_dir))
-            exported_step = state.best_step
+        fitted = fit(ctx, built, module, progress)
+        state, trainer, dataset, dev = fitted.state, fitted.trainer, fitted.dataset, fitted.dev
         weights_dir = merged_dir = None
         if acc.is_main_process:
             weights_dir = export(built.model, built.processor, run_dir, cfg)
@@ -245,21 +299,19 @@ def run(config: TrainConfig | dict, progress=None) -> TrainResult:
             run_dir=str(run_dir), status=state.stopped or "completed", message=state.message, steps=state.step,
             total_steps=trainer.total_steps, samples=state.samples,
             samples_per_s=trainer.samples_timed / trainer.train_wall_s if trainer.train_wall_s > 0 else 0.0,
-            train_wall_s=trainer.train_wall_s, total_wall_s=time.perf_counter() - t_start,
+            train_wall_s=trainer.train_wall_s, total_wall_s=time.perf_counter() - ctx.t_start,
             peak_mem_gb=peak, peak_mem_reserved_gb=reserved, peak_rss_gb=rss,
             final_loss=(sum(state.recent_losses) / len(state.recent_losses)) if state.recent_losses else None,
             initial_dev_cer=state.initial_cer, best_dev_cer=state.best_cer, best_step=state.best_step,
-            last_dev_cer=state.last_cer, exported_step=exported_step,
+            last_dev_cer=state.last_cer, exported_step=fitted.exported_step,
             weights_dir=str(weights_dir) if weights_dir else None, merged_dir=str(merged_dir) if merged_dir else None,
             trainable_params=built.trainable_params, total_params=built.total_params,
             n_train=len(dataset), n_skipped=len(dataset.skipped), skipped_by_reason=dataset.skipped_counts(),
-            n_dev=len(dev), resumed_from_step=resume_step if ckpt else None, world_size=acc.num_processes,
-            device=_device_name(acc), mixed_precision=str(acc.mixed_precision), dynamic_length=cfg.dynamic_length,
-            chunked_ce=chunk, encoder_cache_hits=cache.hits if cache else None, versions=versions(),
+            n_dev=len(dev), resumed_from_step=fitted.resume_step if ctx.checkpoint else None,
+            world_size=acc.num_processes, device=_device_name(acc), mixed_precision=str(acc.mixed_precision),
+            dynamic_length=cfg.dynamic_length, chunked_ce=chunk, encoder_cache_hits=cache.hits if cache else None,
+            versions=versions(),
         )
         if acc.is_main_process:
-            write_json(run_dir / "summary.json", result)
+            write_run(run_dir, None, result, stage="train")  # config.yaml: written before training (resume)
         return result
-    finally:
-        _reset_accelerate(acc)
-

@@ -17,6 +17,7 @@ REGISTRY = {
     "kspon": "soritune.data.corpora.kspon",
     "aihub-lecture": "soritune.data.corpora.aihub",
     "manifest": "soritune.data.corpora.generic",
+    "nemo": "soritune.data.corpora.nemo",
 }
 
 __all__ = ["REGISTRY", "get_corpus", "Corpus", "Item", "ItemError", "Label", "Settings"]

@@ -43,7 +43,7 @@ def _key(row: dict, names: tuple[str, ...]) -> str | None:
     return None
 
 
-def _item_from_row(row: dict, where: str, base: Path) -> Item:
+def item_from_row(row: dict, where: str, base: Path) -> Item:
     if not isinstance(row, dict):
         return Item(where, "train", None, reason="bad_row", detail=f"{where}: not an object")
     if "offset" in row:
@@ -75,7 +75,9 @@ def _item_from_row(row: dict, where: str, base: Path) -> Item:
     return Item(rid, split, str(path), text=text, extra=extra or None)
 
 
-def _plan_jsonl(path: Path) -> Iterator[Item]:
+def plan_jsonl(path: Path, to_item=None) -> Iterator[Item]:
+    """Items of a JSON-lines list; `to_item(row, where, base)` (default item_from_row) reads a row."""
+    to_item = to_item or item_from_row
     with path.open("rb") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
@@ -87,7 +89,7 @@ def _plan_jsonl(path: Path) -> Iterator[Item]:
                 yield Item(where, "train", None, text=line.decode("utf-8", "backslashreplace").rstrip(),
                            reason="bad_row", detail=f"{where}: {e}")
                 continue
-            yield _item_from_row(row, where, path.parent)
+            yield to_item(row, where, path.parent)
 
 
 def _plan_table(path: Path) -> Iterator[Item]:
@@ -109,7 +111,7 @@ def _plan_table(path: Path) -> Iterator[Item]:
                        text=delimiter.join(str(v) for v in row.values() if isinstance(v, str)),
                        detail=f"{path.name}:{i}: more cells than header fields")
             continue
-        yield _item_from_row({k: v for k, v in row.items()}, f"{path.name}:{i}", path.parent)
+        yield item_from_row({k: v for k, v in row.items()}, f"{path.name}:{i}", path.parent)
 
 
 def _plan_folder(root: Path) -> Iterator[Item]:
@@ -139,7 +141,7 @@ def plan(config, notes: dict) -> Iterator[Item]:
     suffix = src.suffix.lower()
     notes["input"] = suffix.lstrip(".")
     if suffix in (".jsonl", ".json", ".ndjson"):
-        return _plan_jsonl(src)
+        return plan_jsonl(src)
     if suffix in (".csv", ".tsv", ".tab"):
         return _plan_table(src)
     raise SoritunError(f"{src}: unknown list format {suffix!r} (use .csv, .tsv or .jsonl, or a folder)")
