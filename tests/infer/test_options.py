@@ -129,6 +129,22 @@ def test_condition_on_previous_text(backends, audios, name, monkeypatch):
 
 
 @pytest.mark.parametrize("name", BACKENDS)
+def test_previous_text_passed_back_gives_the_same_prompts(backends, audios, name, monkeypatch):
+    """A caller that decodes a recording's chunks one call at a time (the server) passes each chunk's
+    `next_context` back through `contexts` and gets what one call with keys gives."""
+    be = backends[name]
+    on = opts(condition_on_previous_text=True, log_prob_threshold=None, compression_ratio_threshold=None,
+              initial_prompt="미분")
+    together = be.decode(audios, on, keys=["f", "f"])
+    assert together[0].next_context and together[0].next_context[-len(together[0].tokens):] == together[0].tokens
+    first = be.decode(audios[:1], on)
+    second = be.decode(audios[1:], on, contexts=[first[0].next_context])
+    assert [t.tokens for t in first + second] == [t.tokens for t in together]
+    assert be.decode(audios[1:], on)[0].tokens != together[1].tokens  # without it: the initial prompt only
+    assert be.decode(audios[:1], opts())[0].next_context is None  # conditioning off: nothing to pass
+
+
+@pytest.mark.parametrize("name", BACKENDS)
 def test_language_detection(backends, audios, name):
     out = backends[name].decode(audios, opts(language=None), keys=["a", "a"])
     assert out[0].language and out[0].language == out[1].language  # once per recording

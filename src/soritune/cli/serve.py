@@ -43,6 +43,8 @@ def serve(
     vad: bool = typer.Option(False, "--vad", help="Silero VAD: decode only speech, cut chunks at pauses."),
     long_form: bool = typer.Option(False, "--long-form", help="Decode with DecodeOptions.long_form(): VAD, beam 5, "
                                    "temperature fallback, timestamps (requests still set prompt, words, stream)."),
+    condition_on_previous_text: bool = typer.Option(False, "--condition-on-previous-text",
+                                                    help="Prompt each chunk with the text of the one before it."),
 ) -> None:
     """Serve a model over HTTP: OpenAI-compatible POST /v1/audio/transcriptions (json, text, srt, vtt,
     verbose_json), GET /v1/models, /health (ready once the model is loaded), /metrics (Prometheus)
@@ -86,7 +88,7 @@ def serve(
         request_timeout_s=request_timeout_s, max_chunks_per_request=max_chunks_per_request, shutdown_grace_s=shutdown_grace_s, header_timeout_s=header_timeout_s,
         read_timeout_s=read_timeout_s,
         gate=gate, gate_thresholds=apply_overrides({}, gate_threshold),
-        decode=(DecodeOptions.long_form() if long_form else DecodeOptions()).model_copy(update={"vad": vad or long_form})))
+        decode=(DecodeOptions.long_form() if long_form else DecodeOptions()).model_copy(update={"vad": vad or long_form, "condition_on_previous_text": condition_on_previous_text})))
     if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
         console.print(f"[yellow]warning:[/] listening on {host} without --api-key: anyone who can reach it "
                       "can use it", highlight=False)
