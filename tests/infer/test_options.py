@@ -47,6 +47,7 @@ def test_options_validate_and_name_the_field():
     assert DecodeOptions(language="auto").language is None and DecodeOptions(language="KO").language == "ko"
     long = DecodeOptions.long_form()
     assert long.vad and long.beam_size == 5 and long.fallback and long.timestamps and not DecodeOptions().fallback
+    assert long.condition_on_previous_text and long.vad_speech_pad_ms == 400  # measured: benchmarks/longform.py
     for bad in (dict(beam_size=0), dict(max_new_tokens=225), dict(temperatures=[3.0]), dict(chunk_s=31)):
         with pytest.raises(ValidationError):
             DecodeOptions(**bad)

@@ -88,7 +88,7 @@ def serve(
         request_timeout_s=request_timeout_s, max_chunks_per_request=max_chunks_per_request, shutdown_grace_s=shutdown_grace_s, header_timeout_s=header_timeout_s,
         read_timeout_s=read_timeout_s,
         gate=gate, gate_thresholds=apply_overrides({}, gate_threshold),
-        decode=(DecodeOptions.long_form() if long_form else DecodeOptions()).model_copy(update={"vad": vad or long_form, "condition_on_previous_text": condition_on_previous_text})))
+        decode=(DecodeOptions.long_form() if long_form else DecodeOptions()).model_copy(update={"vad": vad or long_form, "condition_on_previous_text": condition_on_previous_text or long_form})))
     if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
         console.print(f"[yellow]warning:[/] listening on {host} without --api-key: anyone who can reach it "
                       "can use it", highlight=False)
