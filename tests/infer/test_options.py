@@ -194,3 +194,10 @@ def test_trimmed_encoder_input_with_words_and_fallback(audios, name):
     for t, a in zip(out, audios):
         words = [w for s in t.segments for w in s["words"]]
         assert words and all(w["end"] <= len(a) / SAMPLE_RATE + 0.02 for w in words)
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_transcribe_caps_max_new_tokens_at_whispers_limit(backends, audios, name):
+    """eval's max_new_tokens allows up to 448 (default 225); the greedy interface caps it at 224."""
+    out = backends[name].transcribe(audios[:1], max_new_tokens=448)
+    assert len(out) == 1 and out[0].n_tokens <= 224

@@ -282,6 +282,6 @@ class Decoder:
         if options is None:
             from soritune.infer.options import MAX_NEW_TOKENS
 
-            options = DecodeOptions(language=language, task=task, batch_size=batch_size,
-                                    max_new_tokens=max_new_tokens or MAX_NEW_TOKENS)
+            options = DecodeOptions(language=language, task=task, batch_size=batch_size,  # capped at Whisper's 224
+                                    max_new_tokens=min(max_new_tokens or MAX_NEW_TOKENS, MAX_NEW_TOKENS))
         return decode_chunks(self, list(audios), options, progress=progress)
