@@ -1,12 +1,18 @@
 """Long recordings: soritune (VAD + its long-form options) vs faster-whisper (same weights, its VAD
 defaults) vs plain 30-s chunking, on a synthetic Korean lecture with known sentence boundaries.
 
-    python benchmarks/longform.py --minutes 10 --threads 2 --out benchmarks/results/longform
+    python benchmarks/longform.py --minutes 10 --threads 2 --label stock
+    python benchmarks/longform.py --minutes 10 --threads 2 --label finetuned \
+        --adapter /tmp/demo_speech/runs/lora/adapter     # the demo's LoRA, merged, converted to ct2
 
-The recording: sentences from soritune's lecture-text generator (held-out side), spoken by espeak-ng
-(soritune.data.synth, several voices, no lead/tail silence so the boundaries are exact), separated
-by gaps of silence, synthesised music (chords with envelopes), room noise and mains hum. Each system
-decodes the whole file with word timestamps on the same CTranslate2 weights, compute type and threads.
+The recording: sentences from soritune's lecture-text generator (held-out side), spoken by Kokoro-82M
+(`soritune.data.tts`; five styles: the demo's held-out voice jf_tebukuro, jm_kumo and blends; tempo
+0.9-1.1; `--tts espeak` for espeak-ng's robotic voices), each trimmed to its first and last audible
+sample so the boundaries are exact, separated by 1.5-4 s gaps of silence, synthesised music (chords
+with envelopes), room noise and mains hum in turn. Built once (Kokoro: ~1 CPU-s per audio second,
+cached under the soritune cache dir). Each system decodes the whole file with word timestamps on the
+same CTranslate2 weights, compute type and threads; with --adapter the merged model is converted once
+(soritune.infer.load_backend) and faster-whisper loads that same directory.
 
 Metrics:
 - CER (and reading-aware CER) of the whole transcript against the sentences joined (soritune.eval.score);
@@ -16,6 +22,8 @@ Metrics:
   (median, 90th percentile; a sentence no segment overlaps counts as missed);
 - word start error: per sentence, the first output word whose middle lies inside it;
 - RTFx: audio seconds / wall seconds of the decode (model loaded beforehand; VAD included).
+Per system, `<label>/<system>.sentences.json` holds each sentence's reference, the words output within
+it (+-0.5 s) and its CER: where characters were lost.
 """
 
 from __future__ import annotations
@@ -29,8 +37,8 @@ from pathlib import Path
 import numpy as np
 
 SR = 16000
-VOICES = ("ko-f1", "ko-m1", "ko", "ko-f2", "ko-m2")
 GAP_KINDS = ("pause", "music", "noise", "hum")
+ORDER = ("soritune", "soritune-vad-greedy", "faster-whisper", "plain-30s")  # table order
 
 
 def music(duration_s: float, rng: np.random.Generator) -> np.ndarray:
@@ -62,11 +70,31 @@ def hum(duration_s: float, rng: np.random.Generator) -> np.ndarray:
     return (0.02 * (np.sin(2 * np.pi * 60 * t) + 0.5 * np.sin(2 * np.pi * 180 * t))).astype(np.float32)
 
 
-def build_recording(minutes: float, seed: int = 0):
-    """(audio, sentences [{start, end, text, pron}], gaps [{start, end, kind}]) in seconds."""
-    from soritune.data.lecture_text import LectureTextGenerator
-    from soritune.data.synth import speak
+KOKORO_VOICES = ("kokoro:jf_tebukuro", "kokoro:jm_kumo", "kokoro:jf_alpha+jm_kumo", "kokoro:jf_tebukuro*0.6+jm_kumo*0.4",
+                 "kokoro:jf_nezumi")  # jf_tebukuro: the demo's held-out voice; the rest blend it with others
+ESPEAK_VOICES = ("ko-f1", "ko-m1", "ko", "ko-f2", "ko-m2")
 
+
+def speak_sentence(text_pron: str, voice: str, rng: np.random.Generator, threads: int) -> np.ndarray:
+    """One sentence, trimmed to its first and last audible sample (so its boundaries are exact)."""
+    from soritune.data.tts import parse_voice, speak
+
+    if parse_voice(voice).backend == "kokoro":
+        speech = speak(text_pron, voice, speed=float(rng.uniform(0.9, 1.1)), threads=threads)
+    else:
+        speech = speak(text_pron, voice, rate_wpm=150)
+    nz = np.flatnonzero(np.abs(speech) > 1e-3)
+    return speech[nz[0]:nz[-1] + 1] if len(nz) else speech
+
+
+def build_recording(minutes: float, seed: int = 0, tts: str = "kokoro", threads: int = 2, progress=None):
+    """(audio, sentences [{start, end, text, pron, voice}], gaps [{start, end, kind}]) in seconds.
+
+    Sentences (held-out side of the lecture generator) alternate voices; between two sentences a gap of
+    1.5-4 s of silence, music, room noise or mains hum, in turn; a faint noise floor everywhere."""
+    from soritune.data.lecture_text import LectureTextGenerator
+
+    voices = KOKORO_VOICES if tts == "kokoro" else ESPEAK_VOICES
     rng = np.random.default_rng(seed)
     gen = LectureTextGenerator(seed=seed, held_out=True)
     pieces, sentences, gaps, pos = [], [], [], 0
@@ -82,13 +110,15 @@ def build_recording(minutes: float, seed: int = 0):
         pieces.append(gap)
         pos += len(gap)
         s = gen.next()
-        speech = speak(s.text_pron, voice=VOICES[i % len(VOICES)], rate=150, lead_silence_s=0.0, tail_silence_s=0.0)
-        nz = np.flatnonzero(np.abs(speech) > 1e-3)
-        speech = speech[nz[0]:nz[-1] + 1] if len(nz) else speech
-        sentences.append({"start": pos / SR, "end": (pos + len(speech)) / SR, "text": s.text, "pron": s.text_pron})
+        voice = voices[i % len(voices)]
+        speech = speak_sentence(s.text_pron, voice, rng, threads)
+        sentences.append({"start": pos / SR, "end": (pos + len(speech)) / SR, "text": s.text, "pron": s.text_pron,
+                          "voice": voice})
         pieces.append(speech + floor(len(speech)))
         pos += len(speech)
         i += 1
+        if progress:
+            progress(pos / SR)
     tail = floor(int(2.0 * SR))
     gaps.append({"start": pos / SR, "end": (pos + len(tail)) / SR, "kind": "pause"})
     pieces.append(tail)
@@ -128,6 +158,22 @@ def metrics(segments: list[dict], sentences: list[dict], gaps: list[dict], wall_
             "wall_s": round(wall_s, 2), "rtfx": round(audio_s / wall_s, 2)}
 
 
+def per_sentence(segments: list[dict], sentences: list[dict], margin_s: float = 0.5) -> list[dict]:
+    """Each sentence with the output words whose middle lies within it (+- margin_s) and its CER: the
+    diff that says where a system lost characters (a dropped sentence, a cut word, a wrong reading)."""
+    from soritune.eval.score import score_utterance
+
+    words = [w for s in segments for w in s.get("words", [])]
+    rows = []
+    for k, s in enumerate(sentences):
+        hyp = "".join(w["word"] for w in words
+                      if s["start"] - margin_s <= (w["start"] + w["end"]) / 2 <= s["end"] + margin_s).strip()
+        sc = score_utterance(str(k), s["text"], hyp, pron=s["pron"])
+        rows.append({"i": k, "start": round(s["start"], 2), "voice": s.get("voice"), "ref": s["text"], "hyp": hyp,
+                     "cer": round(100 * sc.counts["cer"].rate(), 1)})
+    return rows
+
+
 def run_soritune(audio, options, backend) -> list[dict]:
     from soritune.infer.transcribe import transcribe_streams
 
@@ -145,38 +191,65 @@ def run_faster_whisper(audio, ct2_dir, compute_type, threads) -> tuple[list[dict
     return out, time.perf_counter() - t0
 
 
+def soritune_systems(overrides: list[str]) -> dict:
+    from soritune.config import apply_overrides, validate
+    from soritune.infer.options import DecodeOptions
+
+    return {
+        "soritune": validate(DecodeOptions, apply_overrides(
+            DecodeOptions.long_form(language="ko", word_timestamps=True).model_dump(), overrides)),
+        "soritune-vad-greedy": DecodeOptions(language="ko", vad=True, word_timestamps=True),
+        "plain-30s": DecodeOptions(language="ko", word_timestamps=True),
+    }
+
+
+def recording(args, out: Path):
+    """The recording of these arguments, built once and kept (float32 .npy + reference) under `out`."""
+    from platformdirs import user_cache_dir
+
+    key = f"{args.tts}-{args.minutes:g}min-seed{args.seed}"
+    cache = Path(os.environ.get("SORITUNE_CACHE", user_cache_dir("soritune"))) / "longform"
+    cache.mkdir(parents=True, exist_ok=True)
+    npy, ref = cache / f"recording-{key}.npy", out / f"reference-{key}.json"
+    if npy.exists() and ref.exists():
+        data = json.loads(ref.read_text())
+        return np.load(npy), data["sentences"], data["gaps"], key
+    audio, sentences, gaps = build_recording(args.minutes, args.seed, args.tts, args.threads)
+    np.save(npy, audio)
+    ref.write_text(json.dumps({"sentences": sentences, "gaps": gaps}, ensure_ascii=False, indent=1))
+    return audio, sentences, gaps, key
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=10.0)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--tts", choices=("kokoro", "espeak"), default="kokoro", help="who speaks the sentences")
     ap.add_argument("--model", default="bundled:whisper-base")
+    ap.add_argument("--adapter", default=None, help="a LoRA adapter merged into --model (then converted to ct2)")
+    ap.add_argument("--label", default="stock", help="the model's name in the results (a subfolder of --out)")
     ap.add_argument("--compute-type", default="int8")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--systems", default="soritune,soritune-vad-greedy,faster-whisper,plain-30s")
+    ap.add_argument("--systems", default="soritune,faster-whisper,plain-30s")
     ap.add_argument("--out", default="benchmarks/results/longform")
     ap.add_argument("--soritune-set", action="append", default=[], metavar="FIELD=VALUE",
                     help="override a DecodeOptions field of the soritune row, e.g. chunk_s=15")
     args = ap.parse_args()
 
-    from soritune.audio import write_wav
-    from soritune.config import apply_overrides, validate
     from soritune.environment import environment
     from soritune.infer import load_backend
-    from soritune.infer.options import DecodeOptions
 
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    audio, sentences, gaps = build_recording(args.minutes)
+    (out / args.label).mkdir(parents=True, exist_ok=True)
+    audio, sentences, gaps, rec_key = recording(args, out)
     audio_s = len(audio) / SR
-    write_wav(out / "recording.wav", audio) if audio_s <= 120 else None
-    (out / "reference.json").write_text(json.dumps({"sentences": sentences, "gaps": gaps}, ensure_ascii=False, indent=1))
-    backend = load_backend(args.model, backend="ct2", compute_type=args.compute_type, threads=args.threads)
-    systems = {
-        "soritune": validate(DecodeOptions, apply_overrides(
-            DecodeOptions.long_form(language="ko", word_timestamps=True).model_dump(), args.soritune_set)),
-        "soritune-vad-greedy": DecodeOptions(language="ko", vad=True, word_timestamps=True),
-        "plain-30s": DecodeOptions(language="ko", word_timestamps=True),
-    }
+    backend = load_backend(args.model, backend="ct2", adapter=args.adapter, compute_type=args.compute_type,
+                           threads=args.threads)
+    systems = soritune_systems(args.soritune_set)
+    previous = out / args.label / "longform.json"  # rows of other systems kept when a subset is run again
     rows = {}
+    if previous.exists() and json.loads(previous.read_text()).get("recording") == rec_key:
+        rows = {k: v for k, v in json.loads(previous.read_text())["rows"].items() if k not in args.systems.split(",")}
     for name in args.systems.split(","):
         load = os.getloadavg()[0]
         if name == "faster-whisper":
@@ -185,25 +258,29 @@ def main() -> None:
             t0 = time.perf_counter()
             segments = run_soritune(audio, systems[name], backend)
             wall = time.perf_counter() - t0
-        rows[name] = {**metrics(segments, sentences, gaps, wall, audio_s), "load_avg_1min": round(load, 2),
+        rows[name] = {**metrics(segments, sentences, gaps, wall, audio_s),
+                      "load_avg_1min": [round(load, 2), round(os.getloadavg()[0], 2)],
                       "options": systems[name].describe() if name in systems else
                       {"beam_size": 5, "vad_filter": True, "word_timestamps": True, "other": "faster-whisper defaults"}}
-        (out / f"{name}.segments.json").write_text(json.dumps(segments, ensure_ascii=False, indent=1))
+        (out / args.label / f"{name}.segments.json").write_text(json.dumps(segments, ensure_ascii=False, indent=1))
+        (out / args.label / f"{name}.sentences.json").write_text(
+            json.dumps(per_sentence(segments, sentences), ensure_ascii=False, indent=1))
         print(json.dumps({name: {k: v for k, v in rows[name].items() if k != "options"}}, ensure_ascii=False), flush=True)
-    result = {"audio_s": round(audio_s, 1), "n_sentences": len(sentences), "n_gaps": len(gaps),
-              "speech_s": round(sum(s["end"] - s["start"] for s in sentences), 1), "model": args.model,
-              "compute_type": args.compute_type, "threads": args.threads, "rows": rows,
-              "environment": environment("cpu", args.threads)}
-    (out / "longform.json").write_text(json.dumps(result, ensure_ascii=False, indent=1))
-    lines = [f"# Long-form: {audio_s / 60:.1f} min synthetic lecture, {len(sentences)} sentences, {args.model} "
-             f"(ct2 {args.compute_type}, {args.threads} threads)", "",
+    result = {"recording": rec_key, "tts": args.tts, "audio_s": round(audio_s, 1), "n_sentences": len(sentences),
+              "n_gaps": len(gaps), "speech_s": round(sum(s["end"] - s["start"] for s in sentences), 1),
+              "model": args.model, "adapter": args.adapter, "label": args.label, "compute_type": args.compute_type,
+              "threads": args.threads, "rows": rows, "environment": environment("cpu", args.threads)}
+    (out / args.label / "longform.json").write_text(json.dumps(result, ensure_ascii=False, indent=1))
+    lines = [f"# Long-form ({args.label}): {audio_s / 60:.1f} min synthetic lecture ({args.tts}), {len(sentences)} sentences, "
+             f"{args.model}{' + ' + args.adapter if args.adapter else ''} (ct2 {args.compute_type}, {args.threads} threads)", "",
              "| system | CER % | reading CER % | gap chars | gap chars / min non-speech | seg start err median s | "
-             "p90 s | word start err median s | missed | RTFx | load |", "|" + "---|" * 11]
-    for name, r in rows.items():
+             "p90 s | word start err median s | missed | RTFx | load (start, end) |", "|" + "---|" * 11]
+    for name, r in sorted(rows.items(), key=lambda kv: ORDER.index(kv[0]) if kv[0] in ORDER else 99):
         lines.append(f"| {name} | {r['cer']} | {r['cer_reading']} | {r['gap_chars']} | {r['gap_chars_per_min_nonspeech']} | "
                      f"{_f(r['segment_start_err_median_s'])} | {_f(r['segment_start_err_p90_s'])} | "
-                     f"{_f(r['word_start_err_median_s'])} | {r['sentences_missed']} | {r['rtfx']} | {r['load_avg_1min']} |")
-    (out / "longform.md").write_text("\n".join(lines) + "\n")
+                     f"{_f(r['word_start_err_median_s'])} | {r['sentences_missed']} | {r['rtfx']} | "
+                     f"{r['load_avg_1min'][0]}, {r['load_avg_1min'][1]} |")
+    (out / args.label / "longform.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -47,6 +47,7 @@ def test_options_validate_and_name_the_field():
     assert DecodeOptions(language="auto").language is None and DecodeOptions(language="KO").language == "ko"
     long = DecodeOptions.long_form()
     assert long.vad and long.beam_size == 5 and long.fallback and long.timestamps and not DecodeOptions().fallback
+    assert long.condition_on_previous_text and long.vad_speech_pad_ms == 400  # measured: benchmarks/longform.py
     for bad in (dict(beam_size=0), dict(max_new_tokens=225), dict(temperatures=[3.0]), dict(chunk_s=31)):
         with pytest.raises(ValidationError):
             DecodeOptions(**bad)
@@ -129,6 +130,22 @@ def test_condition_on_previous_text(backends, audios, name, monkeypatch):
 
 
 @pytest.mark.parametrize("name", BACKENDS)
+def test_previous_text_passed_back_gives_the_same_prompts(backends, audios, name, monkeypatch):
+    """A caller that decodes a recording's chunks one call at a time (the server) passes each chunk's
+    `next_context` back through `contexts` and gets what one call with keys gives."""
+    be = backends[name]
+    on = opts(condition_on_previous_text=True, log_prob_threshold=None, compression_ratio_threshold=None,
+              initial_prompt="미분")
+    together = be.decode(audios, on, keys=["f", "f"])
+    assert together[0].next_context and together[0].next_context[-len(together[0].tokens):] == together[0].tokens
+    first = be.decode(audios[:1], on)
+    second = be.decode(audios[1:], on, contexts=[first[0].next_context])
+    assert [t.tokens for t in first + second] == [t.tokens for t in together]
+    assert be.decode(audios[1:], on)[0].tokens != together[1].tokens  # without it: the initial prompt only
+    assert be.decode(audios[:1], opts())[0].next_context is None  # conditioning off: nothing to pass
+
+
+@pytest.mark.parametrize("name", BACKENDS)
 def test_language_detection(backends, audios, name):
     out = backends[name].decode(audios, opts(language=None), keys=["a", "a"])
     assert out[0].language and out[0].language == out[1].language  # once per recording
@@ -177,3 +194,10 @@ def test_trimmed_encoder_input_with_words_and_fallback(audios, name):
     for t, a in zip(out, audios):
         words = [w for s in t.segments for w in s["words"]]
         assert words and all(w["end"] <= len(a) / SAMPLE_RATE + 0.02 for w in words)
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_transcribe_caps_max_new_tokens_at_whispers_limit(backends, audios, name):
+    """eval's max_new_tokens allows up to 448 (default 225); the greedy interface caps it at 224."""
+    out = backends[name].transcribe(audios[:1], max_new_tokens=448)
+    assert len(out) == 1 and out[0].n_tokens <= 224

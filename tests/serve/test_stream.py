@@ -119,3 +119,39 @@ def test_openai_stream_type_is_the_clients(server, client_for, wav_bytes):
                                                             stream=True)
     assert isinstance(stream, openai.Stream)
     assert any(isinstance(e, openai.types.audio.TranscriptionTextDoneEvent) for e in stream)
+
+
+def _three_chunk_upload(clip) -> np.ndarray:
+    """The clip three times, ~25 s apart: three <= 30-s chunks, cut at the quiet stretches."""
+    gap = np.zeros(int(22 * 16000), np.float32)
+    return np.concatenate([clip, gap, clip, gap, clip, gap[:16000]])
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_previous_text_conditioning_as_transcribe_does(make_server, tiny_backend, clip, to_wav, stream):
+    """With condition_on_previous_text the server prompts each chunk with the text before it, exactly
+    as `transcribe` does (the same DecodeOptions, chunks and prompts -> the same segment texts), and
+    that differs from decoding the chunks independently."""
+    import httpx
+
+    from soritune.audio import decode_bytes
+    from soritune.infer.transcribe import transcribe_streams
+
+    data = to_wav(_three_chunk_upload(clip))
+    audio = decode_bytes(data, "long.wav")
+    on = DecodeOptions(language="ko", max_new_tokens=MAX_NEW_TOKENS, condition_on_previous_text=True,
+                       log_prob_threshold=None, compression_ratio_threshold=None, no_speech_threshold=None)
+    expected = [s["text"] for s in transcribe_streams([[(None, audio)]], tiny_backend, on)[0][0]]
+    independent = [s["text"] for s in transcribe_streams(
+        [[(None, audio)]], tiny_backend, on.model_copy(update={"condition_on_previous_text": False}))[0][0]]
+    assert len(expected) == 3 and expected[0] == independent[0] and expected != independent
+    srv = make_server(decode=on)
+    r = httpx.post(f"{srv.url}/v1/audio/transcriptions", timeout=120, files={"file": ("long.wav", data)},
+                   data={"language": "ko", "response_format": "verbose_json", "stream": str(stream).lower()})
+    assert r.status_code == 200, r.text
+    if stream:
+        events = [json.loads(ln[6:]) for ln in r.text.split("\n\n") if ln.startswith("data: {")]
+        got = [e["text"] for e in events if e["type"] == "transcript.text.segment"]
+    else:
+        got = [s["text"] for s in r.json()["segments"]]
+    assert got == expected

@@ -25,6 +25,8 @@ def serve(
                                    "temperature fallback, timestamps (requests still set prompt, words, stream)."),
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML with ServeConfig fields (flags given override it)."),
     set_: list[str] | None = typer.Option(None, "--set", help="key=value overrides, nested ones too: --set decode.beam_size=5."),
+    condition_on_previous_text: bool = typer.Option(False, "--condition-on-previous-text",
+                                                    help="Prompt each chunk with the text of the one before it."),
 ) -> None:
     """Serve a model over HTTP: OpenAI-compatible POST /v1/audio/transcriptions (json, text, srt, vtt,
     verbose_json), GET /v1/models, /health (ready once the model is loaded), /metrics (Prometheus)
@@ -57,7 +59,7 @@ def serve(
     data = read_yaml(config) if config else {}
     data.update(fields)
     data.setdefault("decode", (DecodeOptions.long_form() if long_form else DecodeOptions()).model_copy(
-        update={"vad": vad or long_form}).model_dump())
+        update={"vad": vad or long_form, "condition_on_previous_text": condition_on_previous_text or long_form}).model_dump())
     if gate_threshold:
         data["gate_thresholds"] = apply_overrides(dict(data.get("gate_thresholds") or {}), gate_threshold)
     config_ = validate(ServeConfig, apply_overrides(data, set_))

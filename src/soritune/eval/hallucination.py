@@ -152,7 +152,8 @@ def run_suite(config: HallucinationConfig | dict, backend=None,
         from soritune.infer import load_backend
 
         backend = load_backend(cfg.model, backend=cfg.backend, adapter=str(cfg.adapter) if cfg.adapter else None,
-                               device=cfg.device, compute_type=cfg.compute_type, encoder_input=cfg.encoder_input)
+                               device=cfg.device, compute_type=cfg.compute_type, encoder_input=cfg.encoder_input,
+                               threads=cfg.threads)
     done = [0]
 
     def step(n: int) -> None:

@@ -24,6 +24,7 @@ class Transcription:
     temperature: float = 0.0  # the temperature of the attempt kept (fallback)
     language: str | None = None  # the language decoded with (forced or detected)
     segments: list[dict] = field(default_factory=list)  # chunk-local {start, end, text, tokens[, words]}
+    next_context: list[int] | None = None  # condition_on_previous_text: the next chunk's prompt (decode.next_context)
 
 
 class Backend(Protocol):

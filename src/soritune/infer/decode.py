@@ -3,7 +3,9 @@
 A backend supplies the model steps (`encode`, `take`, `detect_language`, `generate`, `align`); this
 module decides what to run, the same way on torch and CTranslate2:
 - chunks of many files are decoded in one batch; with `condition_on_previous_text`, in waves (the
-  k-th chunk of every file together), each chunk prompted with its predecessor's text;
+  k-th chunk of every file together), each chunk prompted with its predecessor's text (the rule:
+  `next_context`; each Transcription carries it, so a caller that decodes a recording's chunks one call
+  at a time, as the server does, passes it back through `contexts` and gets the same prompts);
 - Whisper's temperature fallback (`DecodeOptions` doc): only the chunks that failed the thresholds
   are decoded again, at the next temperature, still batched;
 - prompts (initial prompt, hotwords, previous text) are built by faster-whisper's `get_prompt`;
@@ -119,26 +121,37 @@ def _waves(keys: list, sequential: bool) -> list[list[int]]:
     return [[v[w] for v in order.values() if w < len(v)] for w in range(depth)]
 
 
+def next_context(initial: list[int], content: list[int], temperature: float, silent: bool) -> list[int]:
+    """With `condition_on_previous_text`: the prompt tokens the chunk after this one is given (Whisper's
+    rule: the initial prompt and this chunk's text, at most 223 tokens; nothing after a chunk decoded
+    at a high temperature or judged silent, so a hallucination does not seed the next one)."""
+    return [] if (temperature > 0.5 or silent) else (list(initial) + list(content))[-223:]
+
+
 def decode_chunks(engine: Engine, audios: list[np.ndarray], options: DecodeOptions, keys: list | None = None,
-                  progress: Callable[[int], None] | None = None) -> list[Transcription]:
+                  progress: Callable[[int], None] | None = None,
+                  contexts: list[list[int] | None] | None = None) -> list[Transcription]:
     """One Transcription per chunk (each <= 30 s). `keys` name the recording a chunk belongs to (chunks of
-    one key in time order): the language is detected once per key, and previous text flows within a key."""
+    one key in time order): the language is detected once per key, and previous text flows within a key.
+    `contexts` (with `condition_on_previous_text`): per chunk, the `next_context` of the chunk before it
+    when that was decoded in an earlier call (None: from this call's own flow, or the initial prompt)."""
     keys = list(keys) if keys is not None else list(range(len(audios)))
     out: list[Transcription | None] = [None] * len(audios)
     languages: dict = {}
     previous: dict = {}  # key -> prompt tokens from the previous chunk
+    given = {i: list(c) for i, c in enumerate(contexts or []) if c is not None}
     trimmed = getattr(engine, "encoder_input", "padded") == "trimmed"
     for wave in _waves(keys, options.condition_on_previous_text):
         lengths = [len(audios[i]) for i in wave] if trimmed else None
         for local in batches(len(wave), options.batch_size, lengths):
             idx = [wave[j] for j in local]
-            _decode_batch(engine, audios, idx, keys, options, languages, previous, out)
+            _decode_batch(engine, audios, idx, keys, options, languages, previous, out, given)
             if progress:
                 progress(len(idx))
     return out  # type: ignore[return-value]
 
 
-def _decode_batch(engine, audios, idx, keys, options: DecodeOptions, languages, previous, out) -> None:
+def _decode_batch(engine, audios, idx, keys, options: DecodeOptions, languages, previous, out, given) -> None:
     encoded = engine.encode([audios[i] for i in idx])
     if options.language is None:
         todo = [j for j, i in enumerate(idx) if keys[i] not in languages]
@@ -149,20 +162,21 @@ def _decode_batch(engine, audios, idx, keys, options: DecodeOptions, languages, 
     for lang in dict.fromkeys(lang_of):
         local = [j for j, g in enumerate(lang_of) if g == lang]
         sub = engine.take(encoded, local) if len(local) < len(idx) else encoded
-        _decode_language_group(engine, audios, [idx[j] for j in local], sub, keys, lang, options, previous, out)
+        _decode_language_group(engine, audios, [idx[j] for j in local], sub, keys, lang, options, previous, out, given)
 
 
 def _initial_tokens(tokenizer, options: DecodeOptions) -> list[int]:
     return tokenizer.encode(" " + options.initial_prompt.strip()) if options.initial_prompt else []
 
 
-def _decode_language_group(engine, audios, idx, encoded, keys, language, options: DecodeOptions, previous, out):
+def _decode_language_group(engine, audios, idx, encoded, keys, language, options: DecodeOptions, previous, out, given):
     tokenizer = fw_tokenizer(engine.processor, language, options.task)
     timer = word_timer(engine)
     initial = _initial_tokens(tokenizer, options)
     prompts = []
     for i in idx:
-        context = previous.get(keys[i], initial) if options.condition_on_previous_text else initial
+        context = (given[i] if i in given else previous.get(keys[i], initial)) if options.condition_on_previous_text \
+            else initial
         prompts.append(timer.get_prompt(tokenizer, list(context), without_timestamps=not options.timestamps,
                                         hotwords=options.hotwords))
     results = _generate_with_fallback(engine, encoded, prompts, tokenizer, options)
@@ -190,7 +204,7 @@ def _decode_language_group(engine, audios, idx, encoded, keys, language, options
             compression_ratio=compression_ratio(text), temperature=temperature, language=language,
             segments=segments)
         if options.condition_on_previous_text:
-            previous[keys[i]] = [] if (temperature > 0.5 or silent) else (initial + content)[-223:]
+            out[i].next_context = previous[keys[i]] = next_context(initial, content, temperature, silent)
     if options.word_timestamps:
         _add_words(timer, tokenizer, encoded, idx, audios, chunks)
     for segments in chunks:
@@ -258,8 +272,9 @@ class Decoder:
     """What every backend inherits: `transcribe` (the Backend interface) and `decode` over its Engine steps."""
 
     def decode(self, audios: list[np.ndarray], options: DecodeOptions, keys: list | None = None,
-               progress: Callable[[int], None] | None = None) -> list[Transcription]:
-        return decode_chunks(self, audios, options, keys=keys, progress=progress)
+               progress: Callable[[int], None] | None = None,
+               contexts: list[list[int] | None] | None = None) -> list[Transcription]:
+        return decode_chunks(self, audios, options, keys=keys, progress=progress, contexts=contexts)
 
     def transcribe(self, audios, *, language="ko", task="transcribe", batch_size=8, max_new_tokens=None,
                    progress=None, options: DecodeOptions | None = None) -> list[Transcription]:
@@ -267,6 +282,6 @@ class Decoder:
         if options is None:
             from soritune.infer.options import MAX_NEW_TOKENS
 
-            options = DecodeOptions(language=language, task=task, batch_size=batch_size,
-                                    max_new_tokens=max_new_tokens or MAX_NEW_TOKENS)
+            options = DecodeOptions(language=language, task=task, batch_size=batch_size,  # capped at Whisper's 224
+                                    max_new_tokens=min(max_new_tokens or MAX_NEW_TOKENS, MAX_NEW_TOKENS))
         return decode_chunks(self, list(audios), options, progress=progress)

@@ -110,15 +110,17 @@ class ServerState:
             backend.close()
         return backend
 
-    def run_batch(self, audios, key: str, task: str):
-        """key: the clips' DecodeOptions as JSON (serve/stream.py), or a bare language code."""
+    def run_batch(self, audios, key: str, task: str, contexts=None):
+        """key: the clips' DecodeOptions as JSON (serve/stream.py), or a bare language code; contexts: the
+        clips' previous-text prompts (condition_on_previous_text, serve.pipeline.submit_in_order)."""
         options = (DecodeOptions.model_validate_json(key) if key.startswith("{") else
                    DecodeOptions(language=key, max_new_tokens=self.config.max_new_tokens))
         decode = getattr(self.backend, "decode", None)
         if decode is None:  # a backend with only the greedy interface (vosk, test doubles)
             return self.backend.transcribe(audios, language=options.language or self.config.language, task=task,
                                            batch_size=len(audios), max_new_tokens=options.max_new_tokens)
-        return decode(audios, options.model_copy(update={"task": task, "batch_size": len(audios)}))
+        extra = {"contexts": contexts} if contexts else {}
+        return decode(audios, options.model_copy(update={"task": task, "batch_size": len(audios)}), **extra)
 
     def describe(self) -> dict:
         try:

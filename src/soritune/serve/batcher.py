@@ -7,7 +7,9 @@ it is, up to `max_batch`; owners served go to the back of the line. So a 2-hour 
 chunks cannot starve a 3-second request that arrives after them: its clip rides in the next batch.
 If fewer clips are waiting than `max_batch`, the batch is held open for at most `window_ms` after the
 oldest of them arrived (clips that already waited while the model was busy are sent at once).
-`drop(owner)` removes an owner's queued clips at once (client gone, deadline passed). The model runs in one dedicated thread, so the event loop keeps accepting uploads,
+`drop(owner)` removes an owner's queued clips at once (client gone, deadline passed). A clip may carry a
+`context` (the previous chunk's prompt tokens, with previous-text conditioning); a batch holding one
+calls `run_batch(audios, language, task, contexts=[...])`. The model runs in one dedicated thread, so the event loop keeps accepting uploads,
 and the next batch collects while the current one decodes. `max_batch=1` turns batching off.
 
 If a batch fails, its clips are retried one by one, so one bad clip cannot fail its neighbours.
@@ -66,6 +68,7 @@ class _Item:
     key: tuple[str, str]  # (language, task)
     future: asyncio.Future
     enqueued: float
+    context: list[int] | None = None  # prompt tokens of the text before this clip (None: none)
 
 
 class MicroBatcher:
@@ -124,7 +127,8 @@ class MicroBatcher:
         return len(self._queues.get(owner, ()))
 
     # -- API ---------------------------------------------------------------------------------------
-    async def submit(self, audio: np.ndarray, language: str, task: str = "transcribe", *, owner=None) -> ClipResult:
+    async def submit(self, audio: np.ndarray, language: str, task: str = "transcribe", *, owner=None,
+                     context: list[int] | None = None) -> ClipResult:
         """Queue one clip (<= 30 s of 16 kHz float32) and wait for its transcription.
 
         `owner` groups the clips of one request for fair turns and `drop`; None: the clip is its own owner.
@@ -132,7 +136,7 @@ class MicroBatcher:
         if self._task is None or self._closed:
             raise RuntimeError("batcher is not running")
         fut = asyncio.get_running_loop().create_future()
-        item = _Item(audio, (language, task), fut, time.perf_counter())
+        item = _Item(audio, (language, task), fut, time.perf_counter(), context)
         self._queues.setdefault(item if owner is None else owner, deque()).append(item)
         self._notify_queue()
         self._wakeup.set()
@@ -207,8 +211,9 @@ class MicroBatcher:
             started = time.perf_counter()
             language, task = batch[0].key
             audios = [it.audio for it in batch]
+            contexts = [it.context for it in batch]
             try:
-                results = await loop.run_in_executor(self._executor, self._run, audios, language, task)
+                results = await loop.run_in_executor(self._executor, self._run, audios, language, task, contexts)
             except asyncio.CancelledError:
                 for it in batch:
                     if not it.future.done():
@@ -227,10 +232,16 @@ class MicroBatcher:
                     it.future.set_result(ClipResult(res, (started - it.enqueued) * 1000, elapsed * 1000, len(batch),
                                                     self.stats.batches))
 
-    def _run(self, audios: list[np.ndarray], language: str, task: str) -> list:
+    def _call(self, audios, language, task, contexts) -> list:
+        if any(c is not None for c in contexts):
+            return self.run_batch(audios, language, task, contexts=contexts)
+        return self.run_batch(audios, language, task)
+
+    def _run(self, audios: list[np.ndarray], language: str, task: str, contexts: list | None = None) -> list:
         """In the model thread: the whole batch, or on failure each clip alone (errors as values)."""
+        contexts = contexts or [None] * len(audios)
         try:
-            results = list(self.run_batch(audios, language, task))
+            results = list(self._call(audios, language, task, contexts))
             if len(results) != len(audios):
                 raise RuntimeError(f"backend returned {len(results)} results for {len(audios)} clips")
             return results
@@ -240,9 +251,9 @@ class MicroBatcher:
                 return [e]
             log.warning("batch of %d failed (%s); retrying clip by clip", len(audios), e)
         out: list = []
-        for audio in audios:
+        for audio, context in zip(audios, contexts):
             try:
-                out.append(self.run_batch([audio], language, task)[0])
+                out.append(self._call([audio], language, task, [context])[0])
             except Exception as e:  # noqa: BLE001
                 out.append(e)
         return out

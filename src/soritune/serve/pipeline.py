@@ -14,6 +14,10 @@ same alone or in a batch of 8 (CTranslate2 whisper-base, 2 cores: 6.4 vs 6.5 s a
 so a small cap costs a lone long upload nothing there; on a GPU raise it. So memory does not grow with the length of an upload, and a long
 upload's chunks enter the batcher's fair queue a few at a time.
 
+With `condition_on_previous_text` a chunk is submitted once the chunk before it is decoded, with that
+chunk's `next_context` as its prompt (`submit_in_order`): the prompts `transcribe` gives the same
+chunks (`soritune.infer.decode`, one rule); chunks of other requests still share its batches.
+
 `guard(...)` runs a transcription until it finishes, its client disconnects, its deadline passes or
 the server's drain grace runs out; in the last three cases its queued chunks are dropped at once.
 """
@@ -71,6 +75,16 @@ def options_key(options: DecodeOptions) -> str:
     return options.model_dump_json()
 
 
+async def submit_in_order(batcher: MicroBatcher, audio: np.ndarray, key: str, task: str, *, owner,
+                          options: DecodeOptions | None, before=None):
+    """Submit one chunk of an upload. With previous-text conditioning, first wait for `before` (the
+    awaitable ClipResult of the chunk before it in the same stream) and prompt with its `next_context`."""
+    context = None
+    if before is not None and options is not None and options.condition_on_previous_text:
+        context = getattr((await before).transcription, "next_context", None)
+    return await batcher.submit(audio, key, task, owner=owner, context=context)
+
+
 async def decode_upload(data: bytes, name: str, *, max_audio_s: float | None = None,
                         decode_slots: asyncio.Semaphore | None = None) -> np.ndarray:
     """The whole upload as 16 kHz mono float32 (for VAD and channel planning), decoded block by block in a
@@ -97,16 +111,17 @@ async def transcribe_upload(data: bytes, name: str, batcher: MicroBatcher, *, la
     in_flight = asyncio.Semaphore(max(1, max_queued_chunks))
     decode_s, chunks, tasks = 0.0, [], []
 
-    async def submit(chunk):
+    async def submit(chunk, before):
         try:
-            return await batcher.submit(chunk.audio, key, task, owner=owner)
+            return await submit_in_order(batcher, chunk.audio, key, task, owner=owner, options=options, before=before)
         finally:
             in_flight.release()
 
     ready: list = []  # decoded chunks not yet submitted: sent together, so they can share a batch
 
     def flush() -> None:
-        tasks.extend(asyncio.ensure_future(submit(c)) for c in ready)
+        for c in ready:
+            tasks.append(asyncio.ensure_future(submit(c, tasks[-1] if tasks else None)))
         ready.clear()
 
     try:

@@ -6,7 +6,8 @@ micro-batcher, so they decode together and with other requests' chunks. The batc
 a key it passes back to the model call; soritune makes that key the request's decoding options
 (`DecodeOptions` as JSON, see `ServerState.run_batch`), so only clips decoded the same way share a
 call. With no language given, the first chunk is decoded alone and its detected language is used for
-the rest of the upload (chunks are decoded independently: no previous-text conditioning in serving).
+the rest of the upload. With `condition_on_previous_text` each chunk waits for the one before it in
+its stream (channel) and is prompted with its text, as `transcribe` does (serve.pipeline.submit_in_order).
 
 `stream=true` answers with server-sent events in OpenAI's shape, in time order as chunks finish:
 `transcript.text.delta` per word (soritune adds `start`/`end`, seconds) or per segment without word
@@ -26,7 +27,7 @@ from soritune.infer.options import MAX_NEW_TOKENS, DecodeOptions
 from soritune.infer.transcribe import file_segments, join_texts, streams_of
 from soritune.infer.vad import plan_chunks
 from soritune.serve.errors import ApiError
-from soritune.serve.pipeline import NO_LIMIT, TranscriptResult, decode_upload, options_key
+from soritune.serve.pipeline import NO_LIMIT, TranscriptResult, decode_upload, options_key, submit_in_order
 
 DEFAULT_SPEAKER = "speaker_1"
 
@@ -66,9 +67,11 @@ async def transcribe_segments(streams, batcher, options: DecodeOptions, task: st
     owner = object()
     in_flight = asyncio.Semaphore(max(1, max_queued_chunks))
 
-    async def submit(audio, key):
+    async def submit(audio, key, before=None):
+        if before is not None and options.condition_on_previous_text:
+            await asyncio.wait([before])  # its predecessor first (outside the in-flight cap: no deadlock)
         async with in_flight:
-            return await batcher.submit(audio, key, task, owner=owner)
+            return await submit_in_order(batcher, audio, key, task, owner=owner, options=options, before=before)
 
     planned = []
     for speaker, audio in streams:
@@ -84,7 +87,10 @@ async def transcribe_segments(streams, batcher, options: DecodeOptions, task: st
     else:
         futures, planned_rest = [], planned
     key = options_key(options)
-    futures += [asyncio.ensure_future(submit(c.audio, key)) for _s, c in planned_rest]
+    last = {planned[0][0]: futures[0]} if futures else {}  # per stream, its latest chunk (conditioning)
+    for speaker, c in planned_rest:
+        futures.append(asyncio.ensure_future(submit(c.audio, key, last.get(speaker))))
+        last[speaker] = futures[-1]
     stats.update(language=options.language, queue_ms=0.0, batches={}, batch_sizes=[])
     try:
         for (speaker, chunk), fut in zip(planned, futures):
