@@ -126,8 +126,9 @@ class SpeechLLM:
         return embeds, infos
 
     # ---- prompts -----------------------------------------------------------------------------
-    def _messages(self, prompt: str) -> list[dict]:
-        msgs = [{"role": "system", "content": self.config.system_prompt}] if self.config.system_prompt else []
+    def _messages(self, prompt: str, system: str | None = None) -> list[dict]:
+        system = system or self.config.system_prompt
+        msgs = [{"role": "system", "content": system}] if system else []
         return msgs + [{"role": "user", "content": f"{AUDIO_PLACEHOLDER}\n{prompt}"}]
 
     def _template_end_of_turn(self) -> str:
@@ -138,9 +139,11 @@ class SpeechLLM:
         tail = text.split(marker, 1)[1].rstrip("\n ") if marker in text else ""
         return tail or (self.tokenizer.eos_token or "")
 
-    def prompt_ids(self, prompt: str) -> tuple[list[int], list[int]]:
-        """Token ids before and after the audio placeholder in the rendered chat template."""
-        text = self.tokenizer.apply_chat_template(self._messages(prompt), tokenize=False, add_generation_prompt=True)
+    def prompt_ids(self, prompt: str, system: str | None = None) -> tuple[list[int], list[int]]:
+        """Token ids before and after the audio placeholder in the rendered chat template (`system`: a system
+        message instead of config.system_prompt)."""
+        text = self.tokenizer.apply_chat_template(self._messages(prompt, system), tokenize=False,
+                                                  add_generation_prompt=True)
         if text.count(AUDIO_PLACEHOLDER) != 1:
             raise SoritunError(f"the chat template of {self.config.llm} does not keep the audio placeholder "
                                f"{AUDIO_PLACEHOLDER!r} exactly once")
@@ -164,14 +167,14 @@ class SpeechLLM:
         return self.llm.get_input_embeddings()(torch.tensor(ids, dtype=torch.long, device=self.device))
 
     def build_inputs(self, clips: list[np.ndarray], prompts: list[str], responses: list[str] | None = None,
-                     encoded: list[list] | None = None):
+                     encoded: list[list] | None = None, system: str | None = None):
         """Right-padded inputs_embeds, attention_mask and (with responses) labels on the response only."""
         import torch
 
         audio, infos = self.audio_embeddings(clips, encoded)
         rows, labels = [], []
         for k, (emb, prompt) in enumerate(zip(audio, prompts)):
-            pre, post = self.prompt_ids(prompt)
+            pre, post = self.prompt_ids(prompt, system)
             resp = self.response_ids(responses[k]) if responses is not None else []
             rows.append(torch.cat([self._embed(pre), emb, self._embed(post + resp)]) if resp
                         else torch.cat([self._embed(pre), emb, self._embed(post)]))
@@ -196,17 +199,18 @@ class SpeechLLM:
         return out.loss
 
     def generate(self, audio: np.ndarray, prompt: str | None = None, *, task: str = "transcribe",
-                 max_new_tokens: int = 128, streamer=None) -> str:
+                 max_new_tokens: int = 128, streamer=None, system: str | None = None) -> str:
         """Greedy decoding with the KV cache (transformers generate from inputs_embeds). What happened to the
         audio (chunks, truncated seconds) and the token count are kept in `last_generation`."""
         import torch
 
-        batch = self.build_inputs([audio], [prompt or DEFAULT_PROMPTS[task]])
+        batch = self.build_inputs([audio], [prompt or DEFAULT_PROMPTS[task]], system=system)
         with torch.no_grad():
             out = self.llm.generate(inputs_embeds=batch["inputs_embeds"], attention_mask=batch["attention_mask"],
                                     max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=self.stop_ids(),
                                     pad_token_id=self.tokenizer.pad_token_id, streamer=streamer)
         self.last_generation = {"audio": batch["audio"][0], "new_tokens": int(out.shape[1]),
+                                "prompt_tokens": int(batch["inputs_embeds"].shape[1]),
                                 "hit_max_tokens": int(out.shape[1]) >= max_new_tokens
                                 and int(out[0, -1]) not in self.stop_ids()}
         return self.tokenizer.decode(out[0], skip_special_tokens=True).strip()
