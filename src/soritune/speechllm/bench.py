@@ -29,7 +29,7 @@ from soritune.environment import describe_device, environment
 from soritune.jsonio import atomic_write_text, to_jsonable, write_json
 from soritune.speechllm.config import DEFAULT_PROMPTS, SpeechLLMConfig
 
-GB = 1024.0
+GB = 1000.0  # soritune.bench.memory reports MB = 10^6 bytes: GB = 10^9 bytes
 
 
 class SpeechLLMBenchConfig(StageConfig):
