@@ -240,3 +240,41 @@ def demo(
                                                                                completed=done, total=total))
     out.print((out_dir / "report.md").read_text(encoding="utf-8"), highlight=False)
     console.print(f"wrote {out_dir / 'report.md'} and report.json ({report['wall_s']:.0f} s)", highlight=False)
+
+
+@sllm_app.command("compare")
+def compare(
+    train_data: Path = typer.Option(..., "--train", help="Speech-LLM training JSONL (the demo writes OUT/sllm/train.jsonl)."),
+    test_data: Path = typer.Option(..., "--test", help="Speech-LLM test JSONL (transcribe + caption rows)."),
+    vary: str = typer.Option(..., help="The one field that differs: projector, lora_targets, llm, encoder, "
+                                       "stage2_steps, ... (model fields bare or as model.X)."),
+    values: str = typer.Option(..., help="Its values separated by |, each a YAML scalar or list: "
+                                         "'salmonn|slam' or '[q_proj,v_proj]|[q_proj,v_proj,gate_proj]'."),
+    out_dir: Path = typer.Option(Path("sllm_compare"), "--out", "-o", help="Output directory (compare.md/json/png)."),
+    encoder: str = typer.Option("bundled:whisper-base", help=ENCODER_HELP),
+    llm: str = typer.Option("offline:gemma3-270m", help=LLM_HELP),
+    projector: str = typer.Option("salmonn", help="salmonn | granite | slam | ultravox (the base)."),
+    lora_targets: str = typer.Option("q_proj,v_proj", help="LoRA targets of the base (stage 2)."),
+    stage1_steps: int = typer.Option(60, min=1, help="Stage-1 steps."),
+    stage2_steps: int = typer.Option(40, min=0, help="Stage-2 steps (0: projector only)."),
+    batch_size: int = typer.Option(4, min=1, help="Examples per step."),
+    max_new_tokens: int = typer.Option(48, min=1, help="Token cap per answer in evaluation."),
+    threads: int = typer.Option(2, min=1, help="torch CPU threads."),
+) -> None:
+    """Train, score and measure recipes that differ in one component; writes the A/B table and its plot.
+
+    Example: soritune speechllm compare --train demo/speechllm/sllm/train.jsonl --test demo/speechllm/sllm/test.jsonl --vary projector --values 'salmonn|slam' --out ab
+    """
+    from soritune.config import parse_value, validate
+    from soritune.speechllm.compare import CompareConfig, run_compare
+
+    base = {"model": {"encoder": encoder, "llm": llm, "projector": projector, "encoder_input": "trimmed",
+                      "lora_targets": _csv(lora_targets)},
+            "stage1_steps": stage1_steps, "stage2_steps": stage2_steps, "batch_size": batch_size,
+            "max_new_tokens": max_new_tokens, "threads": threads}
+    cfg = validate(CompareConfig, {"train": str(train_data), "test": str(test_data), "out": str(out_dir), "base": base,
+                                   "vary": vary, "values": [parse_value(v.strip()) for v in values.split("|")]})
+    doc = run_compare(cfg, progress=lambda label, phase, done, total: console.print(
+        f"{label}: {phase} {done}/{total}", highlight=False) if done in (0, total) or done % 10 == 0 else None)
+    out.print((out_dir / "compare.md").read_text(encoding="utf-8"), highlight=False)
+    console.print(f"wrote {out_dir / 'compare.md'}, compare.json and {doc['plot']}", highlight=False)
