@@ -213,7 +213,10 @@ def demo(
     projector: str = typer.Option("salmonn", help="salmonn | granite | slam | ultravox."),
     stage1_steps: int = typer.Option(60, min=1, help="Stage-1 steps (projector only)."),
     stage2_steps: int = typer.Option(40, min=0, help="Stage-2 steps (projector + LoRA on q,v,gate)."),
+    batch_size: int = typer.Option(4, min=1, help="Examples per step."),
     asr_test_limit: int | None = typer.Option(None, min=1, help="First N ASR test utterances only."),
+    captions: str = typer.Option("96,24", help="Captioning clips synthesised for training,test."),
+    max_new_tokens: int = typer.Option(48, min=1, help="Token cap per answer in evaluation."),
     threads: int = typer.Option(2, min=1, help="torch CPU threads."),
 ) -> None:
     """The offline speech-LLM demo: bundled whisper-base + Gemma-3-270M, stage 1 + 2 on the synthetic Korean
@@ -228,10 +231,12 @@ def demo(
 
     base = SpeechLLMDemoConfig()
     recipe = base.recipe.model_copy(update={
-        "stage1_steps": stage1_steps, "stage2_steps": stage2_steps, "threads": threads,
+        "stage1_steps": stage1_steps, "stage2_steps": stage2_steps, "threads": threads, "batch_size": batch_size,
+        "max_new_tokens": max_new_tokens,
         "model": base.recipe.model.model_copy(update={"llm": llm, "encoder": encoder, "projector": projector})})
     cfg = validate(SpeechLLMDemoConfig, {"out": str(out_dir), "data": str(data) if data else None,
-                                         "asr_test_limit": asr_test_limit, "recipe": recipe.model_dump()})
+                                         "asr_test_limit": asr_test_limit, "recipe": recipe.model_dump(),
+                                         "n_captions_train": _csv(captions)[0], "n_captions_test": _csv(captions)[-1]})
     bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    console=console, transient=True)
     with bar:

@@ -158,8 +158,8 @@ def run_bench(cfg: SpeechLLMBenchConfig, *, progress: Callable[[str], None] | No
         else:
             model = SpeechLLM(SpeechLLMConfig(encoder=cfg.encoder, llm=cfg.llm, projector=cfg.projector))
     dtype = getattr(torch, cfg.dtype)
-    for m in (model.projector, model.llm, model.encoder.module):
-        m.to(device=device, dtype=dtype)
+    for m in (model.projector, model.encoder.module) + (() if model.config.llm_quantization else (model.llm,)):
+        m.to(device=device, dtype=dtype)  # a bitsandbytes LLM stays as loaded
     model.train(False)
     audio, prompt = bench_audio(cfg.audio_s), DEFAULT_PROMPTS["transcribe"]
     info = model.audio_embeddings([audio])[1][0]

@@ -34,6 +34,11 @@ class SpeechLLMConfig(StageConfig):
     lora_dropout: float = Field(0.05, ge=0, lt=1, description="LoRA dropout.")
     lora_targets: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj"],
                                     description="LLM modules with LoRA (the study's best: q_proj,v_proj,gate_proj).")
+    encoder_lora_r: int = Field(0, ge=0, description="LoRA rank on the speech encoder (0: none); trained in stage 2.")
+    encoder_lora_targets: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj"],
+                                            description="Encoder modules with LoRA (Whisper attention names).")
+    llm_quantization: Literal["8bit", "4bit"] | None = Field(
+        None, description="Load the frozen LLM 8-bit (LLM.int8) or 4-bit (NF4) through bitsandbytes; LoRA trains on top.")
     attn_implementation: Literal["eager", "sdpa", "flash_attention_2"] | None = Field(
         None, description="LLM attention kernel (None: transformers' default).")
     system_prompt: str | None = Field(None, description="System message, when the chat template takes one.")

@@ -48,8 +48,12 @@ class SpeechLLM:
 
         self.config = config = (config or SpeechLLMConfig()).model_copy(update=overrides)
         self.encoder = SpeechEncoder(config.encoder, encoder_input=config.encoder_input, seed=config.seed)
+        if config.encoder_lora_r:
+            self.encoder.add_lora(config.encoder_lora_r, 2 * config.encoder_lora_r, config.lora_dropout,
+                                  config.encoder_lora_targets)
         self.encoder.freeze(config.freeze_encoder)
-        loaded = load_llm(config.llm, seed=config.seed, attn_implementation=config.attn_implementation)
+        loaded = load_llm(config.llm, seed=config.seed, attn_implementation=config.attn_implementation,
+                          quantization=config.llm_quantization)
         self.llm, self.tokenizer, self.llm_info = loaded.model, loaded.tokenizer, loaded.info
         for p in self.llm.parameters():
             p.requires_grad_(False)
@@ -79,7 +83,7 @@ class SpeechLLM:
     def train(self, mode: bool = True) -> None:
         self.projector.train(mode)
         self.llm.train(mode)
-        self.encoder.module.train(mode and not self.config.freeze_encoder)
+        self.encoder.module.train(mode and self.encoder.trains)
 
     def to(self, device: str) -> SpeechLLM:
         for m in (self.projector, self.llm, self.encoder.module):
@@ -227,6 +231,9 @@ class SpeechLLM:
                   str(out / "projector.safetensors"))
         if self.config.lora:
             self.llm.save_pretrained(str(out / "lora"))
+        if self.config.encoder_lora_r and self.config.freeze_encoder:
+            save_file({k: v.detach().cpu().contiguous() for k, v in self.encoder.lora_state().items()},
+                      str(out / "encoder_lora.safetensors"))
         if not self.config.freeze_encoder:
             save_file({k: v.detach().cpu().contiguous() for k, v in self.encoder.module.state_dict().items()},
                       str(out / "encoder.safetensors"))
@@ -246,6 +253,11 @@ class SpeechLLM:
         model.projector.load_state_dict(load_file(str(run / "projector.safetensors")))
         if (run / "encoder.safetensors").is_file():
             model.encoder.module.load_state_dict(load_file(str(run / "encoder.safetensors")))
+        if (run / "encoder_lora.safetensors").is_file():
+            missing = model.encoder.module.load_state_dict(load_file(str(run / "encoder_lora.safetensors")),
+                                                           strict=False).unexpected_keys
+            if missing:
+                raise SoritunError(f"{run}/encoder_lora.safetensors: keys the encoder does not have: {missing[:3]}")
         if config.lora:
             model.llm = PeftModel.from_pretrained(model.llm, str(run / "lora"), is_trainable=True)
             model.config = model.config.model_copy(update={"lora": True})

@@ -45,14 +45,15 @@ class StageResult:
 
 
 def _freeze_for_stage(model, stage: int) -> None:
-    """Stage 1: only the projector learns. Stage 2: projector + LoRA weights (base LLM frozen)."""
+    """Stage 1: only the projector learns. Stage 2: projector + LoRA weights (base LLM frozen), and the
+    encoder's LoRA when it has one."""
     if stage == 2:
         model.enable_lora()
     for name, p in model.llm.named_parameters():
         p.requires_grad_(stage == 2 and "lora_" in name)
     for p in model.projector.parameters():
         p.requires_grad_(True)
-    model.encoder.freeze(model.config.freeze_encoder)
+    model.encoder.freeze(model.config.freeze_encoder, train_lora=stage == 2)
 
 
 class _Batches:
@@ -76,7 +77,7 @@ class _Batches:
 
     def encoded_clips(self, model, batch: list[dict]) -> list[list] | None:
         """Encoder outputs of a frozen encoder, computed once per clip (None: the encoder trains)."""
-        if not model.config.freeze_encoder or self.cached_bytes > self.MAX_CACHE_BYTES:
+        if model.encoder.trains or self.cached_bytes > self.MAX_CACHE_BYTES:
             return None
         todo = [r for r in batch if r["id"] not in self.encoded]
         if todo:
