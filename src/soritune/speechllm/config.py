@@ -62,5 +62,9 @@ class StageTrainConfig(StageConfig):
     replay: str | None = Field(None, description="Stage-1 JSONL replayed in stage 2 (study's curriculum).")
     replay_fraction: float = Field(0.0, ge=0, le=1, description="Share of each batch drawn from replay.")
     log_every: int = Field(1, ge=1, description="Steps between metrics rows.")
+    save_every: int = Field(0, ge=0, description="Steps between checkpoints (OUT/checkpoints/step-N, soritune's "
+                            "format: trainable tensors, optimizer, scheduler, RNG, data position); 0: none.")
+    keep_last: int = Field(2, ge=1, description="Checkpoints kept.")
+    resume: bool = Field(False, description="Continue from OUT's newest checkpoint (exactly: same losses).")
     seed: int = Field(0, description="Data order seed.")
     threads: int | None = Field(None, ge=1, description="torch CPU threads.")
