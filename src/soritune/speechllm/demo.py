@@ -128,6 +128,24 @@ def run_demo(cfg: SpeechLLMDemoConfig, on_event: Event | None = None) -> dict:
     return report
 
 
+def run_demo_step(out: str | Path, data: str | Path, on_event: Event | None = None) -> dict:
+    """`soritune demo --full`'s speech-LLM step on its own data folder: the demo's summary row, or
+    {"skipped": reason} when the offline LLM package is not installed (`soritune[speechllm]`)."""
+    from importlib.util import find_spec
+
+    from soritune.speechllm.llm import OFFLINE_LLMS
+
+    cfg = SpeechLLMDemoConfig(out=str(out), data=str(data))
+    kind, _, name = cfg.recipe.model.llm.partition(":")
+    if kind == "offline" and name in OFFLINE_LLMS and find_spec(OFFLINE_LLMS[name][0]) is None:
+        return {"skipped": f"{cfg.recipe.model.llm} is not installed ({OFFLINE_LLMS[name][2]})"}
+    report = run_demo(cfg, on_event)
+    row = report["speech_llm"]
+    return {"report": str(Path(out) / "report.md"), "wall_s": report["wall_s"],
+            **{k: row[k] for k in ("name", "asr_cer", "asr_n", "cider_d", "caption_n", "ttft_ms", "tpot_ms",
+                                   "peak_mem_gb")}}
+
+
 def _pct(x) -> str:
     return "-" if x is None else f"{100 * x:.1f}%"
 
