@@ -160,7 +160,7 @@ def render(report: dict) -> str:
              f"- data: {d['asr_train']} lecture utterances ({d['train_audio_h']} h) + "
              f"{d['captions']['train']['clips']} captioning clips to train; ASR test: {d['asr_test']} utterances "
              f"({d['asr_test_set']}); captioning test: {d['captions']['test']['clips']} clips",
-             f"- stages: " + "; ".join(f"{s['stage']}: {s['steps']} steps, loss {s['first_loss']:.2f} -> "
+             "- stages: " + "; ".join(f"{s['stage']}: {s['steps']} steps, loss {s['first_loss']:.2f} -> "
                                       f"{s['last_loss']:.2f}" for s in r["stages"]),
              f"- wall {report['wall_s']:.0f} s (data {report['data_s']:.0f}, load {r['load_s']:.0f}, train "
              f"{r['train_s']:.0f}, eval {r['eval_s']:.0f}); process CPU {report['cpu_s']:.0f} s; load average at "
