@@ -7,23 +7,12 @@ import json
 
 import pytest
 
-from soritune.audio import write_wav
-
-from .conftest import TINY_OPTIONS, tone
+from .conftest import TINY_OPTIONS, toy_examples
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ab")
-    rows = []
-    for i in range(4):
-        path = write_wav(root / f"c{i}.wav", tone(1.0, 250 + 150 * i, seed=i))
-        rows.append({"id": f"a{i}", "audio": str(path), "duration": 1.0, "text": f"소리 {i}", "task": "transcribe",
-                     "response": f"소리 {i}"})
-        rows.append({"id": f"c{i}", "audio": str(path), "duration": 1.0, "text": "", "task": "caption",
-                     "response": "a low beep", "references": ["a low beep", "one low tone", "a short low beep"]})
-    (root / "d.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
-    return root / "d.jsonl"
+    return toy_examples(tmp_path_factory.mktemp("ab"), 4, captions=True)
 
 
 def _base(**kw):

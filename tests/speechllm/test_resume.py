@@ -6,9 +6,7 @@ import json
 import pytest
 import torch
 
-from soritune.audio import write_wav
-
-from .conftest import tiny_config, tone
+from .conftest import tiny_config, toy_examples
 
 
 class Stop(Exception):
@@ -17,14 +15,7 @@ class Stop(Exception):
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    d = tmp_path_factory.mktemp("res")
-    rows = []
-    for i in range(5):
-        path = write_wav(d / f"c{i}.wav", tone(0.8, 250 + 200 * i, seed=i))
-        rows.append({"id": f"c{i}", "audio": str(path), "duration": 0.8, "text": f"말 {i}", "task": "transcribe",
-                     "response": f"말 {i}"})
-    (d / "d.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    return d / "d.jsonl"
+    return toy_examples(tmp_path_factory.mktemp("res"), 5, 0.8)
 
 
 def test_resumed_stage_equals_an_uninterrupted_one(data, tmp_path):

@@ -19,6 +19,11 @@ LLM_HELP = ("LLM spec: offline:gemma3-270m | offline:smollm2-135m | PATH.gguf | 
             "random:qwen2.5-0.5b|llama-3.2-1b|llama-3.2-3b|tiny")
 
 
+ENCODER_OPT = typer.Option("bundled:whisper-base", help=ENCODER_HELP)
+LLM_OPT = typer.Option("offline:gemma3-270m", help=LLM_HELP)
+PROJECTOR_OPT = typer.Option("salmonn", help="salmonn | granite | slam | ultravox.")
+
+
 def _csv(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
@@ -68,9 +73,9 @@ def train(
     out_dir: Path = typer.Option(..., "--out", "-o", help="Run directory."),
     stage: int = typer.Option(1, min=1, max=2, help="1: projector only; 2: projector + LoRA on the LLM."),
     init: Path | None = typer.Option(None, help="Start from this earlier run directory (stage 2 after stage 1)."),
-    encoder: str = typer.Option("bundled:whisper-base", help=ENCODER_HELP),
-    llm: str = typer.Option("offline:gemma3-270m", help=LLM_HELP),
-    projector: str = typer.Option("salmonn", help="salmonn | granite | slam | ultravox."),
+    encoder: str = ENCODER_OPT,
+    llm: str = LLM_OPT,
+    projector: str = PROJECTOR_OPT,
     lora_targets: str = typer.Option("q_proj,v_proj", help="LoRA targets (stage 2), e.g. q_proj,v_proj,gate_proj."),
     steps: int = typer.Option(100, min=1, help="Optimizer steps."),
     batch_size: int = typer.Option(4, min=1, help="Examples per step."),
@@ -210,9 +215,9 @@ def demo(
     out_dir: Path = typer.Option(Path("sllm_demo"), "--out", "-o", help="Output directory (report.md, report.json, run/)."),
     data: Path | None = typer.Option(None, help="A `soritune demo` data folder (DIR/data): its lecture test split "
                                                 "is scored. Default: synthesise an espeak corpus under OUT/data."),
-    llm: str = typer.Option("offline:gemma3-270m", help=LLM_HELP),
-    encoder: str = typer.Option("bundled:whisper-base", help=ENCODER_HELP),
-    projector: str = typer.Option("salmonn", help="salmonn | granite | slam | ultravox."),
+    llm: str = LLM_OPT,
+    encoder: str = ENCODER_OPT,
+    projector: str = PROJECTOR_OPT,
     stage1_steps: int = typer.Option(60, min=1, help="Stage-1 steps (projector only)."),
     stage2_steps: int = typer.Option(40, min=0, help="Stage-2 steps (projector + LoRA on q,v,gate)."),
     batch_size: int = typer.Option(4, min=1, help="Examples per step."),
@@ -258,9 +263,9 @@ def compare(
     values: str = typer.Option(..., help="Its values separated by |, each a YAML scalar or list: "
                                          "'salmonn|slam' or '[q_proj,v_proj]|[q_proj,v_proj,gate_proj]'."),
     out_dir: Path = typer.Option(Path("sllm_compare"), "--out", "-o", help="Output directory (compare.md/json/png)."),
-    encoder: str = typer.Option("bundled:whisper-base", help=ENCODER_HELP),
-    llm: str = typer.Option("offline:gemma3-270m", help=LLM_HELP),
-    projector: str = typer.Option("salmonn", help="salmonn | granite | slam | ultravox (the base)."),
+    encoder: str = ENCODER_OPT,
+    llm: str = LLM_OPT,
+    projector: str = PROJECTOR_OPT,
     lora_targets: str = typer.Option("q_proj,v_proj", help="LoRA targets of the base (stage 2)."),
     stage1_steps: int = typer.Option(60, min=1, help="Stage-1 steps."),
     stage2_steps: int = typer.Option(40, min=0, help="Stage-2 steps (0: projector only)."),
