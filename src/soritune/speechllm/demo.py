@@ -42,6 +42,10 @@ class SpeechLLMDemoConfig(StageConfig):
                                  "test_set); None or no eval.jsonl: all of test.jsonl.")
     asr_test_limit: int | None = Field(None, ge=1, description="First N ASR test rows only.")
     n_train_speech: int | None = Field(None, ge=1, description="First N training utterances (None: all).")
+    trim_percentile: float = Field(0.0, ge=0, lt=50, description="Drop this % shortest and longest training "
+                                   "utterances (the study: 5), through `soritune curate`.")
+    sample: int | None = Field(None, ge=1, description="Keep this many training utterances, drawn from each "
+                               "text-length decile in proportion (the study's sampling), through `soritune curate`.")
     n_synth: int = Field(120, ge=4, description="Utterances synthesised when `data` is None.")
     n_captions_train: int = Field(96, ge=1, description="Captioning training clips.")
     n_captions_test: int = Field(24, ge=1, description="Captioning test clips.")
@@ -72,7 +76,15 @@ def prepare(cfg: SpeechLLMDemoConfig, out: Path) -> dict:
     import numpy as np
 
     data = _speech_data(cfg, out)
-    train_asr = [r for r in iter_manifest(data / "train.jsonl", resolve_audio=True) if r["text"].strip()]
+    train_manifest, curated = data / "train.jsonl", None
+    if cfg.trim_percentile or cfg.sample:
+        from soritune.data.curate import CurateConfig, curate
+
+        train_manifest = out / "sllm" / "asr_train_curated.jsonl"
+        res = curate(CurateConfig(manifest=data / "train.jsonl", out=train_manifest, seed=cfg.seed,
+                                  trim_percentile=cfg.trim_percentile, sample=cfg.sample, stratify="text-length"))
+        curated = {"input_rows": res.input_rows, "counts": res.counts}
+    train_asr = [r for r in iter_manifest(train_manifest, resolve_audio=True) if r["text"].strip()]
     train_asr = train_asr[: cfg.n_train_speech] if cfg.n_train_speech else train_asr
     sliced = cfg.test_set is not None and (data / "eval.jsonl").is_file()
     test_rows = (iter_manifest(data / "eval.jsonl", resolve_audio=True) if sliced
@@ -88,7 +100,7 @@ def prepare(cfg: SpeechLLMDemoConfig, out: Path) -> dict:
     write_jsonl(out / "sllm" / "train.jsonl", [train[i] for i in order])
     write_jsonl(out / "sllm" / "test.jsonl", list(from_asr_manifest(test_asr)) + captions["test"])
     return {"data": str(data), "asr_train": len(train_asr), "asr_test": len(test_asr),
-            "asr_test_set": cfg.test_set if sliced else "test.jsonl (all)", "captions": counts,
+            "asr_test_set": cfg.test_set if sliced else "test.jsonl (all)", "captions": counts, "curated": curated,
             "train_audio_h": round(sum(r["duration"] for r in train_asr) / 3600, 3)}
 
 
