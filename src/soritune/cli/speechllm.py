@@ -82,6 +82,8 @@ def train(
     lr: float = typer.Option(1e-4, help="Peak learning rate."),
     replay: Path | None = typer.Option(None, help="Stage-1 JSONL replayed in stage 2."),
     replay_fraction: float = typer.Option(0.0, min=0, max=1, help="Share of each batch from --replay."),
+    self_distill: float = typer.Option(0.0, min=0, help="Weight of the Ultravox-style self-distillation KL "
+                                                        "(teacher: the LLM reading the transcript); 0: off."),
     save_every: int = typer.Option(0, min=0, help="Steps between checkpoints (OUT/checkpoints); 0: none."),
     resume: bool = typer.Option(False, help="Continue from OUT's newest checkpoint."),
     threads: int | None = typer.Option(None, min=1, help="torch CPU threads."),
@@ -100,7 +102,8 @@ def train(
         "data": str(data), "out": str(out_dir), "stage": stage, "init": str(init) if init else None,
         "model": {"encoder": encoder, "llm": llm, "projector": projector, "lora_targets": _csv(lora_targets)},
         "steps": steps, "batch_size": batch_size, "lr": lr, "replay": str(replay) if replay else None,
-        "replay_fraction": replay_fraction, "threads": threads, "save_every": save_every, "resume": resume})
+        "replay_fraction": replay_fraction, "threads": threads, "save_every": save_every, "resume": resume,
+        "self_distill_weight": self_distill})
     bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    console=console, transient=True)
     with bar:

@@ -61,6 +61,11 @@ class StageTrainConfig(StageConfig):
     schedule: Literal["linear", "cosine", "constant"] = Field("linear", description="LR schedule after warm-up.")
     replay: str | None = Field(None, description="Stage-1 JSONL replayed in stage 2 (study's curriculum).")
     replay_fraction: float = Field(0.0, ge=0, le=1, description="Share of each batch drawn from replay.")
+    self_distill_weight: float = Field(0.0, ge=0, description="Ultravox-style self-distillation: weight of the "
+                                       "KL to the same LLM (LoRA off) given the transcript instead of the audio "
+                                       "(transcribe rows); 0: off.")
+    ce_weight: float = Field(1.0, ge=0, description="Weight of the cross-entropy on the response.")
+    distill_temperature: float = Field(2.0, gt=0, description="Softmax temperature of the distillation KL (Ultravox: 2).")
     log_every: int = Field(1, ge=1, description="Steps between metrics rows.")
     save_every: int = Field(0, ge=0, description="Steps between checkpoints (OUT/checkpoints/step-N, soritune's "
                             "format: trainable tensors, optimizer, scheduler, RNG, data position); 0: none.")

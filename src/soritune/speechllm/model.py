@@ -171,11 +171,17 @@ class SpeechLLM:
         return self.llm.get_input_embeddings()(torch.tensor(ids, dtype=torch.long, device=self.device))
 
     def build_inputs(self, clips: list[np.ndarray], prompts: list[str], responses: list[str] | None = None,
-                     encoded: list[list] | None = None, system: str | None = None):
-        """Right-padded inputs_embeds, attention_mask and (with responses) labels on the response only."""
+                     encoded: list[list] | None = None, system: str | None = None,
+                     audio_text: list[str] | None = None):
+        """Right-padded inputs_embeds, attention_mask and (with responses) labels on the response only.
+        `audio_text`: the transcript's tokens stand where the audio would (the self-distillation teacher)."""
         import torch
 
-        audio, infos = self.audio_embeddings(clips, encoded)
+        if audio_text is not None:
+            audio = [self._embed(self.tokenizer(t, add_special_tokens=False).input_ids) for t in audio_text]
+            infos = [AudioInfo(audio_s=0.0, n_chunks=0, n_audio_tokens=0) for _ in audio_text]
+        else:
+            audio, infos = self.audio_embeddings(clips, encoded)
         rows, labels = [], []
         for k, (emb, prompt) in enumerate(zip(audio, prompts)):
             pre, post = self.prompt_ids(prompt, system)
