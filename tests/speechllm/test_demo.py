@@ -89,8 +89,8 @@ def test_demo_step_skips_with_the_install_line_when_the_llm_is_missing(tmp_path,
 
 
 def test_curriculum_trims_duration_outliers_and_samples_by_text_length(demo_data, tmp_path):
-    from soritune.speechllm.demo import SpeechLLMDemoConfig, prepare
     from soritune.speechllm.data import read_examples
+    from soritune.speechllm.demo import SpeechLLMDemoConfig, prepare
 
     cfg = SpeechLLMDemoConfig(out=str(tmp_path), data=str(demo_data), trim_percentile=20, sample=3,
                               n_captions_train=1, n_captions_test=1)
