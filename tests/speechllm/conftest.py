@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -28,3 +31,19 @@ def tiny_model():
     from soritune.speechllm import SpeechLLM
 
     return SpeechLLM(tiny_config(encoder_input="trimmed"))
+
+
+def toy_examples(root: Path, n: int, seconds: float = 1.0, *, captions: bool = False) -> Path:
+    """ROOT/d.jsonl: n transcription rows on distinct tones (and n caption rows on the same clips)."""
+    from soritune.audio import write_wav
+
+    rows = []
+    for i in range(n):
+        path = write_wav(root / f"c{i}.wav", tone(seconds, 250 + 150 * i, seed=i))
+        rows.append({"id": f"a{i}", "audio": str(path), "duration": seconds, "text": f"소리 {i}",
+                     "task": "transcribe", "response": f"소리 {i}"})
+        if captions:
+            rows.append({"id": f"c{i}", "audio": str(path), "duration": seconds, "text": "", "task": "caption",
+                         "response": "a low beep", "references": ["a low beep", "one low tone", "a short low beep"]})
+    (root / "d.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return root / "d.jsonl"

@@ -19,6 +19,11 @@ LLM_HELP = ("LLM spec: offline:gemma3-270m | offline:smollm2-135m | PATH.gguf | 
             "random:qwen2.5-0.5b|llama-3.2-1b|llama-3.2-3b|tiny")
 
 
+ENCODER_OPT = typer.Option("bundled:whisper-base", help=ENCODER_HELP)
+LLM_OPT = typer.Option("offline:gemma3-270m", help=LLM_HELP)
+PROJECTOR_OPT = typer.Option("salmonn", help="salmonn | granite | slam | ultravox.")
+
+
 def _csv(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
@@ -68,15 +73,19 @@ def train(
     out_dir: Path = typer.Option(..., "--out", "-o", help="Run directory."),
     stage: int = typer.Option(1, min=1, max=2, help="1: projector only; 2: projector + LoRA on the LLM."),
     init: Path | None = typer.Option(None, help="Start from this earlier run directory (stage 2 after stage 1)."),
-    encoder: str = typer.Option("bundled:whisper-base", help=ENCODER_HELP),
-    llm: str = typer.Option("offline:gemma3-270m", help=LLM_HELP),
-    projector: str = typer.Option("salmonn", help="salmonn | granite | slam | ultravox."),
+    encoder: str = ENCODER_OPT,
+    llm: str = LLM_OPT,
+    projector: str = PROJECTOR_OPT,
     lora_targets: str = typer.Option("q_proj,v_proj", help="LoRA targets (stage 2), e.g. q_proj,v_proj,gate_proj."),
     steps: int = typer.Option(100, min=1, help="Optimizer steps."),
     batch_size: int = typer.Option(4, min=1, help="Examples per step."),
     lr: float = typer.Option(1e-4, help="Peak learning rate."),
     replay: Path | None = typer.Option(None, help="Stage-1 JSONL replayed in stage 2."),
     replay_fraction: float = typer.Option(0.0, min=0, max=1, help="Share of each batch from --replay."),
+    self_distill: float = typer.Option(0.0, min=0, help="Weight of the Ultravox-style self-distillation KL "
+                                                        "(teacher: the LLM reading the transcript); 0: off."),
+    save_every: int = typer.Option(0, min=0, help="Steps between checkpoints (OUT/checkpoints); 0: none."),
+    resume: bool = typer.Option(False, help="Continue from OUT's newest checkpoint."),
     threads: int | None = typer.Option(None, min=1, help="torch CPU threads."),
 ) -> None:
     """Train one stage and save the model under OUT/model (config.yaml, projector, LoRA adapter).
@@ -93,7 +102,8 @@ def train(
         "data": str(data), "out": str(out_dir), "stage": stage, "init": str(init) if init else None,
         "model": {"encoder": encoder, "llm": llm, "projector": projector, "lora_targets": _csv(lora_targets)},
         "steps": steps, "batch_size": batch_size, "lr": lr, "replay": str(replay) if replay else None,
-        "replay_fraction": replay_fraction, "threads": threads})
+        "replay_fraction": replay_fraction, "threads": threads, "save_every": save_every, "resume": resume,
+        "self_distill_weight": self_distill})
     bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    console=console, transient=True)
     with bar:
@@ -201,3 +211,89 @@ def cider(
     score = (cider_d_ko if korean else cider_d)(hyps, refs)
     out.print(f"{'CIDEr-D (characters, soritune)' if korean else 'CIDEr-D'} {score:.4f} on {len(refs)} clips",
               highlight=False)
+
+
+@sllm_app.command("demo")
+def demo(
+    out_dir: Path = typer.Option(Path("sllm_demo"), "--out", "-o", help="Output directory (report.md, report.json, run/)."),
+    data: Path | None = typer.Option(None, help="A `soritune demo` data folder (DIR/data): its lecture test split "
+                                                "is scored. Default: synthesise an espeak corpus under OUT/data."),
+    llm: str = LLM_OPT,
+    encoder: str = ENCODER_OPT,
+    projector: str = PROJECTOR_OPT,
+    stage1_steps: int = typer.Option(60, min=1, help="Stage-1 steps (projector only)."),
+    stage2_steps: int = typer.Option(40, min=0, help="Stage-2 steps (projector + LoRA on q,v,gate)."),
+    batch_size: int = typer.Option(4, min=1, help="Examples per step."),
+    asr_test_limit: int | None = typer.Option(None, min=1, help="First N ASR test utterances only."),
+    captions: str = typer.Option("96,24", help="Captioning clips synthesised for training,test."),
+    trim_percentile: float = typer.Option(0.0, min=0, max=49, help="Drop this % shortest and longest training "
+                                                                   "utterances (the study: 5; soritune curate)."),
+    sample: int | None = typer.Option(None, min=1, help="Training utterances kept, by text-length decile (curate)."),
+    max_new_tokens: int = typer.Option(48, min=1, help="Token cap per answer in evaluation."),
+    threads: int = typer.Option(2, min=1, help="torch CPU threads."),
+) -> None:
+    """The offline speech-LLM demo: bundled whisper-base + Gemma-3-270M, stage 1 + 2 on the synthetic Korean
+    lecture speech and a synthesised captioning set; reports ASR CER, CIDEr-D, TTFT, TPOT and peak memory.
+
+    Example: soritune speechllm demo --data demo/data --out demo/speechllm
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from soritune.config import validate
+    from soritune.speechllm.demo import SpeechLLMDemoConfig, run_demo
+
+    base = SpeechLLMDemoConfig()
+    recipe = base.recipe.model_copy(update={
+        "stage1_steps": stage1_steps, "stage2_steps": stage2_steps, "threads": threads, "batch_size": batch_size,
+        "max_new_tokens": max_new_tokens,
+        "model": base.recipe.model.model_copy(update={"llm": llm, "encoder": encoder, "projector": projector})})
+    cfg = validate(SpeechLLMDemoConfig, {"out": str(out_dir), "data": str(data) if data else None,
+                                         "asr_test_limit": asr_test_limit, "recipe": recipe.model_dump(),
+                                         "n_captions_train": _csv(captions)[0], "n_captions_test": _csv(captions)[-1],
+                                         "trim_percentile": trim_percentile, "sample": sample})
+    bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=console, transient=True)
+    with bar:
+        task = bar.add_task("data", total=1)
+        report = run_demo(cfg, on_event=lambda phase, done, total: bar.update(task, description=phase,
+                                                                               completed=done, total=total))
+    out.print((out_dir / "report.md").read_text(encoding="utf-8"), highlight=False)
+    console.print(f"wrote {out_dir / 'report.md'} and report.json ({report['wall_s']:.0f} s)", highlight=False)
+
+
+@sllm_app.command("compare")
+def compare(
+    train_data: Path = typer.Option(..., "--train", help="Speech-LLM training JSONL (the demo writes OUT/sllm/train.jsonl)."),
+    test_data: Path = typer.Option(..., "--test", help="Speech-LLM test JSONL (transcribe + caption rows)."),
+    vary: str = typer.Option(..., help="The one field that differs: projector, lora_targets, llm, encoder, "
+                                       "stage2_steps, ... (model fields bare or as model.X)."),
+    values: str = typer.Option(..., help="Its values separated by |, each a YAML scalar or list: "
+                                         "'salmonn|slam' or '[q_proj,v_proj]|[q_proj,v_proj,gate_proj]'."),
+    out_dir: Path = typer.Option(Path("sllm_compare"), "--out", "-o", help="Output directory (compare.md/json/png)."),
+    encoder: str = ENCODER_OPT,
+    llm: str = LLM_OPT,
+    projector: str = PROJECTOR_OPT,
+    lora_targets: str = typer.Option("q_proj,v_proj", help="LoRA targets of the base (stage 2)."),
+    stage1_steps: int = typer.Option(60, min=1, help="Stage-1 steps."),
+    stage2_steps: int = typer.Option(40, min=0, help="Stage-2 steps (0: projector only)."),
+    batch_size: int = typer.Option(4, min=1, help="Examples per step."),
+    max_new_tokens: int = typer.Option(48, min=1, help="Token cap per answer in evaluation."),
+    threads: int = typer.Option(2, min=1, help="torch CPU threads."),
+) -> None:
+    """Train, score and measure recipes that differ in one component; writes the A/B table and its plot.
+
+    Example: soritune speechllm compare --train demo/speechllm/sllm/train.jsonl --test demo/speechllm/sllm/test.jsonl --vary projector --values 'salmonn|slam' --out ab
+    """
+    from soritune.config import parse_value, validate
+    from soritune.speechllm.compare import CompareConfig, run_compare
+
+    base = {"model": {"encoder": encoder, "llm": llm, "projector": projector, "encoder_input": "trimmed",
+                      "lora_targets": _csv(lora_targets)},
+            "stage1_steps": stage1_steps, "stage2_steps": stage2_steps, "batch_size": batch_size,
+            "max_new_tokens": max_new_tokens, "threads": threads}
+    cfg = validate(CompareConfig, {"train": str(train_data), "test": str(test_data), "out": str(out_dir), "base": base,
+                                   "vary": vary, "values": [parse_value(v.strip()) for v in values.split("|")]})
+    doc = run_compare(cfg, progress=lambda label, phase, done, total: console.print(
+        f"{label}: {phase} {done}/{total}", highlight=False) if done in (0, total) or done % 10 == 0 else None)
+    out.print((out_dir / "compare.md").read_text(encoding="utf-8"), highlight=False)
+    console.print(f"wrote {out_dir / 'compare.md'}, compare.json and {doc['plot']}", highlight=False)

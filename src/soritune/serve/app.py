@@ -35,11 +35,13 @@ from fastapi.staticfiles import StaticFiles
 from soritune.infer.options import DecodeOptions
 from soritune.serve.batcher import MicroBatcher
 from soritune.serve.config import ServeConfig  # noqa: F401 - re-exported: `from soritune.serve.app import ServeConfig`
+from soritune.serve.chat import CHAT_ROUTE, SpeechLLMBackend, install_chat_routes, speech_llm_dir
 from soritune.serve.errors import ApiError, install_error_handlers
 from soritune.serve.metrics import CONTENT_TYPE, ServeMetrics
 
 log = logging.getLogger("soritune.serve")
-ROUTES = ("/", "/health", "/metrics", "/v1/models", "/v1/audio/transcriptions", "/v1/audio/translations")
+ROUTES = ("/", "/health", "/metrics", "/v1/models", "/v1/audio/transcriptions", "/v1/audio/translations",
+          CHAT_ROUTE)
 
 
 class ServerState:
@@ -95,6 +97,8 @@ class ServerState:
         from soritune.infer import load_backend
 
         c = self.config
+        if speech_llm_dir(c.model) is not None:  # a speech-LLM run: chat completions + transcriptions
+            return SpeechLLMBackend.load(c.model, device=c.device)
         backend = load_backend(c.model, backend=c.backend, adapter=c.adapter, device=c.device,
                                compute_type=c.compute_type, encoder_input=c.encoder_input)
         if c.gate != "off":  # refuse: raises, so loading fails and the server stops with the reason
@@ -227,6 +231,8 @@ def create_app(config: ServeConfig, backend=None, *, on_load_error=None):
     @app.post("/v1/audio/translations")
     async def translations(request: Request):
         return await _transcribe(request, state, "translate")
+
+    install_chat_routes(app, state, _check_auth)
 
     return app
 

@@ -29,7 +29,7 @@ from soritune.environment import describe_device, environment
 from soritune.jsonio import atomic_write_text, to_jsonable, write_json
 from soritune.speechllm.config import DEFAULT_PROMPTS, SpeechLLMConfig
 
-GB = 1024.0
+GB = 1000.0  # soritune.bench.memory reports MB = 10^6 bytes: GB = 10^9 bytes
 
 
 class SpeechLLMBenchConfig(StageConfig):
@@ -158,8 +158,8 @@ def run_bench(cfg: SpeechLLMBenchConfig, *, progress: Callable[[str], None] | No
         else:
             model = SpeechLLM(SpeechLLMConfig(encoder=cfg.encoder, llm=cfg.llm, projector=cfg.projector))
     dtype = getattr(torch, cfg.dtype)
-    for m in (model.projector, model.llm, model.encoder.module):
-        m.to(device=device, dtype=dtype)
+    for m in (model.projector, model.encoder.module) + (() if model.config.llm_quantization else (model.llm,)):
+        m.to(device=device, dtype=dtype)  # a bitsandbytes LLM stays as loaded
     model.train(False)
     audio, prompt = bench_audio(cfg.audio_s), DEFAULT_PROMPTS["transcribe"]
     info = model.audio_embeddings([audio])[1][0]

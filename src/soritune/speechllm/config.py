@@ -34,6 +34,11 @@ class SpeechLLMConfig(StageConfig):
     lora_dropout: float = Field(0.05, ge=0, lt=1, description="LoRA dropout.")
     lora_targets: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj"],
                                     description="LLM modules with LoRA (the study's best: q_proj,v_proj,gate_proj).")
+    encoder_lora_r: int = Field(0, ge=0, description="LoRA rank on the speech encoder (0: none); trained in stage 2.")
+    encoder_lora_targets: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj"],
+                                            description="Encoder modules with LoRA (Whisper attention names).")
+    llm_quantization: Literal["8bit", "4bit"] | None = Field(
+        None, description="Load the frozen LLM 8-bit (LLM.int8) or 4-bit (NF4) through bitsandbytes; LoRA trains on top.")
     attn_implementation: Literal["eager", "sdpa", "flash_attention_2"] | None = Field(
         None, description="LLM attention kernel (None: transformers' default).")
     system_prompt: str | None = Field(None, description="System message, when the chat template takes one.")
@@ -56,6 +61,15 @@ class StageTrainConfig(StageConfig):
     schedule: Literal["linear", "cosine", "constant"] = Field("linear", description="LR schedule after warm-up.")
     replay: str | None = Field(None, description="Stage-1 JSONL replayed in stage 2 (study's curriculum).")
     replay_fraction: float = Field(0.0, ge=0, le=1, description="Share of each batch drawn from replay.")
+    self_distill_weight: float = Field(0.0, ge=0, description="Ultravox-style self-distillation: weight of the "
+                                       "KL to the same LLM (LoRA off) given the transcript instead of the audio "
+                                       "(transcribe rows); 0: off.")
+    ce_weight: float = Field(1.0, ge=0, description="Weight of the cross-entropy on the response.")
+    distill_temperature: float = Field(2.0, gt=0, description="Softmax temperature of the distillation KL (Ultravox: 2).")
     log_every: int = Field(1, ge=1, description="Steps between metrics rows.")
+    save_every: int = Field(0, ge=0, description="Steps between checkpoints (OUT/checkpoints/step-N, soritune's "
+                            "format: trainable tensors, optimizer, scheduler, RNG, data position); 0: none.")
+    keep_last: int = Field(2, ge=1, description="Checkpoints kept.")
+    resume: bool = Field(False, description="Continue from OUT's newest checkpoint (exactly: same losses).")
     seed: int = Field(0, description="Data order seed.")
     threads: int | None = Field(None, ge=1, description="torch CPU threads.")

@@ -50,10 +50,26 @@ class SpeechEncoder:
         del loaded  # the Whisper decoder is not needed
         self.freeze(True)
 
-    def freeze(self, frozen: bool = True) -> None:
-        for p in self.module.parameters():
-            p.requires_grad_(not frozen)
+    def freeze(self, frozen: bool = True, *, train_lora: bool = False) -> None:
+        """Freeze (or unfreeze) the encoder; `train_lora` keeps its LoRA weights trainable either way."""
+        for name, p in self.module.named_parameters():
+            p.requires_grad_(not frozen or (train_lora and "lora_" in name))
         self.module.train(not frozen)
+
+    def add_lora(self, r: int, alpha: int, dropout: float, targets: list[str]) -> None:
+        """LoRA adapters injected into the encoder's `targets` (peft on a plain module, not a PeftModel)."""
+        from peft import LoraConfig, inject_adapter_in_model
+
+        inject_adapter_in_model(LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(targets)),
+                                self.module)
+        self.info["lora_r"] = r
+
+    def lora_state(self) -> dict:
+        return {k: v for k, v in self.module.state_dict().items() if "lora_" in k}
+
+    @property
+    def trains(self) -> bool:
+        return any(p.requires_grad for p in self.module.parameters())
 
     def _features(self, pieces: list[np.ndarray]):
         import torch

@@ -200,8 +200,29 @@ def _from_hf(name_or_dir: str, attn_implementation: str | None):
     return model, tok
 
 
-def load_llm(spec: str, *, seed: int = 0, attn_implementation: str | None = None, dtype=None) -> LoadedLLM:
-    """A causal LM and its tokenizer (with a chat template) from an LLM spec (see the module docstring)."""
+def quantize_llm(model, quantization: str, *, device: str = "cpu", attn_implementation: str | None = None):
+    """The same LLM reloaded with bitsandbytes 8-bit (LLM.int8) or 4-bit (NF4) linear layers, through
+    soritune.models.quantize's config: lm_head (tied to the embeddings) and, in 4-bit, layers that are not
+    whole NF4 blocks stay in float."""
+    import tempfile
+
+    from transformers import AutoModelForCausalLM
+
+    from soritune.models.quantize import bnb_config, narrow_linear_names
+
+    keep = ["lm_head"] + (narrow_linear_names(model) if quantization == "4bit" else [])
+    config = bnb_config(quantization, extra_skip=keep)
+    config.llm_int8_skip_modules = sorted(set(config.llm_int8_skip_modules) | {"lm_head"})  # 8bit: not in its list
+    kw = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    with tempfile.TemporaryDirectory(prefix="soritune-llm-q-") as tmp:
+        _save_float(model, Path(tmp))
+        return AutoModelForCausalLM.from_pretrained(tmp, quantization_config=config, device_map={"": device}, **kw)
+
+
+def load_llm(spec: str, *, seed: int = 0, attn_implementation: str | None = None, dtype=None,
+             quantization: str | None = None) -> LoadedLLM:
+    """A causal LM and its tokenizer (with a chat template) from an LLM spec (see the module docstring);
+    `quantization` 8bit | 4bit loads its linear layers through bitsandbytes."""
     import time
 
     from transformers.utils import logging as hf_logging
@@ -227,7 +248,10 @@ def load_llm(spec: str, *, seed: int = 0, attn_implementation: str | None = None
         model, tok = _from_hf(spec, attn_implementation)
     else:
         raise ModelSpecError(f"unknown LLM spec {spec!r}; LLM specs: {LLM_SPEC_HELP}")
-    if dtype is not None:
+    if quantization:
+        model = quantize_llm(model, quantization, attn_implementation=attn_implementation)
+        info["quantization"] = quantization
+    elif dtype is not None:
         model = model.to(dtype)
     ensure_chat_template(tok, info)
     if tok.pad_token_id is None:

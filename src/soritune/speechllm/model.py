@@ -48,8 +48,12 @@ class SpeechLLM:
 
         self.config = config = (config or SpeechLLMConfig()).model_copy(update=overrides)
         self.encoder = SpeechEncoder(config.encoder, encoder_input=config.encoder_input, seed=config.seed)
+        if config.encoder_lora_r:
+            self.encoder.add_lora(config.encoder_lora_r, 2 * config.encoder_lora_r, config.lora_dropout,
+                                  config.encoder_lora_targets)
         self.encoder.freeze(config.freeze_encoder)
-        loaded = load_llm(config.llm, seed=config.seed, attn_implementation=config.attn_implementation)
+        loaded = load_llm(config.llm, seed=config.seed, attn_implementation=config.attn_implementation,
+                          quantization=config.llm_quantization)
         self.llm, self.tokenizer, self.llm_info = loaded.model, loaded.tokenizer, loaded.info
         for p in self.llm.parameters():
             p.requires_grad_(False)
@@ -79,7 +83,7 @@ class SpeechLLM:
     def train(self, mode: bool = True) -> None:
         self.projector.train(mode)
         self.llm.train(mode)
-        self.encoder.module.train(mode and not self.config.freeze_encoder)
+        self.encoder.module.train(mode and self.encoder.trains)
 
     def to(self, device: str) -> SpeechLLM:
         for m in (self.projector, self.llm, self.encoder.module):
@@ -126,8 +130,9 @@ class SpeechLLM:
         return embeds, infos
 
     # ---- prompts -----------------------------------------------------------------------------
-    def _messages(self, prompt: str) -> list[dict]:
-        msgs = [{"role": "system", "content": self.config.system_prompt}] if self.config.system_prompt else []
+    def _messages(self, prompt: str, system: str | None = None) -> list[dict]:
+        system = system or self.config.system_prompt
+        msgs = [{"role": "system", "content": system}] if system else []
         return msgs + [{"role": "user", "content": f"{AUDIO_PLACEHOLDER}\n{prompt}"}]
 
     def _template_end_of_turn(self) -> str:
@@ -138,9 +143,11 @@ class SpeechLLM:
         tail = text.split(marker, 1)[1].rstrip("\n ") if marker in text else ""
         return tail or (self.tokenizer.eos_token or "")
 
-    def prompt_ids(self, prompt: str) -> tuple[list[int], list[int]]:
-        """Token ids before and after the audio placeholder in the rendered chat template."""
-        text = self.tokenizer.apply_chat_template(self._messages(prompt), tokenize=False, add_generation_prompt=True)
+    def prompt_ids(self, prompt: str, system: str | None = None) -> tuple[list[int], list[int]]:
+        """Token ids before and after the audio placeholder in the rendered chat template (`system`: a system
+        message instead of config.system_prompt)."""
+        text = self.tokenizer.apply_chat_template(self._messages(prompt, system), tokenize=False,
+                                                  add_generation_prompt=True)
         if text.count(AUDIO_PLACEHOLDER) != 1:
             raise SoritunError(f"the chat template of {self.config.llm} does not keep the audio placeholder "
                                f"{AUDIO_PLACEHOLDER!r} exactly once")
@@ -164,14 +171,20 @@ class SpeechLLM:
         return self.llm.get_input_embeddings()(torch.tensor(ids, dtype=torch.long, device=self.device))
 
     def build_inputs(self, clips: list[np.ndarray], prompts: list[str], responses: list[str] | None = None,
-                     encoded: list[list] | None = None):
-        """Right-padded inputs_embeds, attention_mask and (with responses) labels on the response only."""
+                     encoded: list[list] | None = None, system: str | None = None,
+                     audio_text: list[str] | None = None):
+        """Right-padded inputs_embeds, attention_mask and (with responses) labels on the response only.
+        `audio_text`: the transcript's tokens stand where the audio would (the self-distillation teacher)."""
         import torch
 
-        audio, infos = self.audio_embeddings(clips, encoded)
+        if audio_text is not None:
+            audio = [self._embed(self.tokenizer(t, add_special_tokens=False).input_ids) for t in audio_text]
+            infos = [AudioInfo(audio_s=0.0, n_chunks=0, n_audio_tokens=0) for _ in audio_text]
+        else:
+            audio, infos = self.audio_embeddings(clips, encoded)
         rows, labels = [], []
         for k, (emb, prompt) in enumerate(zip(audio, prompts)):
-            pre, post = self.prompt_ids(prompt)
+            pre, post = self.prompt_ids(prompt, system)
             resp = self.response_ids(responses[k]) if responses is not None else []
             rows.append(torch.cat([self._embed(pre), emb, self._embed(post + resp)]) if resp
                         else torch.cat([self._embed(pre), emb, self._embed(post)]))
@@ -196,17 +209,18 @@ class SpeechLLM:
         return out.loss
 
     def generate(self, audio: np.ndarray, prompt: str | None = None, *, task: str = "transcribe",
-                 max_new_tokens: int = 128, streamer=None) -> str:
+                 max_new_tokens: int = 128, streamer=None, system: str | None = None) -> str:
         """Greedy decoding with the KV cache (transformers generate from inputs_embeds). What happened to the
         audio (chunks, truncated seconds) and the token count are kept in `last_generation`."""
         import torch
 
-        batch = self.build_inputs([audio], [prompt or DEFAULT_PROMPTS[task]])
+        batch = self.build_inputs([audio], [prompt or DEFAULT_PROMPTS[task]], system=system)
         with torch.no_grad():
             out = self.llm.generate(inputs_embeds=batch["inputs_embeds"], attention_mask=batch["attention_mask"],
                                     max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=self.stop_ids(),
                                     pad_token_id=self.tokenizer.pad_token_id, streamer=streamer)
         self.last_generation = {"audio": batch["audio"][0], "new_tokens": int(out.shape[1]),
+                                "prompt_tokens": int(batch["inputs_embeds"].shape[1]),
                                 "hit_max_tokens": int(out.shape[1]) >= max_new_tokens
                                 and int(out[0, -1]) not in self.stop_ids()}
         return self.tokenizer.decode(out[0], skip_special_tokens=True).strip()
@@ -223,6 +237,9 @@ class SpeechLLM:
                   str(out / "projector.safetensors"))
         if self.config.lora:
             self.llm.save_pretrained(str(out / "lora"))
+        if self.config.encoder_lora_r and self.config.freeze_encoder:
+            save_file({k: v.detach().cpu().contiguous() for k, v in self.encoder.lora_state().items()},
+                      str(out / "encoder_lora.safetensors"))
         if not self.config.freeze_encoder:
             save_file({k: v.detach().cpu().contiguous() for k, v in self.encoder.module.state_dict().items()},
                       str(out / "encoder.safetensors"))
@@ -242,6 +259,11 @@ class SpeechLLM:
         model.projector.load_state_dict(load_file(str(run / "projector.safetensors")))
         if (run / "encoder.safetensors").is_file():
             model.encoder.module.load_state_dict(load_file(str(run / "encoder.safetensors")))
+        if (run / "encoder_lora.safetensors").is_file():
+            missing = model.encoder.module.load_state_dict(load_file(str(run / "encoder_lora.safetensors")),
+                                                           strict=False).unexpected_keys
+            if missing:
+                raise SoritunError(f"{run}/encoder_lora.safetensors: keys the encoder does not have: {missing[:3]}")
         if config.lora:
             model.llm = PeftModel.from_pretrained(model.llm, str(run / "lora"), is_trainable=True)
             model.config = model.config.model_copy(update={"lora": True})

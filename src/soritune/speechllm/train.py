@@ -20,6 +20,8 @@ from soritune.errors import SoritunError
 from soritune.jsonio import write_json
 from soritune.speechllm.config import StageTrainConfig
 from soritune.speechllm.data import load_clip, read_examples
+from soritune.speechllm.distill import self_distillation_loss
+from soritune.train.checkpoint import apply_retention, latest_checkpoint, load_checkpoint, save_checkpoint
 from soritune.train.loop import make_optimizer, make_scheduler
 from soritune.train.metrics_log import MetricsLog
 
@@ -45,14 +47,15 @@ class StageResult:
 
 
 def _freeze_for_stage(model, stage: int) -> None:
-    """Stage 1: only the projector learns. Stage 2: projector + LoRA weights (base LLM frozen)."""
+    """Stage 1: only the projector learns. Stage 2: projector + LoRA weights (base LLM frozen), and the
+    encoder's LoRA when it has one."""
     if stage == 2:
         model.enable_lora()
     for name, p in model.llm.named_parameters():
         p.requires_grad_(stage == 2 and "lora_" in name)
     for p in model.projector.parameters():
         p.requires_grad_(True)
-    model.encoder.freeze(model.config.freeze_encoder)
+    model.encoder.freeze(model.config.freeze_encoder, train_lora=stage == 2)
 
 
 class _Batches:
@@ -76,7 +79,7 @@ class _Batches:
 
     def encoded_clips(self, model, batch: list[dict]) -> list[list] | None:
         """Encoder outputs of a frozen encoder, computed once per clip (None: the encoder trains)."""
-        if not model.config.freeze_encoder or self.cached_bytes > self.MAX_CACHE_BYTES:
+        if model.encoder.trains or self.cached_bytes > self.MAX_CACHE_BYTES:
             return None
         todo = [r for r in batch if r["id"] not in self.encoded]
         if todo:
@@ -87,6 +90,13 @@ class _Batches:
                     self.encoded[row["id"]] = enc
                     self.cached_bytes += sum(c.features.numel() * c.features.element_size() for c in enc)
         return [self.encoded[r["id"]] for r in batch]
+
+    def state(self) -> dict:
+        return {"order": [int(i) for i in self.order], "rng": self.rng.bit_generator.state}
+
+    def restore(self, state: dict) -> None:
+        self.order = list(state["order"])
+        self.rng.bit_generator.state = state["rng"]
 
     def next(self) -> list[dict]:
         n_replay = int(round(self.bs * self.fraction)) if self.replay else 0
@@ -116,21 +126,33 @@ def run_stage(cfg: StageTrainConfig, *, model=None, progress: Progress | None = 
     if model is None:
         model = SpeechLLM.load(Path(cfg.init) / "model") if cfg.init else SpeechLLM(cfg.model)
     _freeze_for_stage(model, cfg.stage)
-    params = model.trainable_parameters()
+    named = named_trainable(model)
+    params = list(named.values())
     optimizer = make_optimizer("adamw", params, cfg.lr, cfg.weight_decay)
     scheduler = make_scheduler(cfg.schedule, optimizer, cfg.steps, cfg.warmup_steps)
     batches = _Batches(rows, replay, cfg.batch_size, cfg.replay_fraction, cfg.seed)
-    log = MetricsLog(run / "metrics.jsonl")
+    accelerator = _accelerator() if cfg.save_every or cfg.resume else None
+    losses, chunks, truncated, samples, start = [], 0, 0.0, 0, 0
+    ckpt = latest_checkpoint(run) if cfg.resume else None
+    if ckpt is not None:
+        tensors, state = load_checkpoint(ckpt, accelerator, optimizer=optimizer, scheduler=scheduler)
+        _restore_trainable(named, tensors, ckpt)
+        batches.restore(state["data"])
+        start, losses, chunks, samples = state["step"], state["losses"], state["audio_chunks"], state["samples"]
+    log = MetricsLog(run / "metrics.jsonl", resume_step=start if ckpt is not None else None)
     model.train(True)
-    losses, chunks, truncated, samples = [], 0, 0.0, 0
     t0 = time.perf_counter()
-    for step in range(1, cfg.steps + 1):
+    for step in range(start + 1, cfg.steps + 1):
         batch = batches.next()
         clips = [batches.clip(r) for r in batch]
         out = model.build_inputs(clips, [r["prompt"] for r in batch], [r["response"] for r in batch],
                                  batches.encoded_clips(model, batch))
-        loss = model.llm(inputs_embeds=out["inputs_embeds"], attention_mask=out["attention_mask"],
-                         labels=out["labels"], use_cache=False).loss
+        res = model.llm(inputs_embeds=out["inputs_embeds"], attention_mask=out["attention_mask"],
+                        labels=out["labels"], use_cache=False)
+        loss = res.loss
+        if cfg.self_distill_weight:
+            kd = self_distillation_loss(model, batch, res.logits, out["labels"], cfg.distill_temperature)
+            loss = cfg.ce_weight * res.loss + cfg.self_distill_weight * kd
         if not torch.isfinite(loss):
             raise SoritunError(f"stage {cfg.stage}: loss became {loss.item()} at step {step}; lower lr ({cfg.lr})")
         loss.backward()
@@ -147,12 +169,45 @@ def run_stage(cfg: StageTrainConfig, *, model=None, progress: Progress | None = 
             log.write(row)
             if progress:
                 progress({**row, "total": cfg.steps})
+        if cfg.save_every and step % cfg.save_every == 0 and step < cfg.steps:
+            save_checkpoint(accelerator, run, step, trainable={k: v.detach().cpu() for k, v in named.items()},
+                            optimizer=optimizer, scheduler=scheduler,
+                            state={"losses": losses, "audio_chunks": chunks, "samples": samples,
+                                   "data": batches.state()})
+            apply_retention(run, cfg.keep_last, None)
     train_s = time.perf_counter() - t0
+    if not losses:
+        raise SoritunError(f"stage {cfg.stage}: no steps ran (steps={cfg.steps}, resumed at {start})")
     model.train(False)
     model_dir = model.save(run / "model")
     result = StageResult(run_dir=str(run), stage=cfg.stage, steps=cfg.steps, losses=losses, first_loss=losses[0],
-                         last_loss=losses[-1], train_s=round(train_s, 2), samples_per_s=round(samples / train_s, 3),
+                         last_loss=losses[-1], train_s=round(train_s, 2),
+                         samples_per_s=round(samples / max(train_s, 1e-9), 3),
                          trainable_params=sum(p.numel() for p in params), examples=len(rows), audio_chunks=chunks,
                          truncated_audio_s=truncated, model_dir=str(model_dir))
     write_json(run / "summary.json", result)
     return result
+
+
+def named_trainable(model) -> dict:
+    """Trainable tensors by a stable name (projector., llm., encoder.), for checkpoints."""
+    parts = (("projector", model.projector), ("llm", model.llm), ("encoder", model.encoder.module))
+    return {f"{prefix}.{n}": p for prefix, mod in parts for n, p in mod.named_parameters() if p.requires_grad}
+
+
+def _restore_trainable(named: dict, tensors: dict, ckpt: Path) -> None:
+    import torch
+
+    if set(named) != set(tensors):
+        diff = sorted(set(named) ^ set(tensors))[:3]
+        raise SoritunError(f"{ckpt}: its trainable tensors do not match this stage's model (e.g. {diff}); "
+                           "resume with the config the run started with")
+    with torch.no_grad():
+        for k, p in named.items():
+            p.copy_(tensors[k])
+
+
+def _accelerator():
+    from accelerate import Accelerator
+
+    return Accelerator(cpu=True)
