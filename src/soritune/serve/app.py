@@ -34,8 +34,8 @@ from fastapi.staticfiles import StaticFiles
 
 from soritune.infer.options import DecodeOptions
 from soritune.serve.batcher import MicroBatcher
-from soritune.serve.config import ServeConfig  # noqa: F401 - re-exported: `from soritune.serve.app import ServeConfig`
 from soritune.serve.chat import CHAT_ROUTE, SpeechLLMBackend, install_chat_routes, speech_llm_dir
+from soritune.serve.config import ServeConfig  # noqa: F401 - re-exported: `from soritune.serve.app import ServeConfig`
 from soritune.serve.errors import ApiError, install_error_handlers
 from soritune.serve.metrics import CONTENT_TYPE, ServeMetrics
 
