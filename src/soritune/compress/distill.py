@@ -20,15 +20,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Callable, Literal
 
 from pydantic import Field
 
-from soritune.config import StageConfig
+from soritune.config import StageConfig, save_config, validate
 from soritune.errors import CompressError
 from soritune.infer.options import MAX_NEW_TOKENS
 from soritune.jsonio import write_jsonl
+from soritune.models import load
 from soritune.models.encoder import ENCODER_INPUT_HELP, EncoderInput
+from soritune.rundir import write_run
 
 
 class DistillConfig(StageConfig):
@@ -186,3 +188,63 @@ def train_student(cfg: DistillConfig, student, teacher, processor, mapping, mani
         return fitted.state, fitted.trainer
 
 
+def _compare(cfg: DistillConfig, teacher, student, processor, clips) -> dict:
+    from soritune.compress import measure
+
+    kw = dict(batch_size=cfg.label_batch_size, max_new_tokens=cfg.max_new_tokens)
+    out = {}
+    for name, model in (("teacher", teacher), ("student", student)):
+        scored = measure.score_model(measure.torch_backend(model, processor, encoder_input=cfg.encoder_input), clips,
+                                     timing=True,
+                                     repeats=cfg.repeats, **kw)
+        out[name] = scored
+    return out
+
+
+def run(config: DistillConfig | dict, progress: Callable[[dict], None] | None = None) -> DistillResult:
+    """Pseudo-label, initialise the student, train it, compare it with the teacher; see module doc."""
+    from soritune.compress import measure
+    from soritune.compress.distill_student import make_student
+    from soritune.compress.modelio import param_count, save_model
+
+    cfg = config if isinstance(config, DistillConfig) else validate(DistillConfig, dict(config))
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out / "config.yaml")
+    bundle = load(cfg.teacher, cfg.teacher_adapter, seed=cfg.seed)
+    teacher, processor = bundle.model, bundle.processor
+    if cfg.pseudo_label:
+        manifest, rejected, n_in = pseudo_label(cfg, teacher, processor, out, progress)
+    else:
+        from soritune.data.manifest import read_manifest
+
+        manifest, rejected, n_in = Path(cfg.train), [], len(read_manifest(cfg.train))
+    student, mapping = make_student(teacher, cfg.decoder_layers)
+    state, trainer = train_student(cfg, student, teacher, processor, mapping, manifest, out / "train", progress)
+    student_dir = save_model(student, processor, out / "student")
+    eval_src = cfg.eval_manifest or cfg.dev
+    clips = measure.load_clips(eval_src, cfg.eval_limit)
+    cmp = _compare(cfg, teacher, student, processor, clips)
+    t, s = cmp["teacher"], cmp["student"]
+    has_refs = len(clips) > 0  # synthetic clips carry the sentences they speak as references
+    by_reason: dict = {}
+    for r in rejected:
+        by_reason[r["reason"]] = by_reason.get(r["reason"], 0) + 1
+    result = DistillResult(
+        out=str(out), student_dir=str(student_dir), layer_map=mapping, n_train_in=n_in,
+        n_pseudo_kept=n_in - len(rejected), n_pseudo_rejected=len(rejected), rejected_by_reason=by_reason,
+        steps=state.step, train_wall_s=round(trainer.train_wall_s, 3),
+        final_loss=(sum(state.recent_losses) / len(state.recent_losses)) if state.recent_losses else None,
+        teacher_cer=t["cer"] if has_refs else None, student_cer=s["cer"] if has_refs else None,
+        cer_delta_points=round(100 * (s["cer"] - t["cer"]), 3) if has_refs else None,
+        teacher_params=param_count(teacher), student_params=param_count(student),
+        teacher_timing=t["timing"], student_timing=s["timing"],
+        speedup_rtfx=round(s["timing"]["rtfx"] / t["timing"]["rtfx"], 3) if t["timing"]["rtfx"] else None,
+        details={"eval_set": clips.source, "n_eval": len(clips), "teacher": cfg.teacher,
+                 "teacher_adapter": cfg.teacher_adapter, "loss": {"alpha": cfg.alpha, "kl_weight": cfg.kl_weight,
+                 "temperature": cfg.temperature, "mse_weight": cfg.mse_weight}, "freeze_encoder": cfg.freeze_encoder,
+                 "pseudo_label": cfg.pseudo_label, "filter": f"{cfg.filter_metric} <= {cfg.filter_threshold}",
+                 "encoder_cache_hits": trainer.encoder_cache_hits},
+    )
+    write_run(out, cfg, result, stage="distill", legacy=("distill_report.json",))
+    return result
