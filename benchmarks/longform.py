@@ -234,7 +234,11 @@ def main() -> None:
     ap.add_argument("--out", default="benchmarks/results/longform")
     ap.add_argument("--soritune-set", action="append", default=[], metavar="FIELD=VALUE",
                     help="override a DecodeOptions field of the soritune row, e.g. chunk_s=15")
+    ap.add_argument("--merge-from", default=None, metavar="DIR",
+                    help="decode nothing: copy the --systems rows of DIR/LABEL (another run, same recording) into OUT/LABEL")
     args = ap.parse_args()
+    if args.merge_from:
+        return merge(Path(args.out) / args.label, Path(args.merge_from) / args.label, args.systems.split(","))
 
     from soritune.environment import environment
     from soritune.infer import load_backend
@@ -270,9 +274,17 @@ def main() -> None:
               "n_gaps": len(gaps), "speech_s": round(sum(s["end"] - s["start"] for s in sentences), 1),
               "model": args.model, "adapter": args.adapter, "label": args.label, "compute_type": args.compute_type,
               "threads": args.threads, "rows": rows, "environment": environment("cpu", args.threads)}
-    (out / args.label / "longform.json").write_text(json.dumps(result, ensure_ascii=False, indent=1))
-    lines = [f"# Long-form ({args.label}): {audio_s / 60:.1f} min synthetic lecture ({args.tts}), {len(sentences)} sentences, "
-             f"{args.model}{' + ' + args.adapter if args.adapter else ''} (ct2 {args.compute_type}, {args.threads} threads)", "",
+    write_results(out / args.label, result)
+
+
+def write_results(folder: Path, result: dict) -> None:
+    """longform.json and longform.md (the table) of one model."""
+    (folder / "longform.json").write_text(json.dumps(result, ensure_ascii=False, indent=1))
+    audio_s, rows = result["audio_s"], result["rows"]
+    lines = [f"# Long-form ({result['label']}): {audio_s / 60:.1f} min synthetic lecture ({result['tts']}), "
+             f"{result['n_sentences']} sentences, {result['model']}"
+             f"{' + ' + result['adapter'] if result['adapter'] else ''} (ct2 {result['compute_type']}, "
+             f"{result['threads']} threads)", "",
              "| system | CER % | reading CER % | gap chars | gap chars / min non-speech | seg start err median s | "
              "p90 s | word start err median s | missed | RTFx | load (start, end) |", "|" + "---|" * 11]
     for name, r in sorted(rows.items(), key=lambda kv: ORDER.index(kv[0]) if kv[0] in ORDER else 99):
@@ -280,8 +292,22 @@ def main() -> None:
                      f"{_f(r['segment_start_err_median_s'])} | {_f(r['segment_start_err_p90_s'])} | "
                      f"{_f(r['word_start_err_median_s'])} | {r['sentences_missed']} | {r['rtfx']} | "
                      f"{r['load_avg_1min'][0]}, {r['load_avg_1min'][1]} |")
-    (out / args.label / "longform.md").write_text("\n".join(lines) + "\n")
+    (folder / "longform.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def merge(into: Path, source: Path, systems: list[str]) -> None:
+    """Take `systems`' rows (and their per-sentence files) from another run's folder of the same recording."""
+    import shutil
+
+    result, other = json.loads((into / "longform.json").read_text()), json.loads((source / "longform.json").read_text())
+    if other["recording"] != result["recording"] or other["adapter"] != result["adapter"]:
+        raise SystemExit(f"{source}: another recording or model than {into}")
+    for name in systems:
+        result["rows"][name] = {**other["rows"][name], "run": "separate run (--merge-from)"}
+        for suffix in ("segments", "sentences"):
+            shutil.copy(source / f"{name}.{suffix}.json", into / f"{name}.{suffix}.json")
+    write_results(into, result)
 
 
 def _f(x) -> str:

@@ -247,7 +247,18 @@ def markdown(report: dict, title: str) -> str:
 
 def run_systems(systems: dict[str, dict], out_dir: Path, **common: Any) -> dict[str, dict]:
     """For the demo report: the suite for every system. systems: name -> HallucinationConfig fields
-    (model, adapter, backend, encoder_input, ...); each writes out_dir/NAME/. Returns name -> report
-    dict, ready for `markdown_table` / `table_rows`."""
+    (model, adapter, backend, compute_type, encoder_input, decode, ...); `common`: fields for all (threads,
+    clips_per_kind, ...); each writes out_dir/NAME/. Returns name -> report dict (its "metrics": each
+    metric's value and ci95; "gate": passed and checks), ready for `markdown_table` / `table_rows`:
+
+        reports = run_systems({"zero-shot": {"model": "bundled:whisper-base", "backend": "ct2"},
+                               "lora": {"model": "bundled:whisper-base", "adapter": "runs/lora/adapter",
+                                        "backend": "ct2"}}, Path("out/suite"), threads=2)
+        print(markdown_table(reports))
+
+    Cost: the decoding of 24 clips (9.6 min of audio) per system; a model that loops writes to the
+    token limit, which is what costs (measured at load 9-16 on 2 cores: 1001 s stock whisper-base, six
+    loops; 327 s the demo's LoRA, none). clips_per_kind=2 decodes a third less; keep max_new_tokens
+    at its default, the gate's thresholds assume it (hallucination_gate)."""
     return {name: run_suite(HallucinationConfig(out=Path(out_dir) / name, **{**common, **fields})).to_json()
             for name, fields in systems.items()}

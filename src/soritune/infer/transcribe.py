@@ -117,14 +117,59 @@ def transcribe_streams(recordings: list[list[tuple[str | None, np.ndarray]]], ba
     if on_chunks:
         on_chunks(len(planned))
     outs = backend.decode([c.audio for _r, _s, c in planned], options, keys=keys, progress=progress) if planned else []
+    per_chunk = [file_segments(chunk, tr, speaker) for (_r, speaker, chunk), tr in zip(planned, outs)]
+    if options.vad and options.timestamps and planned:
+        per_chunk = _redecode_skipped(planned, outs, per_chunk, backend, options)
     results: list[tuple[list[dict], str | None]] = [([], options.language) for _ in recordings]
-    for (ri, speaker, chunk), tr in zip(planned, outs):
-        results[ri][0].extend(file_segments(chunk, tr, speaker))
+    for (ri, _speaker, _chunk), tr, segments in zip(planned, outs, per_chunk):
+        results[ri][0].extend(segments)
         if results[ri][1] is None:
             results[ri] = (results[ri][0], tr.language)
     for segments, _lang in results:
         segments.sort(key=lambda s: (s["start"], s.get("speaker") or ""))
     return results
+
+
+MIN_COVERED = 0.3  # a speech region less than this share covered by output segments was skipped
+
+
+def _covered_s(region_s: tuple[float, float], segments: list[dict]) -> float:
+    return sum(max(0.0, min(seg["end"], region_s[1]) - max(seg["start"], region_s[0])) for seg in segments)
+
+
+def _redecode_skipped(planned, outs, per_chunk, backend, options: DecodeOptions) -> list[list[dict]]:
+    """A second pass for what the first one skipped. In a chunk packed from several VAD speech regions,
+    Whisper sometimes writes nothing for one of them: its timestamps jump over a sentence, or it ends the
+    transcript early (models fine-tuned on one-sentence clips do). A region that the chunk's output
+    segments cover for less than MIN_COVERED of its length is decoded again on its own (batched, prompted
+    with the language only: the region is not a continuation of text that skipped it), and its output
+    replaces whatever of the first pass fell inside it. Silence stays silence: the no-speech rule and
+    the fallback apply to the second pass as to the first."""
+    todo = []  # (chunk index, region index)
+    for ci, (_r, _s, chunk) in enumerate(planned):
+        if len(chunk.regions) < 2:
+            continue  # decoded alone already
+        for k, reg in enumerate(chunk.regions):
+            span = (reg["start"] / SAMPLE_RATE, reg["end"] / SAMPLE_RATE)
+            if _covered_s(span, per_chunk[ci]) < MIN_COVERED * (span[1] - span[0]):
+                todo.append((ci, k))
+    if not todo:
+        return per_chunk
+    alone = [PlannedChunk(planned[ci][2].audio[_offset(planned[ci][2], k):_offset(planned[ci][2], k + 1)],
+                          [planned[ci][2].regions[k]]) for ci, k in todo]
+    again = backend.decode([c.audio for c in alone], options.model_copy(update={"condition_on_previous_text": False}),
+                           keys=[planned[ci][:2] for ci, _k in todo])
+    out = [list(segs) for segs in per_chunk]
+    for (ci, _k), chunk, tr in zip(todo, alone, again):
+        lo, hi = chunk.start_s, chunk.end_s
+        out[ci] = [seg for seg in out[ci] if not lo <= (seg["start"] + seg["end"]) / 2 <= hi]
+        out[ci] += file_segments(chunk, tr, planned[ci][1])
+    return out
+
+
+def _offset(chunk: PlannedChunk, k: int) -> int:
+    """Where region k starts in the chunk's concatenated audio (samples)."""
+    return sum(r["end"] - r["start"] for r in chunk.regions[:k])
 
 
 def transcribe_files(

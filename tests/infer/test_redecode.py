@@ -1,0 +1,59 @@
+"""The long-form second pass: a VAD speech region the first pass wrote nothing for is decoded alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from soritune.audio import SAMPLE_RATE
+from soritune.infer.base import Transcription
+from soritune.infer.options import DecodeOptions
+from soritune.infer.transcribe import transcribe_streams
+
+
+@pytest.fixture(scope="module")
+def two_sentences():
+    """Two spoken sentences 2 s apart: one VAD chunk of two speech regions."""
+    from soritune.data.synth import speak
+
+    a, b = speak("오늘은 미분을 배웁니다"), speak("다음 시간에는 적분입니다")
+    audio = np.concatenate([np.zeros(SAMPLE_RATE, np.float32), a, np.zeros(2 * SAMPLE_RATE, np.float32), b,
+                            np.zeros(SAMPLE_RATE, np.float32)])
+    return audio, (len(a) + 3 * SAMPLE_RATE) / SAMPLE_RATE  # the second sentence's start, s
+
+
+class SkippingBackend:
+    """Writes one segment over the first second of a packed chunk (skips the rest); alone, the whole region."""
+
+    def __init__(self, skip: bool):
+        self.skip, self.calls = skip, []
+
+    def decode(self, audios, options, keys=None, progress=None, contexts=None):
+        self.calls.append([len(a) / SAMPLE_RATE for a in audios])
+        out = []
+        for a in audios:
+            dur = len(a) / SAMPLE_RATE
+            text = "첫 문장" if len(self.calls) == 1 else "둘째 문장"
+            end = 1.0 if (self.skip and len(self.calls) == 1) else dur
+            out.append(Transcription(text=text, segments=[{"start": 0.0, "end": end, "text": text, "tokens": []}]))
+        return out
+
+
+def test_a_skipped_region_is_decoded_again_alone(two_sentences):
+    audio, second_s = two_sentences
+    be = SkippingBackend(skip=True)
+    segs = transcribe_streams([[(None, audio)]], be, DecodeOptions.long_form(condition_on_previous_text=False))[0][0]
+    assert len(be.calls) == 2 and len(be.calls[0]) == 1 and len(be.calls[1]) == 1  # one chunk, one region again
+    assert be.calls[1][0] < be.calls[0][0]
+    assert [s["text"] for s in segs] == ["첫 문장", "둘째 문장"]
+    assert segs[1]["start"] == pytest.approx(second_s, abs=0.5)
+
+
+def test_no_second_pass_when_everything_is_covered(two_sentences):
+    audio, _ = two_sentences
+    be = SkippingBackend(skip=False)
+    segs = transcribe_streams([[(None, audio)]], be, DecodeOptions.long_form())[0][0]
+    assert len(be.calls) == 1 and [s["text"] for s in segs] == ["첫 문장"]
+    be = SkippingBackend(skip=True)  # without segment timestamps there is nothing to judge coverage by
+    transcribe_streams([[(None, audio)]], be, DecodeOptions.long_form(timestamps=False))
+    assert len(be.calls) == 1
