@@ -242,7 +242,7 @@ class Demo:
     def systems(self):
         """Report rows: one per system and voice family (held-out Kokoro voice, held-out espeak voice):
         CER on the lecture test set with its interval, everyday CER, plus training, size and speed."""
-        from soritune.report.collect import merge_run
+        from soritune.report.collect import artifact_size_mb, merge_run
 
         rows = []
         names = ["zero-shot", "vosk", "lora", "qlora4", "ct2-int8", "lottery-50", "distill-2l"]
@@ -258,9 +258,10 @@ class Demo:
                 if name == "vosk":
                     s.extra["peer"] = "Vosk vosk-model-small-ko-0.22 (Kaldi), not trained by soritune"
                 elif name == "zero-shot":
-                    s.size_mb = _dir_size_mb(_bundled_weights_dir(self.cfg.model))
+                    weights = _bundled_weights_dir(self.cfg.model)
+                    s.size_mb = artifact_size_mb(weights) if weights and weights.exists() else None
                 elif name == "ct2-int8":
-                    s.size_mb = _dir_size_mb(self.run_dir(name))
+                    s.size_mb = artifact_size_mb(self.run_dir(name))
                     marker = self._marker("ct2-int8")
                     parent = read_json(marker).get("outputs", {}).get("parent") if marker.exists() else None
                     if parent:
@@ -268,8 +269,6 @@ class Demo:
                 else:
                     run = self.run_dir(name)
                     if name == "lottery-50":  # the ticket ships merged (zeros stored densely), not as an adapter
-                        from soritune.report.collect import artifact_size_mb
-
                         s.size_mb = artifact_size_mb(run / "merged")
                     if (run / "summary.json").exists():
                         s = merge_run(s, run)
@@ -417,7 +416,7 @@ class Demo:
 
 
 def _precision() -> str:
-    """bf16 autocast where the CPU does bf16 natively (same CER within noise, 13-27% faster), else fp32."""
+    """bf16 autocast where the CPU does bf16 natively (same CER within noise, faster: see cpu_native_bf16), else fp32."""
     from soritune.environment import cpu_native_bf16
 
     return "bf16" if cpu_native_bf16() else "auto"
@@ -471,12 +470,6 @@ def _cer(eval_dir: Path) -> float | None:
     if not (eval_dir / "report.json").exists():
         return None
     return (_slices(eval_dir).get("lecture-kokoro") or {}).get("cer")
-
-
-def _dir_size_mb(d: Path | None) -> float | None:
-    if d is None or not d.exists():
-        return None
-    return round(sum(p.stat().st_size for p in d.rglob("*") if p.is_file() and p.suffix in (".bin", ".safetensors")) / 1e6, 3)
 
 
 def _bundled_weights_dir(spec: str) -> Path | None:
