@@ -169,3 +169,30 @@ def test_both_backends_keep_the_split_discipline(tmp_path, monkeypatch):
     for row in rows["train"] + rows["test"]:
         assert ("speed" in row) == row["speaker"].startswith("kokoro:")
         assert ("rate_wpm" in row) != row["speaker"].startswith("kokoro:")
+
+
+def test_nonspeech_share_adds_empty_train_clips(tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    from soritune.eval.hallucination_clips import make_clips
+
+    config = SynthCorpusConfig(out=tmp_path / "a", seed=1, nonspeech_share=0.5, **{**TINY, "n": 12})
+    res = build_synth_corpus(config)
+    train = read_manifest(tmp_path / "a" / "train.jsonl")
+    quiet = [r for r in train if r.get("nonspeech")]
+    assert len(train) == 18 and len(quiet) == 6 == res.details["nonspeech_utterances"]["train"]
+    assert {r["template"] for r in quiet} == {f"nonspeech-{k}" for k in
+                                              ("silence", "room_tone", "mains_hum", "music", "beeps", "hold_music")}
+    suite = {c.audio[:16000].tobytes() for c in make_clips(1)}
+    for r in quiet:
+        audio, sr = sf.read(r["audio"], dtype="float32")
+        assert r["text"] == "" and sr == 16000 and 3.0 <= r["duration"] <= 20.0
+        assert abs(len(audio) / sr - r["duration"]) < 1e-3
+        assert audio[:16000].tobytes() not in suite or not np.any(audio)  # only silence may equal a suite clip
+    for split in ("dev", "test", "everyday"):
+        assert not any(r.get("nonspeech") for r in read_manifest(tmp_path / "a" / f"{split}.jsonl"))
+    again = build_synth_corpus(config)
+    assert again.skipped  # the finished-corpus check counts the non-speech clips
+    build_synth_corpus(SynthCorpusConfig(out=tmp_path / "b", seed=1, nonspeech_share=0.5, **{**TINY, "n": 12}))
+    assert _files(tmp_path / "a") == _files(tmp_path / "b")

@@ -326,3 +326,20 @@ def test_whisper_base_lora_keeps_timestamps_and_prompts(tmp_path_factory):
     print(f"\nwhisper-base LoRA 10 steps, p=q=0.5: {checks}")
     assert checks["opens"] == checks["n"] and checks["closes"] == checks["n"], checks
     assert checks["prompt_gain"] > 0.5 and checks["prompt_gain_min"] > 0, checks
+
+
+def test_nonspeech_rows_are_kept_with_an_empty_plain_target(corpus, processor):
+    """A row marked nonspeech keeps its empty text (target <|notimestamps|><|endoftext|>, never a
+    timestamped empty segment); an empty row without the mark is still skipped."""
+    tok = processor.tokenizer
+    rows = _rows(corpus)
+    quiet = {**rows[0], "id": "quiet", "text": "", "nonspeech": True}
+    blank = {**rows[1], "id": "blank", "text": ""}
+    ds = ManifestDataset(rows + [quiet, blank], tok, timestamp_probability=1.0, prompt_probability=0.0, seed=0)
+    assert "quiet" in ds.ids and "blank" not in ds.ids
+    assert [s["reason"] for s in ds.skipped if s["id"] == "blank"] == ["empty_text"]
+    i = ds.ids.index("quiet")
+    for epoch in range(3):
+        ds.set_epoch(epoch)
+        assert ds[i]["tokens"] == ds.prompt + [ds.eot] and ds[i]["prompt_len"] == 0
+    assert ds[0]["tokens"][3] == timestamp_token_id(tok, 0.0)  # speech rows still get timestamps at p = 1

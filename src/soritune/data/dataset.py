@@ -95,7 +95,9 @@ class ManifestDataset:
 
     source: a manifest path or rows from read_manifest. text_field: "text" or "text_pron" (rows
     without text_pron fall back to text). Rows longer than max_audio_s or max_label_tokens, with
-    empty text or a missing audio file, are skipped with a reason.
+    empty text or a missing audio file, are skipped with a reason; a row marked `"nonspeech": true`
+    keeps its empty text: its target is `<|notimestamps|><|endoftext|>`, teaching the model to write
+    nothing on silence, noise or music.
     """
 
     def __init__(self, source: str | Path | Sequence[dict], tokenizer, *, language: str = "ko",
@@ -142,7 +144,7 @@ class ManifestDataset:
 
     @staticmethod
     def _reject(row: dict, text: str, n_labels: int, max_audio_s: float, max_tokens: int) -> tuple[str, str] | None:
-        if not text:
+        if not text and not row.get("nonspeech"):
             return "empty_text", "no transcript"
         if row["duration"] <= 0:
             return "empty_audio", "duration is 0"

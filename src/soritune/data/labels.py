@@ -18,6 +18,9 @@ each training target is drawn, independently,
   (Whisper keeps n_text_ctx // 2 for the prompt) and is shortened further so that the whole sequence
   stays within max_label_tokens; a timestamped target that would not fit falls back to notimestamps.
 
+A row with no text (a non-speech clip) always gets the plain target, `... <|notimestamps|><|endoftext|>`:
+a timestamped one would teach an empty segment.
+
 Draws are a pure function of (seed, epoch, utterance index), so a resumed run replays them and
 worker processes agree. With p = q = 0 every target is exactly the plain one (no draw changes it).
 """
@@ -94,7 +97,7 @@ class LabelBuilder:
         with_ts = rng.random() < self.recipe.timestamp_probability
         with_prompt = rng.random() < self.recipe.prompt_probability
         ids = text_ids(i)
-        core = self.timestamped(ids, duration_s) if with_ts else self.plain(ids)
+        core = self.timestamped(ids, duration_s) if with_ts and ids else self.plain(ids)
         if len(core) > self.max_label_tokens:
             core = self.plain(ids)
         if not with_prompt:

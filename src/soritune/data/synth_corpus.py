@@ -74,6 +74,10 @@ class SynthCorpusConfig(StageConfig):
     pitch: tuple[int, int] = Field((35, 65), description="espeak pitch range, 0-100")
     pitch_range: tuple[int, int] = Field((30, 70), description="espeak intonation-range range, 0-100")
     speed: tuple[float, float] = Field((0.9, 1.15), description="Kokoro tempo range (1.0 = the voice's own)")
+    nonspeech_share: float = Field(0.0, ge=0.0, le=0.5, description="extra train clips that hold no speech, as a "
+                                   "share of n: silence, room tone, mains hum, music, telephone beeps, hold music "
+                                   "(3-20 s, empty transcript, `nonspeech: true`). A model fine-tuned on speech alone "
+                                   "learns to write text on anything; these teach it to write nothing")
     workers: int = Field(1, ge=1, le=16, description="synthesis processes (does not change the output)")
 
     @field_validator("voices", "test_voices")
@@ -105,6 +109,10 @@ class SynthCorpusConfig(StageConfig):
         for split, share in _DEFAULT_SHARES.items():
             out[split] = given[split] if given[split] is not None else max(1, round(self.n * share))
         return out
+
+    def n_nonspeech(self) -> int:
+        """Non-speech clips added to train (beyond the n speech utterances)."""
+        return round(self.n * self.nonspeech_share)
 
     def content_hash(self) -> str:
         """Hash of everything that decides the corpus (not `out`, not `workers`)."""
@@ -287,13 +295,38 @@ def _synthesise(plan, out: Path, workers: int, progress) -> tuple[dict[str, int]
     return samples, len(todo), reused
 
 
-def _remove_stale_audio(plan, out: Path) -> None:
+def _remove_stale_audio(plan, nonspeech_rows: list[dict], out: Path) -> None:
     """Delete WAVs of ours that the current plan does not use (left by an earlier config)."""
-    keep = {str(out / u.audio) for u in plan}
+    keep = {str(out / u.audio) for u in plan} | {str(out / r["audio"]) for r in nonspeech_rows}
     for split in SPLITS:
         for path in (out / "audio" / split).glob("*.wav"):
-            if path.name.startswith(("synth-", ".synth-")) and str(path) not in keep:
+            if path.name.startswith(("synth-", ".synth-", "nonspeech-")) and str(path) not in keep:
                 path.unlink()
+
+
+def _nonspeech_rows(config: SynthCorpusConfig, out: Path) -> list[dict]:
+    """The train split's non-speech clips (written unless already there): the kinds take turns, each
+    clip with its own length (3-20 s) and seed, none of them the hallucination suite's seeds."""
+    import numpy as np
+
+    from soritune.audio import write_wav
+    from soritune.data.nonspeech import NONSPEECH_KINDS, nonspeech_audio
+
+    rng = random.Random(f"soritune-synth-nonspeech:{config.seed}")
+    rows = []
+    for i in range(config.n_nonspeech()):
+        kind = NONSPEECH_KINDS[i % len(NONSPEECH_KINDS)]
+        duration_s, variant = round(rng.uniform(3.0, 20.0), 2), rng.randrange(1_000_000)
+        rel = f"audio/train/nonspeech-{i:05d}-{kind}-{variant}.wav"
+        if _existing_samples(out / rel) is None:
+            audio = nonspeech_audio(kind, variant, duration_s, rng=np.random.default_rng([config.seed, i, variant]))
+            write_wav(out / rel, np.clip(audio, -1.0, 1.0))
+        # no speaker: a prompted target takes another utterance's text, so the model also learns to write
+        # nothing after a prompt (long-form decoding conditions on the previous text)
+        rows.append({"id": f"synth-train-ns-{i:05d}", "audio": rel, "duration": duration_s, "text": "", "text_pron": "",
+                     "speaker": "", "split": "train", "source": "synth-nonspeech", "template": f"nonspeech-{kind}",
+                     "nonspeech": True})
+    return rows
 
 
 def _overlap(train_rows: list[dict], other_rows: list[dict]) -> dict:
@@ -352,7 +385,8 @@ def _finished(config: SynthCorpusConfig, out: Path) -> SynthCorpusResult | None:
     try:
         for split in SPLITS:
             rows = read_manifest(out / f"{split}.jsonl")
-            if len(rows) != config.sizes()[split] or not all(Path(r["audio"]).exists() for r in rows):
+            expected = config.sizes()[split] + (config.n_nonspeech() if split == "train" else 0)
+            if len(rows) != expected or not all(Path(r["audio"]).exists() for r in rows):
                 return None
     except ManifestError:
         return None
@@ -383,8 +417,10 @@ def build_synth_corpus(
     out.mkdir(parents=True, exist_ok=True)
     plan, duplicates = plan_corpus(config)
     samples, synthesized, reused = _synthesise(plan, out, config.workers, progress)
-    _remove_stale_audio(plan, out)
     rows = _rows(plan, samples)
+    nonspeech_rows = _nonspeech_rows(config, out)
+    rows["train"] += nonspeech_rows
+    _remove_stale_audio(plan, nonspeech_rows, out)
     manifests = {}
     for split in SPLITS:
         manifests[split] = str(write_manifest(out / f"{split}.jsonl", rows[split]))
@@ -400,8 +436,9 @@ def build_synth_corpus(
         details={
             "duration_s": {s: round(seconds[s], 2) for s in SPLITS},
             "everyday_utterances": {s: sum(r["source"] == "synth-everyday" for r in rows[s]) for s in SPLITS},
-            "speakers": {s: len({r["speaker"] for r in rows[s]}) for s in SPLITS},
+            "speakers": {s: len({r["speaker"] for r in rows[s] if r["speaker"]}) for s in SPLITS},
             "prose_utterances": {s: sum(r["template"].startswith("prose-") for r in rows[s]) for s in SPLITS},
+            "nonspeech_utterances": {s: sum(bool(r.get("nonspeech")) for r in rows[s]) for s in SPLITS},
             "test_speakers_in_train": sorted({r["speaker"] for r in rows["test"] + rows["everyday"]}
                                              & {r["speaker"] for r in rows["train"] + rows["dev"]}),
             "held_out_items_in_train_or_dev": find_held_out_items(train_texts),
