@@ -196,3 +196,27 @@ def test_nonspeech_share_adds_empty_train_clips(tmp_path):
     assert again.skipped  # the finished-corpus check counts the non-speech clips
     build_synth_corpus(SynthCorpusConfig(out=tmp_path / "b", seed=1, nonspeech_share=0.5, **{**TINY, "n": 12}))
     assert _files(tmp_path / "a") == _files(tmp_path / "b")
+
+
+def test_joined_share_adds_multi_utterance_train_clips(tmp_path):
+    import soundfile as sf
+
+    config = SynthCorpusConfig(out=tmp_path / "a", seed=2, joined_share=0.25, **{**TINY, "n": 12})
+    res = build_synth_corpus(config)
+    train = read_manifest(tmp_path / "a" / "train.jsonl")
+    by_id = {r["id"]: r for r in train}
+    joined = [r for r in train if r["source"] == "synth-joined"]
+    assert len(train) == 15 and len(joined) == 3 == res.details["joined_utterances"]["train"]
+    for r in joined:
+        parts = [by_id[p] for p in r["parts"]]
+        assert 2 <= len(parts) <= 3 and len(set(r["parts"])) == len(parts)
+        assert r["text"] == " ".join(p["text"] for p in parts) and r["text_pron"] == " ".join(p["text_pron"] for p in parts)
+        expected = sum(p["duration"] for p in parts) + sum(r["pauses_s"])
+        assert abs(r["duration"] - expected) < 0.01 and r["duration"] <= 28.0
+        assert all(1.5 <= s <= 8.0 for s in r["pauses_s"])
+        audio, _ = sf.read(r["audio"], dtype="float32")
+        first, _ = sf.read(parts[0]["audio"], dtype="float32")
+        assert (audio[:len(first)] == first).all()  # the first utterance, unchanged, then a pause
+    assert build_synth_corpus(config).skipped
+    build_synth_corpus(SynthCorpusConfig(out=tmp_path / "b", seed=2, joined_share=0.25, **{**TINY, "n": 12}))
+    assert _files(tmp_path / "a") == _files(tmp_path / "b")

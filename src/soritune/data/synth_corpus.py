@@ -78,6 +78,10 @@ class SynthCorpusConfig(StageConfig):
                                    "share of n: silence, room tone, mains hum, music, telephone beeps, hold music "
                                    "(3-20 s, empty transcript, `nonspeech: true`). A model fine-tuned on speech alone "
                                    "learns to write text on anything; these teach it to write nothing")
+    joined_share: float = Field(0.0, ge=0.0, le=0.5, description="extra train clips, as a share of n, that join 2-3 "
+                                "train utterances with 1.5-8 s pauses (silence or room tone) up to 28 s, the "
+                                "transcripts joined by spaces: a model fine-tuned on single sentences learns to stop "
+                                "at the first pause and miss the speech after it")
     workers: int = Field(1, ge=1, le=16, description="synthesis processes (does not change the output)")
 
     @field_validator("voices", "test_voices")
@@ -113,6 +117,10 @@ class SynthCorpusConfig(StageConfig):
     def n_nonspeech(self) -> int:
         """Non-speech clips added to train (beyond the n speech utterances)."""
         return round(self.n * self.nonspeech_share)
+
+    def n_joined(self) -> int:
+        """Joined multi-utterance clips added to train."""
+        return round(self.n * self.joined_share)
 
     def content_hash(self) -> str:
         """Hash of everything that decides the corpus (not `out`, not `workers`)."""
@@ -295,13 +303,50 @@ def _synthesise(plan, out: Path, workers: int, progress) -> tuple[dict[str, int]
     return samples, len(todo), reused
 
 
-def _remove_stale_audio(plan, nonspeech_rows: list[dict], out: Path) -> None:
+def _remove_stale_audio(plan, extra_rows: list[dict], out: Path) -> None:
     """Delete WAVs of ours that the current plan does not use (left by an earlier config)."""
-    keep = {str(out / u.audio) for u in plan} | {str(out / r["audio"]) for r in nonspeech_rows}
+    keep = {str(out / u.audio) for u in plan} | {str(out / r["audio"]) for r in extra_rows}
     for split in SPLITS:
         for path in (out / "audio" / split).glob("*.wav"):
-            if path.name.startswith(("synth-", ".synth-", "nonspeech-")) and str(path) not in keep:
+            if path.name.startswith(("synth-", ".synth-", "nonspeech-", "joined-")) and str(path) not in keep:
                 path.unlink()
+
+
+def _joined_rows(config: SynthCorpusConfig, out: Path, train_rows: list[dict]) -> list[dict]:
+    """The train split's joined clips (written unless already there): 2-3 distinct speech utterances of the
+    train split with a pause (1.5-8 s of digital silence or room tone) after each but the last, at most 28 s."""
+    import numpy as np
+
+    from soritune.audio import SAMPLE_RATE, load_audio, write_wav
+    from soritune.data.nonspeech import nonspeech_audio
+
+    rng = random.Random(f"soritune-synth-joined:{config.seed}")
+    speech = [r for r in train_rows if not r.get("nonspeech")]
+    rows = []
+    for i in range(config.n_joined() if len(speech) >= 2 else 0):
+        parts = rng.sample(speech, min(rng.choice((2, 3)), len(speech)))
+        pauses = [round(rng.uniform(1.5, 8.0), 2) for _ in parts[1:]]
+        room = rng.random() < 0.5
+        while len(parts) > 1 and sum(r["duration"] for r in parts) + sum(pauses) > 28.0:
+            parts, pauses = parts[:-1], pauses[:-1]
+        if len(parts) < 2:
+            continue
+        key = hashlib.sha256(json.dumps([[r["audio"] for r in parts], pauses, room]).encode()).hexdigest()[:10]
+        rel = f"audio/train/joined-{i:05d}-{key}.wav"
+        if _existing_samples(out / rel) is None:
+            pieces = []
+            for k, r in enumerate(parts):
+                pieces.append(load_audio(str(out / r["audio"])))
+                if k < len(pauses):
+                    pieces.append(nonspeech_audio("room_tone", i, pauses[k], rng=np.random.default_rng([config.seed, i, k]))
+                                  if room else np.zeros(round(pauses[k] * SAMPLE_RATE), dtype=np.float32))
+            write_wav(out / rel, np.concatenate(pieces).astype(np.float32))
+        duration = _existing_samples(out / rel) / SAMPLE_RATE
+        rows.append({"id": f"synth-train-join-{i:05d}", "audio": rel, "duration": round(duration, 4),
+                     "text": " ".join(r["text"] for r in parts), "text_pron": " ".join(r["text_pron"] for r in parts),
+                     "speaker": "", "split": "train", "source": "synth-joined", "template": "joined",
+                     "parts": [r["id"] for r in parts], "pauses_s": pauses})
+    return rows
 
 
 def _nonspeech_rows(config: SynthCorpusConfig, out: Path) -> list[dict]:
@@ -385,7 +430,7 @@ def _finished(config: SynthCorpusConfig, out: Path) -> SynthCorpusResult | None:
     try:
         for split in SPLITS:
             rows = read_manifest(out / f"{split}.jsonl")
-            expected = config.sizes()[split] + (config.n_nonspeech() if split == "train" else 0)
+            expected = config.sizes()[split] + (config.n_nonspeech() + config.n_joined() if split == "train" else 0)
             if len(rows) != expected or not all(Path(r["audio"]).exists() for r in rows):
                 return None
     except ManifestError:
@@ -418,9 +463,9 @@ def build_synth_corpus(
     plan, duplicates = plan_corpus(config)
     samples, synthesized, reused = _synthesise(plan, out, config.workers, progress)
     rows = _rows(plan, samples)
-    nonspeech_rows = _nonspeech_rows(config, out)
-    rows["train"] += nonspeech_rows
-    _remove_stale_audio(plan, nonspeech_rows, out)
+    extra_rows = _nonspeech_rows(config, out) + _joined_rows(config, out, rows["train"])
+    rows["train"] += extra_rows
+    _remove_stale_audio(plan, extra_rows, out)
     manifests = {}
     for split in SPLITS:
         manifests[split] = str(write_manifest(out / f"{split}.jsonl", rows[split]))
@@ -439,6 +484,7 @@ def build_synth_corpus(
             "speakers": {s: len({r["speaker"] for r in rows[s] if r["speaker"]}) for s in SPLITS},
             "prose_utterances": {s: sum(r["template"].startswith("prose-") for r in rows[s]) for s in SPLITS},
             "nonspeech_utterances": {s: sum(bool(r.get("nonspeech")) for r in rows[s]) for s in SPLITS},
+            "joined_utterances": {s: sum(r["source"] == "synth-joined" for r in rows[s]) for s in SPLITS},
             "test_speakers_in_train": sorted({r["speaker"] for r in rows["test"] + rows["everyday"]}
                                              & {r["speaker"] for r in rows["train"] + rows["dev"]}),
             "held_out_items_in_train_or_dev": find_held_out_items(train_texts),
