@@ -317,13 +317,13 @@ def test_whisper_base_lora_keeps_timestamps_and_prompts(tmp_path_factory):
     build_synth_corpus(SynthCorpusConfig(out=data, n=80, n_dev=8, n_test=1, n_everyday=1, seed=0))
     cfg = TrainConfig(model="bundled:whisper-base", train=str(data / "train.jsonl"),
                       out=str(tmp_path_factory.mktemp("run") / "lora"), method="lora", target="qv", batch_size=8,
-                      max_steps=10, lr=1e-3, eval_at_start=False, threads=2, timestamp_probability=0.5,
+                      max_steps=20, lr=1e-3, eval_at_start=False, threads=2, timestamp_probability=0.5,
                       prompt_probability=0.5)
     assert run(cfg).status == "completed"
     loaded = load("bundled:whisper-base")
     model = apply_adapter(loaded.model, cfg.run_dir() / "adapter", merge=True).eval()
     checks = _timestamp_and_prompt_checks(model, loaded.processor, data / "dev.jsonl")
-    print(f"\nwhisper-base LoRA 10 steps, p=q=0.5: {checks}")
+    print(f"\nwhisper-base LoRA 20 steps, p=q=0.5: {checks}")
     assert checks["opens"] == checks["n"] and checks["closes"] == checks["n"], checks
     assert checks["prompt_gain"] > 0.5 and checks["prompt_gain_min"] > 0, checks
 
