@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any, Callable, Literal, NamedTuple
 
 import typer
-from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from soritune.errors import ConfigError
