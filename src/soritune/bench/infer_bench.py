@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import statistics
 import time
+import typing
 from dataclasses import dataclass, field
 from typing import Callable, Literal
 
@@ -49,7 +50,8 @@ class InferBenchConfig(StageConfig):
     manifest: str | None = Field(None, description="manifest whose clips are decoded (else synthetic clips)")
     limit: int | None = Field(None, ge=1, description="first N manifest rows only")
     synthetic: int | None = Field(None, ge=1, description="N synthetic Korean clips (default 8 when no manifest)")
-    backends: list[Literal["torch", "ct2"]] = Field(["torch", "ct2"], description="soritune backends measured")
+    backends: list[Literal["torch", "ct2"]] = Field(["torch", "ct2"], description="soritune backends measured (all: every one; "
+                                                    "peers run regardless)")
     dtypes: list[str] | None = Field(None, description="compute types (default per device: CPU torch float32, ct2 float32+int8)")
     attn: list[Literal["sdpa", "eager"]] = Field(["sdpa", "eager"], description="attention kernels for torch and HF rows")
     encoder_inputs: list[Literal["padded", "trimmed"]] = Field(
@@ -67,6 +69,11 @@ class InferBenchConfig(StageConfig):
     task: Literal["transcribe", "translate"] = Field("transcribe", description="Whisper task")
     out: str = Field("bench", description="output directory: bench.json, bench.md, plots")
     plots: bool = Field(True, description="write PNG plots")
+
+    @field_validator("backends", mode="before")
+    @classmethod
+    def _all_backends(cls, v):
+        return list(typing.get_args(typing.get_args(cls.model_fields["backends"].annotation)[0])) if v in ("all", ["all"]) else v
 
     @field_validator("batch_sizes")
     @classmethod
@@ -371,7 +378,7 @@ def run(config: InferBenchConfig | dict, progress: Callable[[dict], None] | None
     import os
 
     from soritune.bench import workload as wl_mod
-    from soritune.bench.report import write_infer
+    from soritune.bench.report import write_section
     from soritune.config import validate
     from soritune.environment import environment
 
@@ -426,5 +433,5 @@ def run(config: InferBenchConfig | dict, progress: Callable[[dict], None] | None
         kind="infer", config=cfg.model_dump(), environment=environment(device, threads), workload=wl.describe(),
         rows=rows, errors=errors, checks=targets(rows, min(cfg.batch_sizes)), definitions=DEFINITIONS,
         wall_s=round(time.perf_counter() - t_start, 1), command=command)
-    write_infer(result, cfg.out, plots=cfg.plots)
+    write_section("infer", result, cfg.out, plots=cfg.plots, config=cfg)
     return result

@@ -176,7 +176,7 @@ def add_ratios(rows: list[TrainRow]) -> None:
 def run(config: TrainBenchConfig | dict, progress: Callable[[dict], None] | None = None,
         command: str | None = None) -> TrainBenchResult:
     """Measure every method (and the recipe) and write bench.json / bench.md / plots into config.out."""
-    from soritune.bench.report import write_train
+    from soritune.bench.report import write_section
     from soritune.config import validate
     from soritune.environment import environment
 
@@ -220,7 +220,7 @@ def run(config: TrainBenchConfig | dict, progress: Callable[[dict], None] | None
                               definitions={"samples_per_s": "utterances / second over the timed steps",
                                            "peak_mem_mb": "GPU: torch max_memory_allocated; CPU: peak RSS of the "
                                                           "worker process (sampled every 10 ms)"})
-    write_train(result, cfg.out, plots=cfg.plots)
+    write_section("train", result, cfg.out, plots=cfg.plots, config=cfg)
     return result
 
 

@@ -77,6 +77,8 @@ def _default_text(field) -> str:
     if isinstance(default, bool):
         return f"  \\[default: {'on' if default else 'off'}]"  # \\[: not rich markup
     if isinstance(default, (list, tuple)):
+        if not default:
+            return ""
         default = ",".join(map(str, default))
     return f"  \\[default: {default}]"
 
