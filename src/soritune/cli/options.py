@@ -162,15 +162,18 @@ def option_parameters(model, **kw) -> list[inspect.Parameter]:
     return [s.param for s in _specs(model, **kw)]
 
 
-def config_options(model, *, nested: dict | None = None, **kw) -> Callable:
+def config_options(model, *, nested: dict | None = None, more: tuple = (), **kw) -> Callable:
     """Decorate a command whose first parameter is `fields`: the model's fields become its options,
-    and `fields` receives {field: value} for the flags that were given."""
+    and `fields` receives {field: value} for the flags that were given. `more`: further (config, kw)
+    pairs whose fields are flags of the same command (transcribe: the model reference + DecodeOptions)."""
 
     def wrap(fn: Callable) -> Callable:
         own = list(inspect.signature(fn).parameters.values())
         if not own or own[0].name != "fields":
             raise TypeError(f"{fn.__name__}: the first parameter must be `fields`")
         specs = _specs(model, **kw)
+        for other, other_kw in more:
+            specs += _specs(other, **other_kw)
         for section, (sub_model, sub_kw) in (nested or {}).items():
             specs += _specs(sub_model, prefix=(section,), **sub_kw)
         by_name = {s.param.name: s for s in specs}
