@@ -12,6 +12,7 @@ from soritune.bench.infer_bench import InferBenchConfig
 from soritune.bench.train_bench import TrainBenchConfig
 from soritune.cli.app import app, console, out
 from soritune.cli.options import ConfigOpt, SetOpt, config_options, merge_config
+from soritune.cli.progress import progress_bar
 
 bench_app = typer.Typer(help="Benchmarks: transcription speed (vs faster-whisper, HF generate) and training "
                              "memory / throughput (vs the HF + PEFT int8 recipe). Writes OUT/summary.json (bench.json "
@@ -22,14 +23,6 @@ app.add_typer(bench_app, name="bench")
 
 def _command() -> str:
     return "soritune " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-
-
-def _progress_bar(total: int):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-    bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn(), console=console, transient=True)
-    return bar, bar.add_task("benchmarking", total=total)
 
 
 @bench_app.command("infer")
@@ -50,12 +43,11 @@ def infer(fields: dict, config: Path | None = ConfigOpt, set_: list[str] | None 
     # bitsandbytes logs one line per 8-bit matmul call on CPU ("inputs will be cast to float16")
     logging.getLogger("bitsandbytes.autograd._functions").setLevel(logging.ERROR)
     cfg = merge_config(InferBenchConfig, config, set_, fields)
-    bar, task = _progress_bar(total=None)
-    with bar:
+    with progress_bar("benchmarking") as bar:
         def progress(ev: dict) -> None:
-            bar.update(task, description=f"{ev['event']}: {ev.get('label', '')} b{ev.get('batch_size', '')}")
+            bar.update(f"{ev['event']}: {ev.get('label', '')} b{ev.get('batch_size', '')}")
             if ev["event"] == "round":
-                bar.advance(task)
+                bar.advance()
 
         result = run(cfg, progress=progress, command=_command())
     for r in sorted(result.rows, key=lambda r: (r.batch_size, -r.rtfx["median"])):
@@ -79,11 +71,12 @@ def train(fields: dict, config: Path | None = ConfigOpt, set_: list[str] | None 
     from soritune.bench.train_bench import run
 
     cfg = merge_config(TrainBenchConfig, config, set_, fields)
-    bar, task = _progress_bar(total=len(cfg.methods) + int(cfg.recipe))
-    with bar:
+    with progress_bar("benchmarking") as bar:
+        bar.update(total=len(cfg.methods) + int(cfg.recipe))
+
         def progress(ev: dict) -> None:
-            bar.update(task, description=f"{ev['method']} ({ev['runner']})")
-            bar.advance(task)
+            bar.update(f"{ev['method']} ({ev['runner']})")
+            bar.advance()
 
         result = run(cfg, progress=progress, command=_command())
     for r in result.rows:

@@ -8,6 +8,7 @@ import typer
 
 from soritune.cli.app import app, console, out
 from soritune.cli.options import ConfigOpt, SetOpt, config_options, merge_config
+from soritune.cli.progress import progress_bar
 from soritune.compress.distill import DistillConfig
 from soritune.compress.export import ExportConfig
 from soritune.compress.registry import PRUNE_METHODS, prune_method
@@ -39,35 +40,21 @@ def _table(title: str, rows: list[tuple[str, str]]) -> None:
     out.print(t)
 
 
-def _train_progress(bar, task, label: str):
-    """A progress callback for runs that train (lottery rounds, distillation)."""
+def _train_progress(bar, label: str):
+    """A progress callback for runs that train (lottery rounds, distillation, sweep points)."""
     def progress(ev: dict) -> None:
         kind = ev.get("event")
         if kind == "round":
-            bar.update(task, description=f"{label}: {ev.get('kind')} round {ev.get('round')} ({ev.get('phase')})",
-                       total=None, completed=0, info="")
+            bar.update(f"{label}: {ev.get('kind')} round {ev.get('round')} ({ev.get('phase')})", "", total=None, completed=0)
         elif kind == "pseudo":
-            bar.update(task, description=f"{label}: pseudo-labelling", total=ev["total"], completed=ev["done"], info="")
+            bar.update(f"{label}: pseudo-labelling", "", total=ev["total"], completed=ev["done"])
         elif kind == "start":
-            bar.update(task, total=ev["total_steps"], completed=ev["step"])
+            bar.update(total=ev["total_steps"], completed=ev["step"])
         elif kind == "step":
-            bar.update(task, completed=ev["step"], info=f"loss {ev['loss']:.3f}")
+            bar.update(info=f"loss {ev['loss']:.3f}", completed=ev["step"])
         elif kind == "point":
-            bar.update(task, description=f"{label}: sparsity {ev['sparsity']:.0%}", total=ev["total"], completed=ev["done"])
+            bar.update(f"{label}: sparsity {ev['sparsity']:.0%}", total=ev["total"], completed=ev["done"])
     return progress
-
-
-def _progress_bar():
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
-    return Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TextColumn("{task.fields[info]}"), console=console, transient=True)
 
 
 # ---- prune ------------------------------------------------------------------------------------
@@ -123,9 +110,8 @@ def prune(
             r = run(cfg)
         _print_structured(r)
     else:
-        with _progress_bar() as bar:
-            task = bar.add_task("lottery", total=None, info="")
-            r = run(cfg, progress=_train_progress(bar, task, "lottery"))
+        with progress_bar("lottery") as bar:
+            r = run(cfg, progress=_train_progress(bar, "lottery"))
         _print_lottery(r)
 
 
@@ -167,9 +153,8 @@ def sweep(fields: dict, config: Path | None = ConfigOpt, set_: list[str] | None 
     from soritune.compress.sweep import run
 
     cfg = merge_config(SweepConfig, config, set_, fields)
-    with _progress_bar() as bar:
-        task = bar.add_task("sweep", total=None, info="")
-        r = run(cfg, progress=_train_progress(bar, task, "sweep"))
+    with progress_bar("sweep") as bar:
+        r = run(cfg, progress=_train_progress(bar, "sweep"))
     out.print(Path(r.out, "sweep.md").read_text(encoding="utf-8"), highlight=False, markup=False)
     console.print(f"curve: {r.png}", highlight=False)
 
@@ -192,9 +177,8 @@ def distill(
     from soritune.compress.distill import run
 
     cfg = merge_config(DistillConfig, config, set_, fields)
-    with _progress_bar() as bar:
-        task = bar.add_task("distill", total=None, info="")
-        r = run(cfg, progress=_train_progress(bar, task, "distill"))
+    with progress_bar("distill") as bar:
+        r = run(cfg, progress=_train_progress(bar, "distill"))
     tt, st = r.teacher_timing or {}, r.student_timing or {}
     _table(f"{r.out}: student with {len(r.layer_map)} decoder layers (teacher layers {r.layer_map})", [
         ("pseudo-labels kept / rejected", f"{r.n_pseudo_kept} / {r.n_pseudo_rejected} {r.rejected_by_reason or ''}"),

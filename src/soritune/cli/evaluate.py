@@ -8,6 +8,7 @@ import typer
 
 from soritune.cli.app import app, console, out
 from soritune.cli.options import config_options
+from soritune.cli.progress import progress_bar
 from soritune.eval.evaluate import EvalConfig
 
 
@@ -84,8 +85,6 @@ def eval_(
     soritune eval --backend vosk --model vosk:ko --manifest data/test.jsonl --out eval/vosk --slice-by speaker
     Example: soritune eval --suite hallucination --model bundled:whisper-base --backend ct2 --out eval/base-suite
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
     from soritune.config import apply_overrides, read_yaml, validate
     from soritune.eval.evaluate import run_eval
     from soritune.jsonio import read_json
@@ -95,10 +94,8 @@ def eval_(
     if suite is not None:
         return _eval_suite(suite, apply_overrides(data, set_))
     cfg = validate(EvalConfig, apply_overrides(data, set_))
-    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console, transient=True) as bar:
-        t = bar.add_task(f"eval {cfg.model}", total=None)
-        run_eval(cfg, progress=lambda done, total: bar.update(t, completed=done, total=total))
+    with progress_bar(f"eval {cfg.model}") as bar:
+        run_eval(cfg, progress=bar.count)
     summary = read_json(cfg.out / "report.json")
     _print_summary(summary, cfg.out)
     timing = summary["timing"]
@@ -112,7 +109,6 @@ def eval_(
 
 
 def _eval_suite(suite: str, data: dict) -> None:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
     from rich.table import Table
 
     from soritune.cli.app import fail
@@ -131,10 +127,8 @@ def _eval_suite(suite: str, data: dict) -> None:
     if data.get("manifest") is not None:
         fail("--manifest is not used with --suite: the suite generates its own clips")
     cfg = validate(HallucinationConfig, data)
-    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console, transient=True) as bar:
-        t = bar.add_task(f"{suite} suite: {cfg.model}", total=None)
-        report = run_suite(cfg, progress=lambda done, total: bar.update(t, completed=done, total=total)).to_json()
+    with progress_bar(f"{suite} suite: {cfg.model}") as bar:
+        report = run_suite(cfg, progress=bar.count).to_json()
     table = Table(title=f"{suite} suite, {report['suite']['n_clips']} clips (95% intervals in brackets)")
     for col in TABLE_HEADER:
         table.add_column(col)
