@@ -112,6 +112,18 @@ OLD_FLAGS_MORE = {
     "distill": "--alpha --batch-size --config --decoder-layers --dev --encoder-input --epochs --eval-limit "
                "--eval-manifest --filter-metric --filter-threshold --freeze-encoder --lr --max-steps --mse-weight "
                "--out --set --teacher --teacher-adapter --temperature --train --train-encoder -c -o",
+    "bench infer": "--adapter --attn --backend --batch-sizes --device --dtype --encoder-input --language --limit --manifest --max-new-tokens --model --out --peers --repeats --synthetic --threads --warmup -m -o",
+    "bench train": "--batch-size --device --gradient-checkpointing --manifest --methods --mixed-precision --model --no-gradient-checkpointing --no-recipe --out --recipe --seconds --steps --synthetic --threads --warmup-steps -b -m -o",
+    "plan": "--allocator-overhead --audio-s --batch-size --batch-sizes --chunked-ce --cuda-context-gb --freeze-encoder --gpu --grad-accum --gradient-checkpointing --json --label-tokens --lora-r --max-batch --method --methods --model --optimizer --out --precision --sweep --target --target-side --threads -b -m -o",
+    "curate": "--config --dedupe --dedupe-content --dropped --exclude --max-duration --max-duration-s --min-duration --min-duration-s --out --replay --replay-fraction --require --sample --seed --set --speaker-split --stratify --trim-percentile --where -c -o",
+    "export-data": "--audio-format --batch-rows --config --out --overwrite --set --shard-size --to --with-audio -c -o",
+    "transcribe": "--adapter --backend --batch-size --beam-size --condition-on-previous-text --diarize --encoder-input --format --hotwords --language --long-form --max-new-tokens --model --output-dir --prompt --set --task --temperatures --timestamps --vad --word-timestamps -f -m",
+    "prepare kspon": "--config --convert --engine --keep-shards --max-duration-s --max-label-tokens --min-duration-s --mode --out --ratios --ray-address --seed --set --shard-size --split --workers -c -o -w",
+    "prepare aihub-lecture": "--config --convert --engine --keep-shards --max-duration-s --max-label-tokens --min-duration-s --mode --out --pron-first --ratios --ray-address --seed --set --shard-size --split --workers -c -o -w",
+    "prepare manifest": "--config --convert --engine --keep-shards --max-duration-s --max-label-tokens --min-duration-s --mode --norm --out --ratios --ray-address --seed --set --shard-size --split --workers -c -o -w",
+    "prepare nemo": "--config --convert --engine --keep-shards --max-duration-s --max-label-tokens --min-duration-s --mode --norm --out --ratios --ray-address --seed --set --shard-size --split --workers -c -o -w",
+    "prepare synth": "--backend --config --n --n-dev --n-everyday --n-test --out --seed --set --workers -c -o -w",
+    "synth-corpus": "--backend --config --n --n-dev --n-everyday --n-test --out --seed --set --workers -c -o -w",
 }
 
 
@@ -155,3 +167,15 @@ def test_nested_section_flags_fill_the_section_and_merge_with_the_file(tmp_path)
     (tmp_path / "c.yaml").write_text("out: o\ntrain_overrides: {lora_r: 4}\n")
     cfg = merge_config(SweepConfig, tmp_path / "c.yaml", None, {"model": "tiny:", "train_overrides": {"max_steps": 2}})
     assert cfg.train_overrides == {"lora_r": 4, "max_steps": 2}
+
+
+def test_one_progress_bar_counts_and_shows_the_rate():
+    from soritune.cli.progress import progress_bar
+
+    with progress_bar("prepare x", unit="utt") as bar:
+        bar.count(5, 10)
+        task = bar._progress.tasks[0]
+        assert (task.completed, task.total) == (5, 10) and task.fields["info"].endswith(" utt/s")
+        bar.update("training", info="loss 1.000", completed=7)
+        bar.advance(2)
+        assert task.description == "training" and task.fields["info"] == "loss 1.000" and task.completed == 9

@@ -20,7 +20,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Callable, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from soritune.bench.infer_runners import (
     CT2_DTYPES,
@@ -33,7 +33,7 @@ from soritune.bench.infer_runners import (
 )
 from soritune.bench.memory import MemoryMeter
 from soritune.bench.timing import predicted_latency_s, relative_error, summarize
-from soritune.config import StageConfig
+from soritune.bench.workload import ClipSourceConfig
 from soritune.infer.options import MAX_NEW_TOKENS
 
 Peer = Literal["faster-whisper", "hf-generate"]
@@ -42,7 +42,7 @@ DEFAULT_DTYPES = {"cpu": {"torch": ["float32"], "ct2": ["float32", "int8"]},
 CONSISTENCY_TOLERANCE = 0.10
 
 
-class InferBenchConfig(StageConfig):
+class InferBenchConfig(ClipSourceConfig):
     """Benchmark transcription speed and memory against faster-whisper and HF generate."""
 
     model: str = Field("bundled:whisper-base", description="model spec (bundled:whisper-base, hf:DIR, ct2:DIR, tiny:, random:ARCH)")
@@ -96,12 +96,6 @@ class InferBenchConfig(StageConfig):
         if bad:
             raise ValueError(f"unknown dtype(s) {bad}; allowed: {', '.join(sorted(set(TORCH_DTYPES + CT2_DTYPES)))}")
         return v
-
-    @model_validator(mode="after")
-    def _source(self):
-        if self.manifest and self.synthetic:
-            raise ValueError("give either manifest or synthetic, not both")
-        return self
 
 
 @dataclass
