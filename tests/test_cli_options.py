@@ -112,6 +112,8 @@ OLD_FLAGS_MORE = {
     "distill": "--alpha --batch-size --config --decoder-layers --dev --encoder-input --epochs --eval-limit "
                "--eval-manifest --filter-metric --filter-threshold --freeze-encoder --lr --max-steps --mse-weight "
                "--out --set --teacher --teacher-adapter --temperature --train --train-encoder -c -o",
+    "score": "--n-boot --out --seed --slice-by -o",
+    "compare": "--n-boot --out --seed --top -o",
     "bench infer": "--adapter --attn --backend --batch-sizes --device --dtype --encoder-input --language --limit --manifest --max-new-tokens --model --out --peers --repeats --synthetic --threads --warmup -m -o",
     "bench train": "--batch-size --device --gradient-checkpointing --manifest --methods --mixed-precision --model --no-gradient-checkpointing --no-recipe --out --recipe --seconds --steps --synthetic --threads --warmup-steps -b -m -o",
     "plan": "--allocator-overhead --audio-s --batch-size --batch-sizes --chunked-ce --cuda-context-gb --freeze-encoder --gpu --grad-accum --gradient-checkpointing --json --label-tokens --lora-r --max-batch --method --methods --model --optimizer --out --precision --sweep --target --target-side --threads -b -m -o",
