@@ -92,3 +92,92 @@ def test_converted_verbs_keep_every_flag_and_expose_every_plain_field():
         renamed = {"early_stopping_patience": "--early-stopping", "measure_speed": "--speed"}
         for p in option_parameters(configs[verb]):
             assert renamed.get(p.name, "--" + p.name.replace("_", "-")) in flags, (verb, p.name)
+
+
+def _group_flags(path: str) -> set[str]:
+    command = typer.main.get_command(app)
+    for part in path.split():
+        command = command.commands[part]
+    return {o for p in command.params for o in (*p.opts, *p.secondary_opts)}
+
+
+# Verbs converted later: every flag they had before (one exception: `prune --batch-size` is now the
+# decoding batch size of every method, the lottery rounds' training batch is --train-batch-size).
+OLD_FLAGS_MORE = {
+    "prune": "--adapter --batch-size --calib-manifest --config --control --dev --eval-limit --eval-manifest --fraction "
+             "--lora-r --lora-target --lr --max-steps --method --model --modules --no-control --out --protect-adapted "
+             "--rate --rewind-step --rounds --scope --score --set --side --sparsity --target --train -c -m -o",
+    "prune sweep": "--adapter --config --dev --encoder-input --eval-limit --eval-manifest --max-steps --method --model "
+                   "--out --set --sparsity --tolerance --train -c -m -o",
+    "distill": "--alpha --batch-size --config --decoder-layers --dev --encoder-input --epochs --eval-limit "
+               "--eval-manifest --filter-metric --filter-threshold --freeze-encoder --lr --max-steps --mse-weight "
+               "--out --set --teacher --teacher-adapter --temperature --train --train-encoder -c -o",
+    "score": "--n-boot --out --seed --slice-by -o",
+    "compare": "--n-boot --out --seed --top -o",
+    "bench infer": "--adapter --attn --backend --batch-sizes --device --dtype --encoder-input --language --limit --manifest --max-new-tokens --model --out --peers --repeats --synthetic --threads --warmup -m -o",
+    "bench train": "--batch-size --device --gradient-checkpointing --manifest --methods --mixed-precision --model --no-gradient-checkpointing --no-recipe --out --recipe --seconds --steps --synthetic --threads --warmup-steps -b -m -o",
+    "plan": "--allocator-overhead --audio-s --batch-size --batch-sizes --chunked-ce --cuda-context-gb --freeze-encoder --gpu --grad-accum --gradient-checkpointing --json --label-tokens --lora-r --max-batch --method --methods --model --optimizer --out --precision --sweep --target --target-side --threads -b -m -o",
+    "curate": "--config --dedupe --dedupe-content --dropped --exclude --max-duration --max-duration-s --min-duration --min-duration-s --out --replay --replay-fraction --require --sample --seed --set --speaker-split --stratify --trim-percentile --where -c -o",
+    "export-data": "--audio-format --batch-rows --config --out --overwrite --set --shard-size --to --with-audio -c -o",
+    "transcribe": "--adapter --backend --batch-size --beam-size --condition-on-previous-text --diarize --encoder-input --format --hotwords --language --long-form --max-new-tokens --model --output-dir --prompt --set --task --temperatures --timestamps --vad --word-timestamps -f -m",
+    "prepare kspon": "--config --convert --engine --keep-shards --max-duration-s --max-label-tokens --min-duration-s --mode --out --ratios --ray-address --seed --set --shard-size --split --workers -c -o -w",
+    "prepare aihub-lecture": "--config --convert --engine --keep-shards --max-duration-s --max-label-tokens --min-duration-s --mode --out --pron-first --ratios --ray-address --seed --set --shard-size --split --workers -c -o -w",
+    "prepare manifest": "--config --convert --engine --keep-shards --max-duration-s --max-label-tokens --min-duration-s --mode --norm --out --ratios --ray-address --seed --set --shard-size --split --workers -c -o -w",
+    "prepare nemo": "--config --convert --engine --keep-shards --max-duration-s --max-label-tokens --min-duration-s --mode --norm --out --ratios --ray-address --seed --set --shard-size --split --workers -c -o -w",
+    "prepare synth": "--backend --config --n --n-dev --n-everyday --n-test --out --seed --set --workers -c -o -w",
+    "synth-corpus": "--backend --config --n --n-dev --n-everyday --n-test --out --seed --set --workers -c -o -w",
+}
+
+
+def test_later_converted_verbs_keep_every_flag():
+    for verb, old in OLD_FLAGS_MORE.items():
+        missing = set(old.split()) - _group_flags(verb)
+        assert not missing, (verb, sorted(missing))
+
+
+def test_prune_flags_come_from_each_method_config_and_are_checked_against_the_chosen_one(tmp_path):
+    from soritune.cli.options import _fields
+    from soritune.compress.registry import PRUNE_METHODS, prune_method
+
+    configs = {name: prune_method(name)[0] for name in PRUNE_METHODS}
+    flags = _group_flags("prune")
+    for cls in configs.values():  # every plain field of every method is a flag
+        for p in option_parameters(cls):
+            assert "--" + p.name.replace("_", "-") in flags, p.name
+    help_of = {name: owner for name, _, owner, _ in _fields(configs)}
+    assert help_of["rounds"] == "lottery: " and help_of["fraction"] == "structured: " and help_of["model"] == ""
+    r = CliRunner().invoke(app, ["prune", "-m", "tiny:", "--method", "magnitude", "--rounds", "2", "--out", str(tmp_path)])
+    assert r.exit_code == 2 and "--method magnitude has no option --rounds" in r.output
+    r = CliRunner().invoke(app, ["prune", "sweep", "-m", "tiny:", "--sparsity", "0.1,x", "--out", str(tmp_path)])
+    assert "--sparsity expects comma-separated numbers" in str(r.exception)
+
+
+def test_nested_section_flags_fill_the_section_and_merge_with_the_file(tmp_path):
+    from soritune.cli.options import merge_config
+    from soritune.compress.sweep import SweepConfig
+
+    seen: list = []
+    toy = typer.Typer()
+
+    @toy.command()
+    @config_options(SweepConfig, include=("model",), nested={"train_overrides": (Toy, {"include": ("limit",)})})
+    def run(fields: dict) -> None:
+        seen.append(fields)
+
+    assert CliRunner().invoke(toy, ["--model", "tiny:", "--limit", "3"]).exit_code == 0
+    assert seen == [{"model": "tiny:", "train_overrides": {"limit": 3}}]
+    (tmp_path / "c.yaml").write_text("out: o\ntrain_overrides: {lora_r: 4}\n")
+    cfg = merge_config(SweepConfig, tmp_path / "c.yaml", None, {"model": "tiny:", "train_overrides": {"max_steps": 2}})
+    assert cfg.train_overrides == {"lora_r": 4, "max_steps": 2}
+
+
+def test_one_progress_bar_counts_and_shows_the_rate():
+    from soritune.cli.progress import progress_bar
+
+    with progress_bar("prepare x", unit="utt") as bar:
+        bar.count(5, 10)
+        task = bar._progress.tasks[0]
+        assert (task.completed, task.total) == (5, 10) and task.fields["info"].endswith(" utt/s")
+        bar.update("training", info="loss 1.000", completed=7)
+        bar.advance(2)
+        assert task.description == "training" and task.fields["info"] == "loss 1.000" and task.completed == 9

@@ -4,7 +4,7 @@
     run = read_run(out)                               # report/collect.py, the demo, users: run.stage, run.summary
 
 summary.json is the stage's result object as JSON with a `stage` key (train, eval, score, export,
-prune, lottery, distill, prepare, synth, sweep), so a reader never guesses the format from which
+prune, lottery, distill, prepare, synth, sweep, bench, curate), so a reader never guesses the format from which
 file exists. The names stages used before (export_report.json, prune_report.json, report.json, ...)
 stay as relative symlinks to summary.json for readers outside soritune's code (the README and the
 benchmark scripts cite them, users' scripts may read them); `legacy=` names them per stage.
@@ -24,7 +24,7 @@ from soritune.jsonio import read_json, to_jsonable, write_json
 
 CONFIG_FILE = "config.yaml"
 SUMMARY_FILE = "summary.json"
-STAGES = ("train", "eval", "score", "export", "prune", "lottery", "distill", "prepare", "synth", "sweep")
+STAGES = ("train", "eval", "score", "export", "prune", "lottery", "distill", "prepare", "synth", "sweep", "bench", "curate")
 
 
 @dataclass
@@ -59,11 +59,12 @@ def write_run(out: str | Path, config: BaseModel | dict | None, summary: Any, *,
         raise TypeError(f"summary of stage {stage}: expected an object, got {type(body).__name__}")
     path = write_json(out / SUMMARY_FILE, {"stage": stage, **body})
     for name in legacy:
-        _link(out / name, SUMMARY_FILE)
+        link(out / name, SUMMARY_FILE)
     return path
 
 
-def _link(path: Path, target: str) -> None:
+def link(path: Path, target: str) -> None:
+    """`path` -> `target` (relative to path's folder) as a symlink, or a copy where symlinks fail."""
     if path.is_symlink() or path.exists():
         path.unlink()
     try:

@@ -61,3 +61,15 @@ def test_bench_help_lists_both_verbs(capsys):
     assert e.value.code == 0
     text = capsys.readouterr().out
     assert "infer" in text and "train" in text
+
+
+def test_bench_dir_follows_the_run_dir_contract(tmp_path):
+    from soritune.bench.report import write_section
+    from soritune.rundir import read_run
+
+    write_section("infer", {"rows": [], "errors": []}, tmp_path, plots=False, config={"model": "m1"})
+    write_section("train", {"rows": [], "errors": []}, tmp_path, plots=False, config={"model": "m2"})
+    run = read_run(tmp_path)
+    assert run.stage == "bench" and set(run.summary) >= {"infer", "train", "schema_version"}
+    assert run.config == {"infer": {"model": "m1"}, "train": {"model": "m2"}}
+    assert (tmp_path / "bench.json").is_symlink() and json.loads((tmp_path / "bench.json").read_text())["stage"] == "bench"

@@ -58,7 +58,7 @@ def test_ratios_against_the_recipe():
 
 
 def test_train_report_keeps_the_infer_section(tmp_path):
-    from soritune.bench.report import render_markdown, write_train
+    from soritune.bench.report import render_markdown, write_section
     from soritune.bench.train_bench import TrainBenchResult, add_ratios
     from soritune.jsonio import write_json
 
@@ -69,7 +69,7 @@ def test_train_report_keeps_the_infer_section(tmp_path):
                               environment={"device": "cpu", "versions": {}}, data={"source": "synthetic:4", "n_clips": 4},
                               rows=rows, errors=[{"method": "qlora4 (soritune)", "error": "boom"}], notes=["n"],
                               wall_s=1.0, command="soritune bench train")
-    write_train(result, tmp_path)
+    write_section("train", result, tmp_path)
     doc = json.loads((tmp_path / "bench.json").read_text())
     assert "infer" in doc and doc["train"]["rows"][0]["vs_recipe_samples_per_s"] == pytest.approx(2.0)
     md = (tmp_path / "bench.md").read_text()

@@ -295,3 +295,19 @@ def test_cli_curate_and_one_line_error(tmp_path, capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "where" in err and "Traceback" not in err
+
+
+def test_curate_writes_its_run_dir_beside_the_output(tmp_path):
+    from soritune.data.curate import run_dir
+    from soritune.rundir import read_run
+
+    rows = [{"id": f"u{i}", "audio": f"a{i}.wav", "text": "가나다" * (i + 1), "duration": 1.0 + i} for i in range(4)]
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "summary.json").write_text('{"stage": "prepare"}')  # another stage's run: left alone
+    res = curate(CurateConfig(manifest=src, out=tmp_path / "out" / "sub.jsonl", max_duration_s=2.5))
+    run = read_run(run_dir(res.output))
+    assert run.stage == "curate" and run.summary["counts"]["kept"] == 2 and run.config["max_duration_s"] == 2.5
+    assert report_path(res.output).is_symlink() and json.loads(report_path(res.output).read_text())["stage"] == "curate"
+    assert json.loads((tmp_path / "out" / "summary.json").read_text()) == {"stage": "prepare"}

@@ -78,3 +78,16 @@ def test_cli_report_and_bad_input(dirs, tmp_path):
     assert (tmp_path / "r" / "report.html").exists()
     bad = runner.invoke(app, ["report", str(tmp_path / "nothing-here"), "--out", str(tmp_path / "r2")])
     assert bad.exit_code != 0
+
+
+def test_data_and_bench_runs_are_read_by_stage_and_refused_as_systems(tmp_path):
+    import pytest
+
+    from soritune.errors import SoritunError
+    from soritune.report.collect import NOT_SYSTEMS, collect
+    from soritune.rundir import write_run
+
+    for stage in NOT_SYSTEMS:
+        write_run(tmp_path / stage, {"x": 1}, {"n": 1}, stage=stage)
+        with pytest.raises(SoritunError, match=f"a {stage} run"):
+            collect([tmp_path / stage])

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import statistics
 import time
+import typing
 from dataclasses import dataclass, field
 from typing import Callable, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from soritune.bench.infer_runners import (
     CT2_DTYPES,
@@ -32,7 +33,7 @@ from soritune.bench.infer_runners import (
 )
 from soritune.bench.memory import MemoryMeter
 from soritune.bench.timing import predicted_latency_s, relative_error, summarize
-from soritune.config import StageConfig
+from soritune.bench.workload import ClipSourceConfig
 from soritune.infer.options import MAX_NEW_TOKENS
 
 Peer = Literal["faster-whisper", "hf-generate"]
@@ -41,7 +42,7 @@ DEFAULT_DTYPES = {"cpu": {"torch": ["float32"], "ct2": ["float32", "int8"]},
 CONSISTENCY_TOLERANCE = 0.10
 
 
-class InferBenchConfig(StageConfig):
+class InferBenchConfig(ClipSourceConfig):
     """Benchmark transcription speed and memory against faster-whisper and HF generate."""
 
     model: str = Field("bundled:whisper-base", description="model spec (bundled:whisper-base, hf:DIR, ct2:DIR, tiny:, random:ARCH)")
@@ -49,7 +50,8 @@ class InferBenchConfig(StageConfig):
     manifest: str | None = Field(None, description="manifest whose clips are decoded (else synthetic clips)")
     limit: int | None = Field(None, ge=1, description="first N manifest rows only")
     synthetic: int | None = Field(None, ge=1, description="N synthetic Korean clips (default 8 when no manifest)")
-    backends: list[Literal["torch", "ct2"]] = Field(["torch", "ct2"], description="soritune backends measured")
+    backends: list[Literal["torch", "ct2"]] = Field(["torch", "ct2"], description="soritune backends measured (all: every one; "
+                                                    "peers run regardless)")
     dtypes: list[str] | None = Field(None, description="compute types (default per device: CPU torch float32, ct2 float32+int8)")
     attn: list[Literal["sdpa", "eager"]] = Field(["sdpa", "eager"], description="attention kernels for torch and HF rows")
     encoder_inputs: list[Literal["padded", "trimmed"]] = Field(
@@ -67,6 +69,11 @@ class InferBenchConfig(StageConfig):
     task: Literal["transcribe", "translate"] = Field("transcribe", description="Whisper task")
     out: str = Field("bench", description="output directory: bench.json, bench.md, plots")
     plots: bool = Field(True, description="write PNG plots")
+
+    @field_validator("backends", mode="before")
+    @classmethod
+    def _all_backends(cls, v):
+        return list(typing.get_args(typing.get_args(cls.model_fields["backends"].annotation)[0])) if v in ("all", ["all"]) else v
 
     @field_validator("batch_sizes")
     @classmethod
@@ -89,12 +96,6 @@ class InferBenchConfig(StageConfig):
         if bad:
             raise ValueError(f"unknown dtype(s) {bad}; allowed: {', '.join(sorted(set(TORCH_DTYPES + CT2_DTYPES)))}")
         return v
-
-    @model_validator(mode="after")
-    def _source(self):
-        if self.manifest and self.synthetic:
-            raise ValueError("give either manifest or synthetic, not both")
-        return self
 
 
 @dataclass
@@ -371,7 +372,7 @@ def run(config: InferBenchConfig | dict, progress: Callable[[dict], None] | None
     import os
 
     from soritune.bench import workload as wl_mod
-    from soritune.bench.report import write_infer
+    from soritune.bench.report import write_section
     from soritune.config import validate
     from soritune.environment import environment
 
@@ -426,5 +427,5 @@ def run(config: InferBenchConfig | dict, progress: Callable[[dict], None] | None
         kind="infer", config=cfg.model_dump(), environment=environment(device, threads), workload=wl.describe(),
         rows=rows, errors=errors, checks=targets(rows, min(cfg.batch_sizes)), definitions=DEFINITIONS,
         wall_s=round(time.perf_counter() - t_start, 1), command=command)
-    write_infer(result, cfg.out, plots=cfg.plots)
+    write_section("infer", result, cfg.out, plots=cfg.plots, config=cfg)
     return result

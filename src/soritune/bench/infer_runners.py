@@ -61,6 +61,17 @@ class Runner:
         return f"{name} {self.dtype}" + (f" {self.attn}" if self.attn else "") + (" trimmed" if self.trimmed else "")
 
 
+class BackendRunner(Runner):
+    """A soritune backend (torch, ct2) timed end to end through its own transcribe()."""
+
+    def e2e(self, audios) -> BatchRun:
+        t0 = clock(self.device)
+        outs = self.backend_obj.transcribe(audios, language=self.language, task=self.task, batch_size=len(audios),
+                                           max_new_tokens=self.max_new_tokens)
+        t1 = clock(self.device)
+        return BatchRun(t1 - t0, [o.tokens for o in outs], sum(o.hit_max_tokens for o in outs))
+
+
 # ---- torch: soritune backend and the Hugging Face generate peer ------------------------------------
 def tensor_mb(model) -> float:
     """Bytes of a torch model's parameters and buffers, MB (10^6 bytes; 8-bit weights count as stored)."""
@@ -96,7 +107,7 @@ def set_attention(model, attn: str | None) -> None:
 
 
 @dataclass
-class TorchRunner(Runner):
+class TorchRunner(BackendRunner):
     """soritune's torch backend (load_backend(..., backend='torch'))."""
 
     spec: str = ""
@@ -114,13 +125,6 @@ class TorchRunner(Runner):
         self.weights_mb = tensor_mb(self.backend_obj.model)
         self.ttft_method = TORCH_TTFT
         self.settings = {"call": "TorchBackend.transcribe", **self.backend_obj.describe()}
-
-    def e2e(self, audios) -> BatchRun:
-        t0 = clock(self.device)
-        outs = self.backend_obj.transcribe(audios, language=self.language, task=self.task, batch_size=len(audios),
-                                           max_new_tokens=self.max_new_tokens)
-        t1 = clock(self.device)
-        return BatchRun(t1 - t0, [o.tokens for o in outs], sum(o.hit_max_tokens for o in outs))
 
     def steps(self, audios) -> tuple[StepTiming, list[list[int]]]:
         be = self.backend_obj
@@ -239,7 +243,7 @@ def _phased_ct2(model, feats: np.ndarray, prompts: list[list[int]], full_max_len
 
 
 @dataclass
-class CT2Runner(Runner):
+class CT2Runner(BackendRunner):
     """soritune's CTranslate2 backend (load_backend(..., backend='ct2')) under its own batching loop."""
 
     spec: str = ""
@@ -260,13 +264,6 @@ class CT2Runner(Runner):
     @property
     def ct2_dir(self) -> str:
         return str(self.backend_obj.ct2_dir)
-
-    def e2e(self, audios) -> BatchRun:
-        t0 = clock(self.device)
-        outs = self.backend_obj.transcribe(audios, language=self.language, task=self.task, batch_size=len(audios),
-                                           max_new_tokens=self.max_new_tokens)
-        t1 = clock(self.device)
-        return BatchRun(t1 - t0, [o.tokens for o in outs], sum(o.hit_max_tokens for o in outs))
 
     def steps(self, audios) -> tuple[StepTiming, list[list[int]]]:
         from soritune.infer.ct2_backend import ct2_max_length

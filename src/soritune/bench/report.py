@@ -1,5 +1,6 @@
-"""Benchmark reports: DIR/bench.json (sections "infer" and "train", each written by its verb and
-kept when the other runs), DIR/bench.md (tables, regenerated from bench.json), PNG plots
+"""Benchmark reports: DIR/summary.json through soritune.rundir (stage "bench"; bench.json links to it;
+sections "infer" and "train", each written by its verb and kept when the other runs; config.yaml
+holds each section's config), DIR/bench.md (tables, regenerated from bench.json), PNG plots
 (latency_vs_batch.png, train_peak_memory.png).
 
 Everything here works on the plain JSON form, so `render_markdown(read_json("bench.json"))`
@@ -10,42 +11,37 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from soritune.jsonio import atomic_write_text, read_json, to_jsonable, write_json
+from pydantic import BaseModel
+
+from soritune.jsonio import atomic_write_text, read_json, to_jsonable
+from soritune.rundir import Run, read_run, write_run
 
 SCHEMA_VERSION = 1
 INFER_PLOT = "latency_vs_batch.png"
 TRAIN_PLOT = "train_peak_memory.png"
 
 
-def _merge(out: Path, section: str, data: dict) -> dict:
-    path = out / "bench.json"
-    doc = read_json(path) if path.exists() else {}
-    if not isinstance(doc, dict) or doc.get("schema_version") != SCHEMA_VERSION:
+def write_section(section: str, result, out: str | Path, plots: bool = True, config: BaseModel | None = None) -> dict:
+    """Write one verb's section ("infer" or "train") into OUT's run (soritune.rundir: summary.json with
+    stage "bench", bench.json linking to it; config.yaml holds each section's config), keeping the
+    other verb's section; then bench.md and the section's plot. Returns the whole document."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = to_jsonable(result)
+    if plots:
+        name, plot = {"infer": (INFER_PLOT, plot_latency), "train": (TRAIN_PLOT, plot_train_memory)}[section]
+        data["plots"] = [str(p.name) for p in [plot(data, out / name)] if p]
+    run = read_run(out)
+    before = run if run is not None and run.stage == "bench" else None
+    if before is None and (out / "bench.json").is_file():  # written before the run-dir contract
+        before = Run(out, "bench", {}, read_json(out / "bench.json"))
+    doc = {k: v for k, v in (before.summary if before else {}).items() if k != "stage"}
+    if doc.get("schema_version") != SCHEMA_VERSION:
         doc = {}
-    doc["schema_version"] = SCHEMA_VERSION
-    doc[section] = data
-    write_json(path, doc)
-    return doc
-
-
-def write_infer(result, out: str | Path, plots: bool = True) -> dict:
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    data = to_jsonable(result)
-    if plots:
-        data["plots"] = [str(p.name) for p in [plot_latency(data, out / INFER_PLOT)] if p]
-    doc = _merge(out, "infer", data)
-    atomic_write_text(out / "bench.md", render_markdown(doc))
-    return doc
-
-
-def write_train(result, out: str | Path, plots: bool = True) -> dict:
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    data = to_jsonable(result)
-    if plots:
-        data["plots"] = [str(p.name) for p in [plot_train_memory(data, out / TRAIN_PLOT)] if p]
-    doc = _merge(out, "train", data)
+    doc.update(schema_version=SCHEMA_VERSION, **{section: data})
+    configs = {k: v for k, v in (before.config if before else {}).items() if k in ("infer", "train") and k in doc}
+    configs[section] = to_jsonable(config) if config is not None else None
+    write_run(out, configs, doc, stage="bench", legacy=("bench.json",))
     atomic_write_text(out / "bench.md", render_markdown(doc))
     return doc
 

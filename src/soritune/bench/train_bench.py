@@ -22,16 +22,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from soritune.config import StageConfig
+from soritune.bench.workload import ClipSourceConfig
 from soritune.errors import SoritunError
 from soritune.train.methods import METHOD_PRESETS
 
 MethodName = Literal[tuple(METHOD_PRESETS)]  # the train stage's preset aliases (soritune.train.methods)
 
 
-class TrainBenchConfig(StageConfig):
+class TrainBenchConfig(ClipSourceConfig):
     """Benchmark training methods: peak memory and samples/s."""
 
     model: str = Field("bundled:whisper-base", description="model spec; random:ARCH measures any architecture")
@@ -51,12 +51,6 @@ class TrainBenchConfig(StageConfig):
     timeout_s: float = Field(3600, gt=0, description="per-method process time limit")
     out: str = Field("bench", description="output directory: bench.json, bench.md, plots")
     plots: bool = Field(True, description="write PNG plots")
-
-    @model_validator(mode="after")
-    def _source(self):
-        if self.manifest and self.synthetic:
-            raise ValueError("give either manifest or synthetic, not both")
-        return self
 
 
 @dataclass
@@ -176,7 +170,7 @@ def add_ratios(rows: list[TrainRow]) -> None:
 def run(config: TrainBenchConfig | dict, progress: Callable[[dict], None] | None = None,
         command: str | None = None) -> TrainBenchResult:
     """Measure every method (and the recipe) and write bench.json / bench.md / plots into config.out."""
-    from soritune.bench.report import write_train
+    from soritune.bench.report import write_section
     from soritune.config import validate
     from soritune.environment import environment
 
@@ -220,7 +214,7 @@ def run(config: TrainBenchConfig | dict, progress: Callable[[dict], None] | None
                               definitions={"samples_per_s": "utterances / second over the timed steps",
                                            "peak_mem_mb": "GPU: torch max_memory_allocated; CPU: peak RSS of the "
                                                           "worker process (sampled every 10 ms)"})
-    write_train(result, cfg.out, plots=cfg.plots)
+    write_section("train", result, cfg.out, plots=cfg.plots, config=cfg)
     return result
 
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from pydantic import model_validator
 
 from soritune.audio import SAMPLE_RATE
+from soritune.config import StageConfig
 
 MAX_CLIP_S = 30.0
 # Lecture-style sentences read by espeak-ng's Korean voices at 140 words per minute. With the first
@@ -100,3 +102,13 @@ def from_manifest(path: str, limit: int | None = None) -> Workload:
             wl.ids.append(row["id"])
             wl.texts.append(row.get("text", ""))
     return wl
+
+
+class ClipSourceConfig(StageConfig):
+    """Base of the bench configs: clips come from `manifest` or `synthetic` (fields of each config), not both."""
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if getattr(self, "manifest", None) and getattr(self, "synthetic", None):
+            raise ValueError("give either manifest or synthetic, not both")
+        return self

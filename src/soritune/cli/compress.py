@@ -7,31 +7,22 @@ from pathlib import Path
 import typer
 
 from soritune.cli.app import app, console, out
-from soritune.cli.options import config_options
+from soritune.cli.options import ConfigOpt, SetOpt, config_options, merge_config
+from soritune.cli.progress import progress_bar
+from soritune.compress.distill import DistillConfig
 from soritune.compress.export import ExportConfig
-from soritune.models.encoder import ENCODER_INPUT_HELP
+from soritune.compress.registry import PRUNE_METHODS, prune_method
+from soritune.compress.sweep import SweepConfig
+from soritune.train.config import TrainConfig
 
 prune_app = typer.Typer(no_args_is_help=False, add_completion=False)
 app.add_typer(prune_app, name="prune")
 
-
-def _given(**values) -> dict:
-    return {k: v for k, v in values.items() if v is not None and v != []}
-
-
-def _load(model_cls, config: Path | None, set_: list[str] | None, fields: dict, train_overrides: dict | None = None):
-    """YAML file < flags given < --set; train_overrides from flags merge into the file's."""
-    from soritune.config import apply_overrides, read_yaml, validate
-
-    data = read_yaml(config) if config else {}
-    data.update(fields)
-    if train_overrides:
-        data["train_overrides"] = {**dict(data.get("train_overrides") or {}), **train_overrides}
-    return validate(model_cls, apply_overrides(data, set_ or None))
-
-
-def _csv(text: str | None) -> list[str] | None:
-    return [s.strip() for s in text.split(",") if s.strip()] if text else None
+PRUNE_CONFIGS = {name: prune_method(name)[0] for name in PRUNE_METHODS}
+# train_overrides flags of the lottery rounds (prune --method lottery, prune sweep --method lottery)
+ROUND_TRAINING = {"train_overrides": (TrainConfig, {
+    "include": ("lora_r", "target", "max_steps", "lr", "batch_size"), "label": "lottery rounds: ",
+    "rename": {"target": "--lora-target", "batch_size": "--train-batch-size"}})}
 
 
 def _pct(x) -> str:
@@ -49,68 +40,32 @@ def _table(title: str, rows: list[tuple[str, str]]) -> None:
     out.print(t)
 
 
-def _train_progress(bar, task, label: str):
-    """A progress callback for runs that train (lottery rounds, distillation)."""
+def _train_progress(bar, label: str):
+    """A progress callback for runs that train (lottery rounds, distillation, sweep points)."""
     def progress(ev: dict) -> None:
         kind = ev.get("event")
         if kind == "round":
-            bar.update(task, description=f"{label}: {ev.get('kind')} round {ev.get('round')} ({ev.get('phase')})",
-                       total=None, completed=0, info="")
+            bar.update(f"{label}: {ev.get('kind')} round {ev.get('round')} ({ev.get('phase')})", "", total=None, completed=0)
         elif kind == "pseudo":
-            bar.update(task, description=f"{label}: pseudo-labelling", total=ev["total"], completed=ev["done"], info="")
+            bar.update(f"{label}: pseudo-labelling", "", total=ev["total"], completed=ev["done"])
         elif kind == "start":
-            bar.update(task, total=ev["total_steps"], completed=ev["step"])
+            bar.update(total=ev["total_steps"], completed=ev["step"])
         elif kind == "step":
-            bar.update(task, completed=ev["step"], info=f"loss {ev['loss']:.3f}")
+            bar.update(info=f"loss {ev['loss']:.3f}", completed=ev["step"])
         elif kind == "point":
-            bar.update(task, description=f"{label}: sparsity {ev['sparsity']:.0%}", total=ev["total"], completed=ev["done"])
+            bar.update(f"{label}: sparsity {ev['sparsity']:.0%}", total=ev["total"], completed=ev["done"])
     return progress
-
-
-def _progress_bar():
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
-    return Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TextColumn("{task.fields[info]}"), console=console, transient=True)
 
 
 # ---- prune ------------------------------------------------------------------------------------
 
 @prune_app.callback(invoke_without_command=True)
+@config_options(PRUNE_CONFIGS, short={"model": "-m", "out": "-o"}, csv=("modules", "schedule"), nested=ROUND_TRAINING)
 def prune(
+    fields: dict,
     ctx: typer.Context,
-    model: str | None = typer.Option(None, "--model", "-m", help="Model spec to prune, e.g. bundled:whisper-base."),
-    adapter: str | None = typer.Option(None, help="PEFT adapter merged in first."),
-    method: str | None = typer.Option(None, help="magnitude | lottery | structured  [default: magnitude]"),
-    out_dir: Path | None = typer.Option(None, "--out", "-o", help="Output directory."),
-    sparsity: float | None = typer.Option(None, help="magnitude/lottery: final fraction of prunable weights zeroed  [default: 0.5]"),
-    scope: str | None = typer.Option(None, help="magnitude/lottery: global | layer  [default: global]"),
-    modules: str | None = typer.Option(None, help="Prunable linear layers, comma-separated  [default: q,k,v,out_proj,fc1,fc2]"),
-    side: str | None = typer.Option(None, help="encoder | decoder | both  [default: both]"),
-    rounds: int | None = typer.Option(None, help="lottery: prune/retrain rounds  [default: 3]"),
-    rate: float | None = typer.Option(None, help="lottery: fraction of the remaining weights pruned per round (instead of --sparsity)."),
-    protect_adapted: bool | None = typer.Option(None, "--protect-adapted", help="lottery: never prune base weights of adapter-carrying modules."),
-    rewind_step: int | None = typer.Option(None, help="lottery: 0 = rewind to pre-trained weights; k = to round 0's step k  [default: 0]"),
-    control: bool | None = typer.Option(None, "--control/--no-control", help="lottery: train a random-mask control  [default: on]"),
-    train: str | None = typer.Option(None, help="lottery: training manifest for each round's LoRA."),
-    dev: str | None = typer.Option(None, help="lottery: dev manifest (training dev CER; default evaluation set)."),
-    lora_r: int | None = typer.Option(None, help="lottery: LoRA rank  [default: 32]"),
-    target_modules: str | None = typer.Option(None, "--lora-target", help="lottery: LoRA target: qv | attn | all-linear  [default: qv]"),
-    max_steps: int | None = typer.Option(None, help="lottery: optimizer steps per round."),
-    lr: float | None = typer.Option(None, help="lottery: LoRA learning rate  [default: 1e-3]"),
-    batch_size: int | None = typer.Option(None, help="lottery: training batch size  [default: 8]"),
-    target: str | None = typer.Option(None, help="structured: heads | ffn | layers  [default: ffn]"),
-    fraction: float | None = typer.Option(None, help="structured: share removed per group  [default: 0.25]"),
-    score: str | None = typer.Option(None, help="structured: magnitude | taylor; lottery: merged | base"),
-    calib_manifest: str | None = typer.Option(None, help="structured taylor: calibration manifest."),
-    eval_manifest: str | None = typer.Option(None, help="Manifest for CER (and timing) checks."),
-    eval_limit: int | None = typer.Option(None, min=1, help="Utterances of the evaluation manifest used."),
+    method: str = typer.Option("magnitude", help="Prune method (soritune.compress.registry): " + " | ".join(PRUNE_METHODS)
+                               + "; a flag whose help starts with method names belongs to those methods only."),
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML with the method's config fields."),
     set_: list[str] | None = typer.Option(None, "--set", help="key=value overrides (e.g. train_overrides.max_steps=100)."),
 ) -> None:
@@ -137,36 +92,26 @@ def prune(
     if ctx.invoked_subcommand is not None:
         return
     from soritune.cli.app import fail
-    from soritune.compress.registry import PRUNE_METHODS, prune_method
 
-    method = method or "magnitude"
     if method not in PRUNE_METHODS:
         fail(f"--method {method!r}; allowed: {', '.join(PRUNE_METHODS)}")
-    if model is None and config is None:
-        fail("--model is required (e.g. --model bundled:whisper-base); see `soritune prune --help`")
-    common = _given(model=model, adapter=adapter, out=str(out_dir) if out_dir else None, side=side,
-                    modules=_csv(modules), eval_manifest=eval_manifest, eval_limit=eval_limit)
     config_cls, run = prune_method(method)
+    foreign = sorted(set(fields) - set(config_cls.model_fields))
+    if foreign:
+        fail(f"--method {method} has no option {', '.join('--' + k.replace('_', '-') for k in foreign)} "
+             f"(see the method names in `soritune prune --help`)")
+    cfg = merge_config(config_cls, config, set_, fields)
     if method == "magnitude":
-        cfg = _load(config_cls, config, set_, {**common, **_given(sparsity=sparsity, scope=scope)})
         with console.status("pruning"):
             r = run(cfg)
         _print_unstructured(r)
     elif method == "structured":
-        common.pop("modules", None)
-        cfg = _load(config_cls, config, set_, {**common, **_given(target=target, fraction=fraction, score=score,
-                                                                  calib_manifest=calib_manifest)})
         with console.status(f"pruning {cfg.target} and measuring"):
             r = run(cfg)
         _print_structured(r)
     else:
-        fields = {**common, **_given(sparsity=sparsity, scope=scope, rounds=rounds, rate=rate, protect_adapted=protect_adapted,
-                                     rewind_step=rewind_step, control=control, train=train, dev=dev, score=score)}
-        overrides = _given(lora_r=lora_r, target=target_modules, max_steps=max_steps, lr=lr, batch_size=batch_size)
-        cfg = _load(config_cls, config, set_, fields, overrides)
-        with _progress_bar() as bar:
-            task = bar.add_task("lottery", total=None, info="")
-            r = run(cfg, progress=_train_progress(bar, task, "lottery"))
+        with progress_bar("lottery") as bar:
+            r = run(cfg, progress=_train_progress(bar, "lottery"))
         _print_lottery(r)
 
 
@@ -197,37 +142,19 @@ def _print_lottery(r) -> None:
 
 
 @prune_app.command("sweep")
-def sweep(
-    model: str | None = typer.Option(None, "--model", "-m", help="Model spec."),
-    adapter: str | None = typer.Option(None, help="PEFT adapter merged in first."),
-    sparsity: str | None = typer.Option(None, help="Comma-separated points  [default: 0.1,0.3,0.5,0.7,0.9]"),
-    method: str | None = typer.Option(None, help="magnitude (one-shot) | lottery (retrain at each point)  [default: magnitude]"),
-    eval_manifest: str | None = typer.Option(None, help="Manifest for CER and latency (default: synthetic clips)."),
-    eval_limit: int | None = typer.Option(None, min=1, help="Utterances used  [default: 50]"),
-    train: str | None = typer.Option(None, help="lottery: training manifest."),
-    dev: str | None = typer.Option(None, help="lottery: dev manifest."),
-    max_steps: int | None = typer.Option(None, help="lottery: optimizer steps per round."),
-    tolerance: float | None = typer.Option(None, help="Knee: CER points above dense still intact  [default: 1.0]"),
-    encoder_input: str | None = typer.Option(None, help=ENCODER_INPUT_HELP + "  [default: padded]"),
-    out_dir: Path | None = typer.Option(None, "--out", "-o", help="Output directory (sweep.json, sweep.md, sweep.png)."),
-    config: Path | None = typer.Option(None, "--config", "-c", help="YAML with SweepConfig fields."),
-    set_: list[str] | None = typer.Option(None, "--set", help="key=value overrides."),
-) -> None:
+@config_options(SweepConfig, short={"model": "-m", "out": "-o"}, csv=("sparsity",),
+                rename={"tolerance_points": "--tolerance"}, nested=ROUND_TRAINING)
+def sweep(fields: dict, config: Path | None = ConfigOpt, set_: list[str] | None = SetOpt) -> None:
     """CER, size and latency at each sparsity, as a table and a PNG curve, with the knee marked
     (the published LoRA + lottery-ticket knee is near 50%).
 
     Example: soritune prune sweep -m bundled:whisper-base --eval-manifest data/test.jsonl --sparsity 0.1,0.3,0.5,0.7,0.9 --out sweep/
     """
-    from soritune.compress.sweep import SweepConfig, run
+    from soritune.compress.sweep import run
 
-    points = [float(x) for x in _csv(sparsity)] if sparsity else None
-    fields = _given(model=model, adapter=adapter, sparsity=points, method=method, eval_manifest=eval_manifest,
-                    eval_limit=eval_limit, train=train, dev=dev, tolerance_points=tolerance, encoder_input=encoder_input,
-                    out=str(out_dir) if out_dir else None)
-    cfg = _load(SweepConfig, config, set_, fields, _given(max_steps=max_steps))
-    with _progress_bar() as bar:
-        task = bar.add_task("sweep", total=None, info="")
-        r = run(cfg, progress=_train_progress(bar, task, "sweep"))
+    cfg = merge_config(SweepConfig, config, set_, fields)
+    with progress_bar("sweep") as bar:
+        r = run(cfg, progress=_train_progress(bar, "sweep"))
     out.print(Path(r.out, "sweep.md").read_text(encoding="utf-8"), highlight=False, markup=False)
     console.print(f"curve: {r.png}", highlight=False)
 
@@ -235,27 +162,9 @@ def sweep(
 # ---- distill ----------------------------------------------------------------------------------
 
 @app.command()
+@config_options(DistillConfig, short={"out": "-o"}, rename={"freeze_encoder": "--freeze-encoder/--train-encoder"})
 def distill(
-    teacher: str | None = typer.Option(None, "--teacher", help="Teacher model spec."),
-    teacher_adapter: str | None = typer.Option(None, help="PEFT adapter merged into the teacher."),
-    decoder_layers: int | None = typer.Option(None, min=1, help="Student decoder layers K  [default: 2]"),
-    train: str | None = typer.Option(None, help="Training manifest (pseudo-labelled by the teacher)."),
-    dev: str | None = typer.Option(None, help="Dev manifest (student CER during training; default comparison set)."),
-    eval_manifest: str | None = typer.Option(None, help="Manifest for the final student/teacher comparison."),
-    eval_limit: int | None = typer.Option(None, min=1, help="Utterances of the comparison  [default: 100]"),
-    out_dir: Path | None = typer.Option(None, "--out", "-o", help="Output directory."),
-    max_steps: int | None = typer.Option(None, help="Optimizer steps."),
-    epochs: float | None = typer.Option(None, help="Passes over the pseudo-labelled set  [default: 3]"),
-    lr: float | None = typer.Option(None, help="Peak learning rate  [default: 1e-4]"),
-    batch_size: int | None = typer.Option(None, help="Utterances per batch  [default: 8]"),
-    alpha: float | None = typer.Option(None, help="Cross-entropy weight  [default: 0.8]"),
-    temperature: float | None = typer.Option(None, help="KL temperature T (KL is scaled by T^2)  [default: 2]"),
-    mse_weight: float | None = typer.Option(None, help="Hidden-state MSE weight  [default: 0 = off]"),
-    freeze_encoder: bool | None = typer.Option(None, "--freeze-encoder/--train-encoder", help="Freeze the copied encoder  [default: freeze]"),
-    filter_threshold: float | None = typer.Option(None, help="Drop pseudo-labels above this CER/WER vs the reference  [default: 0.1]"),
-    filter_metric: str | None = typer.Option(None, help="cer | wer  [default: cer]"),
-    encoder_input: str | None = typer.Option(None, help="Decoding input for pseudo-labels and the comparison: " + ENCODER_INPUT_HELP + "  [default: padded]"),
-    config: Path | None = typer.Option(None, "--config", "-c", help="YAML with DistillConfig fields."),
+    fields: dict, config: Path | None = ConfigOpt,
     set_: list[str] | None = typer.Option(None, "--set", help="key=value overrides (e.g. train_overrides.threads=2)."),
 ) -> None:
     """Distil a teacher into a student with the teacher's encoder and K decoder layers taken from
@@ -265,17 +174,11 @@ def distill(
 
     Example: soritune distill --teacher bundled:whisper-base --decoder-layers 2 --train data/train.jsonl --dev data/dev.jsonl --max-steps 500 --out distil/
     """
-    from soritune.compress.distill import DistillConfig, run
+    from soritune.compress.distill import run
 
-    fields = _given(teacher=teacher, teacher_adapter=teacher_adapter, decoder_layers=decoder_layers, train=train, dev=dev,
-                    eval_manifest=eval_manifest, eval_limit=eval_limit, out=str(out_dir) if out_dir else None,
-                    max_steps=max_steps, epochs=epochs, lr=lr, batch_size=batch_size, alpha=alpha, temperature=temperature,
-                    mse_weight=mse_weight, freeze_encoder=freeze_encoder, filter_threshold=filter_threshold,
-                    filter_metric=filter_metric, encoder_input=encoder_input)
-    cfg = _load(DistillConfig, config, set_, fields)
-    with _progress_bar() as bar:
-        task = bar.add_task("distill", total=None, info="")
-        r = run(cfg, progress=_train_progress(bar, task, "distill"))
+    cfg = merge_config(DistillConfig, config, set_, fields)
+    with progress_bar("distill") as bar:
+        r = run(cfg, progress=_train_progress(bar, "distill"))
     tt, st = r.teacher_timing or {}, r.student_timing or {}
     _table(f"{r.out}: student with {len(r.layer_map)} decoder layers (teacher layers {r.layer_map})", [
         ("pseudo-labels kept / rejected", f"{r.n_pseudo_kept} / {r.n_pseudo_rejected} {r.rejected_by_reason or ''}"),
@@ -309,7 +212,7 @@ def export(
     """
     from soritune.compress.export import run
 
-    cfg = _load(ExportConfig, config, set_, fields)
+    cfg = merge_config(ExportConfig, config, set_, fields)
     with console.status(f"exporting to {cfg.to} and checking parity"):
         r = run(cfg)
     p = r.parity

@@ -7,39 +7,20 @@ from pathlib import Path
 
 import typer
 
-from soritune.cli.app import app, console, out
-
-ConfigOpt = typer.Option(None, "--config", "-c", help="YAML file of config fields (flags override it).")
-SetOpt = typer.Option(None, "--set", help="Override a config field: --set seed=3 (repeatable).")
-
-
-def _progress_bar(label: str):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    columns = (TextColumn(f"[bold]{label}" + " {task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[rate]:>8.0f} rows/s"), TimeElapsedColumn())
-    return Progress(*columns, console=console, transient=True)
+from soritune.cli.app import app, out
+from soritune.cli.options import ConfigOpt, SetOpt, config_options, merge_config
+from soritune.cli.progress import progress_bar
+from soritune.data.curate import CurateConfig
+from soritune.data.export import ExportConfig
 
 
 @app.command("curate")
+@config_options(CurateConfig, exclude=("manifest",), short={"out": "-o"},
+                rename={"min_duration_s": ("--min-duration", "--min-duration-s"),
+                        "max_duration_s": ("--max-duration", "--max-duration-s")})
 def curate_cmd(
+    fields: dict,
     manifest: Path = typer.Argument(..., help="Input manifest (JSONL)."),
-    out_file: Path = typer.Option(..., "--out", "-o", help="Output manifest; <stem>.curate_report.json goes beside it."),
-    min_duration: float | None = typer.Option(None, "--min-duration", "--min-duration-s", help="Drop rows shorter than this (s)."),
-    max_duration: float | None = typer.Option(None, "--max-duration", "--max-duration-s", help="Drop rows longer than this (s)."),
-    require: list[str] | None = typer.Option(None, "--require", help="Regex the text must contain (repeatable: all must match)."),
-    exclude: list[str] | None = typer.Option(None, "--exclude", help="Regex that drops a text containing it (repeatable)."),
-    where: list[str] | None = typer.Option(None, "--where", help="field=value or field!=value (repeatable: all must hold; a.b reaches nested keys; numbers and true/false compare as JSON)."),
-    trim_percentile: float | None = typer.Option(None, "--trim-percentile", help="Drop this % shortest and this % longest rows."),
-    sample: int | None = typer.Option(None, "--sample", help="Keep at most N rows (see --stratify)."),
-    stratify: str | None = typer.Option(None, "--stratify", help="text-length (default: proportional from text-length deciles) or none."),
-    dedupe: bool = typer.Option(False, "--dedupe", help="Drop exact text+audio duplicates and same-audio duplicates (first kept)."),
-    dedupe_content: bool = typer.Option(False, "--dedupe-content", help="With --dedupe: also files with identical bytes under other names (reads the files)."),
-    speaker_split: str | None = typer.Option(None, "--speaker-split", help="Ratios like 8:1:1 (or 9:1): write <stem>_train/_dev/_test, no speaker in two."),
-    replay: Path | None = typer.Option(None, "--replay", help="Another manifest to mix in (rows marked replay: true)."),
-    replay_fraction: float | None = typer.Option(None, "--replay-fraction", help="Add round(fraction * kept) replay rows (default 0.1)."),
-    seed: int | None = typer.Option(None, "--seed", help="Seed for sampling, splits and replay (default 0)."),
-    dropped: Path | None = typer.Option(None, "--dropped", help="Also write the dropped rows, each with a `reason`."),
     config_path: Path | None = ConfigOpt,
     overrides: list[str] | None = SetOpt,
 ) -> None:
@@ -53,24 +34,12 @@ def curate_cmd(
 
       soritune curate train.jsonl --out formula.jsonl --require '[0-9A-Za-z]' --dedupe --sample 20000 --speaker-split 8:1:1 --replay general.jsonl --replay-fraction 0.1
     """
-    from soritune.config import load_config
-    from soritune.data.curate import CurateConfig, curate
+    from soritune.data.curate import curate
 
-    config = load_config(
-        CurateConfig, config_path, overrides, manifest=str(manifest), out=str(out_file),
-        min_duration_s=min_duration, max_duration_s=max_duration, require=require or None, exclude=exclude or None,
-        where=where or None, trim_percentile=trim_percentile, sample=sample, stratify=stratify,
-        dedupe=dedupe or None, dedupe_content=dedupe_content or None, speaker_split=speaker_split, replay=str(replay) if replay else None,
-        replay_fraction=replay_fraction, seed=seed, dropped=str(dropped) if dropped else None,
-    )
+    config = merge_config(CurateConfig, config_path, overrides, {"manifest": manifest, **fields})
     t0 = time.perf_counter()
-    with _progress_bar("curate") as bar:
-        task = bar.add_task("reading", total=None, rate=0.0)
-
-        def progress(phase: str, done: int) -> None:
-            bar.update(task, description=phase, completed=done, rate=done / max(time.perf_counter() - t0, 1e-9))
-
-        result = curate(config, progress=progress)
+    with progress_bar("curate: reading", unit="rows") as bar:
+        result = curate(config, progress=lambda phase, done: (bar.update(f"curate: {phase}"), bar.count(done)))
     _curate_summary(result, time.perf_counter() - t0)
 
 
@@ -97,15 +66,10 @@ def _curate_summary(result, elapsed_s: float) -> None:
 
 
 @app.command("export-data")
+@config_options(ExportConfig, exclude=("manifest",), short={"out": "-o"})
 def export_data_cmd(
+    fields: dict,
     manifest: Path = typer.Argument(..., help="Input manifest (JSONL)."),
-    to: str = typer.Option(..., "--to", help="hf (datasets save_to_disk folder) or parquet (Parquet shards)."),
-    out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder; OUT.export_report.json goes beside it."),
-    shard_size: int | None = typer.Option(None, "--shard-size", help="Rows per shard (default 10000)."),
-    with_audio: bool = typer.Option(False, "--with-audio", help="Embed the audio instead of its path."),
-    audio_format: str | None = typer.Option(None, "--audio-format", help="feature (default: 16 kHz WAV as datasets Audio) or bytes (raw file)."),
-    batch_rows: int | None = typer.Option(None, "--batch-rows", help="Rows held in memory between writes (default 256)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier export in --out."),
     config_path: Path | None = ConfigOpt,
     overrides: list[str] | None = SetOpt,
 ) -> None:
@@ -121,22 +85,12 @@ def export_data_cmd(
 
       soritune export-data formula_train.jsonl --to hf --out exports/formula_hf   (then datasets.load_from_disk)
     """
-    from soritune.config import load_config
-    from soritune.data.export import ExportConfig, export
+    from soritune.data.export import export
 
-    config = load_config(
-        ExportConfig, config_path, overrides, manifest=str(manifest), out=str(out_dir), to=to,
-        shard_size=shard_size, with_audio=with_audio or None, audio_format=audio_format,
-        batch_rows=batch_rows, overwrite=overwrite or None,
-    )
+    config = merge_config(ExportConfig, config_path, overrides, {"manifest": manifest, **fields})
     t0 = time.perf_counter()
-    with _progress_bar("export") as bar:
-        task = bar.add_task("rows", total=None, rate=0.0)
-
-        def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total, rate=done / max(time.perf_counter() - t0, 1e-9))
-
-        result = export(config, progress=progress)
+    with progress_bar("export", unit="rows") as bar:
+        result = export(config, progress=bar.count)
     elapsed = time.perf_counter() - t0
     out.print(f"exported {result.exported_rows:,} of {result.input_rows:,} rows to {result.out} "
               f"({len(result.shards)} {result.to} shards) in {elapsed:.1f} s", highlight=False, soft_wrap=True)

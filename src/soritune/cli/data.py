@@ -8,7 +8,10 @@ from pathlib import Path
 
 import typer
 
-from soritune.cli.app import app, console, out
+from soritune.cli.app import app, out
+from soritune.cli.options import config_options, merge_config
+from soritune.cli.progress import progress_bar
+from soritune.data.prepare_common import PrepareConfig
 
 prepare_app = typer.Typer(
     help=(
@@ -20,46 +23,19 @@ prepare_app = typer.Typer(
 )
 app.add_typer(prepare_app, name="prepare")
 
-OutOpt = typer.Option(..., "--out", "-o", help="Output folder (manifests, quarantine, report).")
-WorkersOpt = typer.Option(None, "--workers", "-w", help="Worker processes (default 2).")
-ShardOpt = typer.Option(None, "--shard-size", help="Utterances a shard: the unit of parallel work and resume (default 2000).")
-EngineOpt = typer.Option(None, "--engine", help="local (process pool, default) or ray (pip install 'soritune\\[ray]').")
-RayOpt = typer.Option(None, "--ray-address", help="Ray cluster to join ('auto', 'ray://host:10001'); default: local Ray.")
-ModeOpt = typer.Option(None, "--mode", help="verbatim (default: keep fillers and repetitions) or fluent (drop them).")
-ConvertOpt = typer.Option(None, "--convert", help="none (default: reference audio in place), flac or wav (16 kHz, under OUT/audio).")
-SplitOpt = typer.Option(None, "--split", help="official (default: the corpus's splits) or random (seeded, see --ratios).")
-RatiosOpt = typer.Option(None, "--ratios", help="train:dev[:test] for --split random (default 8:1:1).")
-SeedOpt = typer.Option(None, "--seed", help="Seed of the random split (default 0).")
-MinOpt = typer.Option(None, "--min-duration-s", help="Quarantine shorter audio as too_short (default 0.5).")
-MaxOpt = typer.Option(None, "--max-duration-s", help="Quarantine longer audio as too_long (default 30).")
-TokOpt = typer.Option(None, "--max-label-tokens", help="Whisper decoder positions incl. special tokens (default 448).")
-KeepOpt = typer.Option(False, "--keep-shards", help="Keep OUT/.shards after merging.")
-ConfigOpt = typer.Option(None, "--config", "-c", help="YAML file of PrepareConfig fields (flags override it).")
-SetOpt = typer.Option(None, "--set", help="Override a config field: --set min_duration_s=1.0 (repeatable).")
+# Every prepare command has PrepareConfig's options (declared once, in the config); a corpus only
+# adds or leaves out the few fields that are its own (pron_first: aihub-lecture; norm: the readers
+# without a fixed normalisation).
+OWN_FIELDS = {"kspon": (), "aihub-lecture": ("pron_first",)}
+CORPUS_FIELDS = ("pron_first", "norm")
 
 
-def _prepare(corpus: str, root: Path, out_dir: Path, config_path: Path | None, overrides: list[str] | None,
-             ratios: str | None, **fields) -> None:
-    import time
+def _prepare(corpus: str, root: Path, config_path: Path | None, overrides: list[str] | None, fields: dict) -> None:
+    from soritune.data.prepare_common import run
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from soritune.config import load_config
-    from soritune.data.prepare_common import PrepareConfig, parse_ratios, run
-
-    if ratios is not None:
-        fields["ratios"] = parse_ratios(ratios)
-    config = load_config(PrepareConfig, config_path, overrides, corpus=corpus, root=str(root), out=str(out_dir), **fields)
-    t0 = time.perf_counter()
-    columns = (TextColumn("[bold]prepare {task.fields[corpus]}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[rate]:>8.0f} utt/s"), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=False) as bar:
-        task = bar.add_task("prepare", total=None, corpus=corpus, rate=0.0)
-
-        def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total, rate=done / max(time.perf_counter() - t0, 1e-9))
-
-        result = run(config, progress=progress)
+    config = merge_config(PrepareConfig, config_path, overrides, {"corpus": corpus, "root": str(root), **fields})
+    with progress_bar(f"prepare {corpus}", unit="utt", remaining=True, transient=False) as bar:
+        result = run(config, progress=bar.count)
     _summary(result)
 
 
@@ -81,42 +57,36 @@ def _summary(result) -> None:
               f"{resumed}; report {result.report_path}", highlight=False, soft_wrap=True)
 
 
-@prepare_app.command("kspon")
-def prepare_kspon(
-    root: Path = typer.Argument(..., help="KsponSpeech root (holding KsponSpeech_01..05, KsponSpeech_eval, KsponSpeech_scripts)."),
-    out_dir: Path = OutOpt, workers: int | None = WorkersOpt, shard_size: int | None = ShardOpt,
-    engine: str | None = EngineOpt, ray_address: str | None = RayOpt, mode: str | None = ModeOpt,
-    convert: str | None = ConvertOpt, split: str | None = SplitOpt, ratios: str | None = RatiosOpt,
-    seed: int | None = SeedOpt, min_duration_s: float | None = MinOpt, max_duration_s: float | None = MaxOpt,
-    max_label_tokens: int | None = TokOpt, keep_shards: bool = KeepOpt,
-    config: Path | None = ConfigOpt, set_: list[str] | None = SetOpt,
-) -> None:
-    """Prepare KsponSpeech (ETRI marks normalised; spelling -> text, pronunciation -> text_pron).
+def _prepare_command(name: str, root_help: str, doc: str):
+    """`soritune prepare NAME ROOT --out DIR` with PrepareConfig's options (a corpus's own fields only
+    where it reads them)."""
+    own = OWN_FIELDS.get(name, ("norm",))
+
+    @config_options(PrepareConfig, exclude=("corpus", "root", *(f for f in CORPUS_FIELDS if f not in own)),
+                    short={"out": "-o", "workers": "-w"}, csv={"ratios": ":"})
+    def command(
+        fields: dict,
+        root: Path = typer.Argument(..., help=root_help),
+        config: Path | None = typer.Option(None, "--config", "-c", help="YAML file of PrepareConfig fields (flags override it)."),
+        set_: list[str] | None = typer.Option(None, "--set", help="Override a config field: --set min_duration_s=1.0 (repeatable)."),
+    ) -> None:
+        _prepare(name, root, config, set_, fields)
+
+    command.__doc__ = doc
+    return command
+
+
+prepare_app.command("kspon")(_prepare_command(
+    "kspon", "KsponSpeech root (holding KsponSpeech_01..05, KsponSpeech_eval, KsponSpeech_scripts).", """Prepare KsponSpeech (ETRI marks normalised; spelling -> text, pronunciation -> text_pron).
 
     Reads KsponSpeech_scripts/*.trn when present, else the .txt beside each .pcm (CP949, UTF-8 or EUC-KR, detected).
 
     Writes OUT/{train,dev,eval_clean,eval_other}.jsonl; audio is referenced in place (absolute paths) unless --convert.
 
     Example: soritune prepare kspon /data/KsponSpeech --out data/kspon --workers 2
-    """
-    _prepare("kspon", root, out_dir, config, set_, ratios, workers=workers, shard_size=shard_size, engine=engine,
-             ray_address=ray_address, mode=mode, convert=convert, split=split, seed=seed,
-             min_duration_s=min_duration_s, max_duration_s=max_duration_s, max_label_tokens=max_label_tokens,
-             keep_shards=keep_shards or None)
-
-
-@prepare_app.command("aihub-lecture")
-def prepare_aihub(
-    root: Path = typer.Argument(..., help="Folder holding the JSON labels and the audio (any depth)."),
-    out_dir: Path = OutOpt, pron_first: bool = typer.Option(False, "--pron-first", help="Duals are written (pronunciation)/(spelling)."),
-    workers: int | None = WorkersOpt, shard_size: int | None = ShardOpt,
-    engine: str | None = EngineOpt, ray_address: str | None = RayOpt, mode: str | None = ModeOpt,
-    convert: str | None = ConvertOpt, split: str | None = SplitOpt, ratios: str | None = RatiosOpt,
-    seed: int | None = SeedOpt, min_duration_s: float | None = MinOpt, max_duration_s: float | None = MaxOpt,
-    max_label_tokens: int | None = TokOpt, keep_shards: bool = KeepOpt,
-    config: Path | None = ConfigOpt, set_: list[str] | None = SetOpt,
-) -> None:
-    """Prepare AI-Hub lecture speech: one JSON label per utterance, audio paired by file stem.
+    """))
+prepare_app.command("aihub-lecture")(_prepare_command(
+    "aihub-lecture", "Folder holding the JSON labels and the audio (any depth).", """Prepare AI-Hub lecture speech: one JSON label per utterance, audio paired by file stem.
 
     Numeric key prefixes (01_dataset, 1_identifier) are stripped; the text is transcription.text (ETRI marks).
 
@@ -125,11 +95,7 @@ def prepare_aihub(
     Training / Validation folders give the splits (else everything is train: try --split random).
 
     Example: soritune prepare aihub-lecture /data/lecture --out data/lecture --split random --ratios 8:1:1
-    """
-    _prepare("aihub-lecture", root, out_dir, config, set_, ratios, pron_first=pron_first or None, workers=workers,
-             shard_size=shard_size, engine=engine, ray_address=ray_address, mode=mode, convert=convert, split=split,
-             seed=seed, min_duration_s=min_duration_s, max_duration_s=max_duration_s,
-             max_label_tokens=max_label_tokens, keep_shards=keep_shards or None)
+    """))
 
 
 def _corpus_doc(name: str) -> str:
@@ -146,27 +112,10 @@ def _corpus_doc(name: str) -> str:
 
 def _registry_command(name: str):
     """`soritune prepare NAME ROOT --out DIR` for a registered corpus with no command of its own."""
-
-    def command(
-        root: Path = typer.Argument(..., help="The corpus: a file or folder, as the reader describes it."),
-        out_dir: Path = OutOpt,
-        norm: str | None = typer.Option(None, "--norm", help="basic or etri (default: the corpus's own)."),
-        workers: int | None = WorkersOpt, shard_size: int | None = ShardOpt,
-        engine: str | None = EngineOpt, ray_address: str | None = RayOpt, mode: str | None = ModeOpt,
-        convert: str | None = ConvertOpt, split: str | None = SplitOpt, ratios: str | None = RatiosOpt,
-        seed: int | None = SeedOpt, min_duration_s: float | None = MinOpt, max_duration_s: float | None = MaxOpt,
-        max_label_tokens: int | None = TokOpt, keep_shards: bool = KeepOpt,
-        config: Path | None = ConfigOpt, set_: list[str] | None = SetOpt,
-    ) -> None:
-        _prepare(name, root, out_dir, config, set_, ratios, norm=norm, workers=workers, shard_size=shard_size,
-                 engine=engine, ray_address=ray_address, mode=mode, convert=convert, split=split, seed=seed,
-                 min_duration_s=min_duration_s, max_duration_s=max_duration_s, max_label_tokens=max_label_tokens,
-                 keep_shards=keep_shards or None)
-
-    command.__doc__ = (f"Prepare a corpus with the {name} reader: {_corpus_doc(name)}\n\nReader: soritune.data.corpora registry entry {name!r} "
-                       f"(its module docstring says which columns and files it reads).\n\n"
-                       f"Example: soritune prepare {name} CORPUS --out data/{name} --split random --ratios 9:1")
-    return command
+    return _prepare_command(name, "The corpus: a file or folder, as the reader describes it.", (
+        f"Prepare a corpus with the {name} reader: {_corpus_doc(name)}\n\nReader: soritune.data.corpora registry entry "
+        f"{name!r} (its module docstring says which columns and files it reads).\n\n"
+        f"Example: soritune prepare {name} CORPUS --out data/{name} --split random --ratios 9:1"))
 
 
 def _register_corpora() -> None:

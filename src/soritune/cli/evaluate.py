@@ -7,8 +7,10 @@ from pathlib import Path
 import typer
 
 from soritune.cli.app import app, console, out
-from soritune.cli.options import config_options
+from soritune.cli.options import ConfigOpt, SetOpt, config_options, merge_config
+from soritune.cli.progress import progress_bar
 from soritune.eval.evaluate import EvalConfig
+from soritune.eval.scoring import ScoreConfig
 
 
 def _print_summary(summary: dict, out_dir: Path) -> None:
@@ -33,13 +35,13 @@ def _print_summary(summary: dict, out_dir: Path) -> None:
 
 
 @app.command()
+@config_options(ScoreConfig, exclude=("refs", "hyps"), short={"out": "-o"})
 def score(
+    fields: dict,
     refs: Path = typer.Argument(..., help="References: a manifest (JSONL: id, text, optional text_pron) or TSV id<TAB>text."),
     hyps: Path = typer.Argument(..., help="Hypotheses: JSONL {id, text}, TSV id<TAB>text, or an eval output dir."),
-    out_dir: Path = typer.Option(..., "--out", "-o", help="Output directory (report.json, report.md, utterances.tsv)."),
-    slice_by: list[str] | None = typer.Option(None, "--slice-by", help="Reference field to slice by (repeatable); duration_bucket buckets `duration`."),
-    n_boot: int = typer.Option(1000, min=10, help="Bootstrap resamples for the 95% intervals."),
-    seed: int = typer.Option(0, help="Bootstrap seed."),
+    config: Path | None = ConfigOpt,
+    set_: list[str] | None = SetOpt,
 ) -> None:
     """Score any system's output against references, no model needed: CER (primary, spaces
     removed), CER with spaces, WER, sWER, reading-aware CER, S/D/I, 95% bootstrap intervals and
@@ -47,16 +49,13 @@ def score(
 
     Example: soritune score data/test.jsonl other_system.tsv --out scores/other
     """
-    from soritune.config import load_config
-    from soritune.eval.scoring import ScoreConfig, run_score
-
-    config = load_config(ScoreConfig, refs=refs, hyps=hyps, out=out_dir, slice_by=slice_by or None,
-                         n_boot=n_boot, seed=seed)
+    from soritune.eval.scoring import run_score
     from soritune.jsonio import read_json
 
+    cfg = merge_config(ScoreConfig, config, set_, {"refs": refs, "hyps": hyps, **fields})
     with console.status("scoring"):
-        run_score(config)
-    _print_summary(read_json(out_dir / "report.json"), out_dir)
+        run_score(cfg)
+    _print_summary(read_json(cfg.out / "report.json"), cfg.out)
 
 
 @app.command("eval")
@@ -84,8 +83,6 @@ def eval_(
     soritune eval --backend vosk --model vosk:ko --manifest data/test.jsonl --out eval/vosk --slice-by speaker
     Example: soritune eval --suite hallucination --model bundled:whisper-base --backend ct2 --out eval/base-suite
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
     from soritune.config import apply_overrides, read_yaml, validate
     from soritune.eval.evaluate import run_eval
     from soritune.jsonio import read_json
@@ -95,10 +92,8 @@ def eval_(
     if suite is not None:
         return _eval_suite(suite, apply_overrides(data, set_))
     cfg = validate(EvalConfig, apply_overrides(data, set_))
-    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console, transient=True) as bar:
-        t = bar.add_task(f"eval {cfg.model}", total=None)
-        run_eval(cfg, progress=lambda done, total: bar.update(t, completed=done, total=total))
+    with progress_bar(f"eval {cfg.model}") as bar:
+        run_eval(cfg, progress=bar.count)
     summary = read_json(cfg.out / "report.json")
     _print_summary(summary, cfg.out)
     timing = summary["timing"]
@@ -112,7 +107,6 @@ def eval_(
 
 
 def _eval_suite(suite: str, data: dict) -> None:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
     from rich.table import Table
 
     from soritune.cli.app import fail
@@ -131,10 +125,8 @@ def _eval_suite(suite: str, data: dict) -> None:
     if data.get("manifest") is not None:
         fail("--manifest is not used with --suite: the suite generates its own clips")
     cfg = validate(HallucinationConfig, data)
-    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console, transient=True) as bar:
-        t = bar.add_task(f"{suite} suite: {cfg.model}", total=None)
-        report = run_suite(cfg, progress=lambda done, total: bar.update(t, completed=done, total=total)).to_json()
+    with progress_bar(f"{suite} suite: {cfg.model}") as bar:
+        report = run_suite(cfg, progress=bar.count).to_json()
     table = Table(title=f"{suite} suite, {report['suite']['n_clips']} clips (95% intervals in brackets)")
     for col in TABLE_HEADER:
         table.add_column(col)
@@ -148,12 +140,12 @@ def _eval_suite(suite: str, data: dict) -> None:
 
 
 @app.command()
+@config_options(ScoreConfig, include=("n_boot", "seed"))
 def compare(
+    fields: dict,
     report_a: Path = typer.Argument(..., help="Report A: an eval/score output dir or its report.json."),
     report_b: Path = typer.Argument(..., help="Report B: an eval/score output dir or its report.json."),
     out_dir: Path | None = typer.Option(None, "--out", "-o", help="Also write compare.json and compare.md here."),
-    n_boot: int = typer.Option(1000, min=10, help="Bootstrap resamples."),
-    seed: int = typer.Option(0, help="Bootstrap seed."),
     top: int = typer.Option(15, min=0, help="Utterances that changed most to list."),
 ) -> None:
     """Compare two systems on their shared utterances with a paired bootstrap: B - A for CER and
@@ -163,10 +155,12 @@ def compare(
     """
     from rich.table import Table
 
+    from soritune.config import validate
     from soritune.eval.compare import run_compare, write_compare
     from soritune.eval.report_md import pct
 
-    result = run_compare(report_a, report_b, n_boot=n_boot, seed=seed, top=max(top, 1))
+    boot = validate(ScoreConfig, {"refs": report_a, "hyps": report_b, "out": ".", **fields})  # its bootstrap fields
+    result = run_compare(report_a, report_b, n_boot=boot.n_boot, seed=boot.seed, top=max(top, 1))
     t = Table(title=f"B vs A on {result.n_shared} shared utterances "
                     f"({result.n_only_a} only in A, {result.n_only_b} only in B)")
     for col in ("metric", "A %", "B %", "B - A (pt)", "95% CI (pt)", "P(B better)"):

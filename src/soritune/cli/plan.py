@@ -7,6 +7,8 @@ from pathlib import Path
 import typer
 
 from soritune.cli.app import app, console, out
+from soritune.cli.options import ConfigOpt, SetOpt, config_options, merge_config
+from soritune.plan.config import PlanConfig
 
 
 def _csv(text: str) -> list[str]:
@@ -14,31 +16,20 @@ def _csv(text: str) -> list[str]:
 
 
 @app.command()
+@config_options(PlanConfig, short={"model": "-m", "batch_size": "-b"})
 def plan(
-    model: str = typer.Option(..., "--model", "-m", help="Model spec: random:ARCH (tiny..large-v3-turbo), tiny:, bundled:whisper-base, hf:DIR (only its config is read)."),
-    method: str = typer.Option("lora", help="full | lora | dora | qlora8 | qlora4"),
-    precision: str = typer.Option("bf16-mixed", help="fp32 | bf16-mixed | fp16-mixed | bf16 (pure)"),
-    batch_size: int | None = typer.Option(None, "--batch-size", "-b", help="Micro-batch size  [default: 8; with --gpu: searched]"),
-    gpu: str | None = typer.Option(None, help="Find the largest batch that fits this card: 8GB, 12GB, 24GB, rtx3090, a6000, h100, ..."),
+    fields: dict,
+    gpu: str | None = typer.Option(None, help="Find the largest batch that fits this card (instead of --batch-size): "
+                                   "8GB, 12GB, 24GB, rtx3090, a6000, h100, ..."),
     max_batch: int = typer.Option(256, help="Largest batch size --gpu considers."),
-    audio_s: float = typer.Option(30.0, help="Input seconds (30 = Whisper's padded input)."),
-    label_tokens: int = typer.Option(128, help="Decoder tokens per utterance."),
-    grad_accum: int = typer.Option(1, help="Micro-batches per optimizer step."),
-    gradient_checkpointing: bool = typer.Option(False, "--gradient-checkpointing", help="Recompute activations in backward."),
-    optimizer: str = typer.Option("adamw", help="adamw | adamw8bit | paged_adamw8bit | paged_adamw"),
-    lora_r: int = typer.Option(32, help="LoRA rank."),
-    target: str = typer.Option("qv", help="qv | attn | all-linear, or module names q_proj,v_proj,fc1,..."),
-    target_side: str = typer.Option("both", help="encoder | decoder | both"),
-    freeze_encoder: bool = typer.Option(False, "--freeze-encoder", help="Full FT: train the decoder only."),
-    chunked_ce: int | None = typer.Option(None, help="Cross-entropy chunk in tokens (0 = off)  [default: 1024, as train on a GPU]"),
-    cuda_context_gb: float = typer.Option(0.45, help="CUDA context overhead, GB."),
-    allocator_overhead: float = typer.Option(0.10, help="Allocator rounding + fragmentation, fraction of the traced peak."),
     sweep: bool = typer.Option(False, "--sweep", help="Plan every --methods x --batch-sizes; table + plot in --out."),
     methods: str = typer.Option("full,lora,qlora8,qlora4", help="Methods for --sweep (comma-separated)."),
     batch_sizes: str = typer.Option("1,2,4,8,16", help="Batch sizes for --sweep (comma-separated)."),
     out_dir: Path | None = typer.Option(None, "--out", "-o", help="Directory for plan.json (and sweep.png)."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
     threads: int = typer.Option(2, help="Torch CPU threads for the trace."),
+    config: Path | None = ConfigOpt,
+    set_: list[str] | None = SetOpt,
 ) -> None:
     """Predict the peak GPU memory of a `soritune train` setup without a GPU: two real training steps
     of soritune's train code run on fake tensors (no memory), live tensors counted by category
@@ -52,23 +43,17 @@ def plan(
     """
     import torch
 
-    from soritune.config import validate
     from soritune.jsonio import to_jsonable, write_json
-    from soritune.plan.config import PlanConfig
     from soritune.plan.fit import fit_batch, plot_sweep
     from soritune.plan.fit import sweep as run_sweep
     from soritune.plan.planner import plan as run_plan
 
     torch.set_num_threads(threads)
-    if gpu and batch_size is not None:
+    if gpu and "batch_size" in fields:
         from soritune.cli.app import fail
 
         fail("give --gpu (search the batch size) or --batch-size, not both")
-    cfg = validate(PlanConfig, dict(
-        model=model, method=method, precision=precision, batch_size=batch_size or 8, audio_s=audio_s,
-        label_tokens=label_tokens, grad_accum=grad_accum, gradient_checkpointing=gradient_checkpointing,
-        optimizer=optimizer, lora_r=lora_r, target=target, target_side=target_side, freeze_encoder=freeze_encoder,
-        chunked_ce=chunked_ce, cuda_context_gb=cuda_context_gb, allocator_overhead=allocator_overhead))
+    cfg = merge_config(PlanConfig, config, set_, fields)
     say = (lambda msg: console.print(f"tracing {msg} ...", highlight=False)) if not json_out else None
     if sweep:
         rows = run_sweep(cfg, [int(b) for b in _csv(batch_sizes)], _csv(methods), progress=say)

@@ -8,25 +8,24 @@ import typer
 
 from soritune.cli.app import app, console
 from soritune.cli.options import config_options
+from soritune.infer.options import DecodeOptions
 from soritune.serve.config import ServeConfig
 
 
 @app.command()
 @config_options(ServeConfig, exclude=("gate_thresholds",), short={"model": "-m"},
-                extra={"api_key": {"envvar": "SORITUNE_API_KEY"}})
+                extra={"api_key": {"envvar": "SORITUNE_API_KEY"}},
+                nested={"decode": (DecodeOptions, {"include": ("vad", "condition_on_previous_text")})})
 def serve(
     fields: dict,
     log_level: str = typer.Option("info", help="uvicorn log level: debug | info | warning | error."),
     gate_threshold: list[str] | None = typer.Option(
         None, "--gate-threshold", help="METRIC=VALUE (repeatable; null skips one), e.g. loop_rate=0.2; metrics: "
                                        "nonspeech_chars_per_min, pause_chars_per_min, nonspeech_output_rate, loop_rate, speech_missed."),
-    vad: bool = typer.Option(False, "--vad", help="Silero VAD: decode only speech, cut chunks at pauses."),
     long_form: bool = typer.Option(False, "--long-form", help="Decode with DecodeOptions.long_form(): VAD, beam 5, "
                                    "temperature fallback, timestamps (requests still set prompt, words, stream)."),
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML with ServeConfig fields (flags given override it)."),
     set_: list[str] | None = typer.Option(None, "--set", help="key=value overrides, nested ones too: --set decode.beam_size=5."),
-    condition_on_previous_text: bool = typer.Option(False, "--condition-on-previous-text",
-                                                    help="Prompt each chunk with the text of the one before it."),
 ) -> None:
     """Serve a model over HTTP: OpenAI-compatible POST /v1/audio/transcriptions (json, text, srt, vtt,
     verbose_json), GET /v1/models, /health (ready once the model is loaded), /metrics (Prometheus)
@@ -52,14 +51,15 @@ def serve(
     except ImportError as e:
         fail(f"serving needs the serve extra ({e.name} is missing): pip install 'soritune[serve]'")
     from soritune.config import apply_overrides, read_yaml, validate
-    from soritune.infer.options import DecodeOptions
     from soritune.models.specs import parse_spec
     from soritune.serve.runner import serve as run_server
 
     data = read_yaml(config) if config else {}
+    decode_flags = fields.pop("decode", {})
     data.update(fields)
-    data.setdefault("decode", (DecodeOptions.long_form() if long_form else DecodeOptions()).model_copy(
-        update={"vad": vad or long_form, "condition_on_previous_text": condition_on_previous_text or long_form}).model_dump())
+    if long_form or decode_flags or "decode" not in data:  # --long-form's base, then the decode flags given
+        base = DecodeOptions.long_form().model_dump() if long_form else dict(data.get("decode") or {})
+        data["decode"] = {**base, **decode_flags}
     if gate_threshold:
         data["gate_thresholds"] = apply_overrides(dict(data.get("gate_thresholds") or {}), gate_threshold)
     config_ = validate(ServeConfig, apply_overrides(data, set_))

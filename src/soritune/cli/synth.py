@@ -7,19 +7,15 @@ from pathlib import Path
 
 import typer
 
-from soritune.cli.app import app, console, out
+from soritune.cli.app import app, out
+from soritune.cli.options import config_options, merge_config
+from soritune.cli.progress import progress_bar
+from soritune.data.synth_corpus import SynthCorpusConfig
 
 
+@config_options(SynthCorpusConfig, short={"out": "-o", "workers": "-w"})
 def prepare_synth(
-    out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder: {train,dev,test,everyday}.jsonl, audio/, synth_report.json."),
-    n: int | None = typer.Option(None, "--n", help="Train utterances (default 400); dev/test/everyday default to 15%/25%/10% of it."),
-    seed: int | None = typer.Option(None, "--seed", help="Seed for sentences and voices (default 0); same seed, same corpus."),
-    n_dev: int | None = typer.Option(None, "--n-dev", help="Dev utterances (default 15% of --n)."),
-    n_test: int | None = typer.Option(None, "--n-test", help="Test utterances, held-out templates and vocabulary (default 25% of --n)."),
-    n_everyday: int | None = typer.Option(None, "--n-everyday", help="Everyday check-set utterances (default 10% of --n)."),
-    backend: str | None = typer.Option(None, "--backend", help="Synthesis backend of the default voices: espeak "
-                                       "(default; robotic, fast) or kokoro (natural, ~1x real time per core)."),
-    workers: int | None = typer.Option(None, "--workers", "-w", help="Synthesis processes (default 1; the output does not depend on it)."),
+    fields: dict,
     config_path: Path | None = typer.Option(None, "--config", "-c", help="YAML file of SynthCorpusConfig fields (flags override it)."),
     overrides: list[str] | None = typer.Option(None, "--set", help="Override a config field: --set rate_wpm=[150,190] (repeatable)."),
 ) -> None:
@@ -39,27 +35,11 @@ def prepare_synth(
     Example: soritune prepare synth --out data/synth --n 400 --seed 0
     Example: soritune prepare synth --out data/kokoro --backend kokoro --workers 2 --set 'test_voices=["kokoro:jf_tebukuro"]' --set 'voices=["kokoro:jf_alpha","kokoro:jf_alpha+jm_kumo"]'
     """
-    import time
+    from soritune.data.synth_corpus import build_synth_corpus
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from soritune.config import load_config
-    from soritune.data.synth_corpus import SynthCorpusConfig, build_synth_corpus
-
-    config = load_config(
-        SynthCorpusConfig, config_path, overrides, out=str(out_dir), n=n, seed=seed, n_dev=n_dev,
-        n_test=n_test, n_everyday=n_everyday, workers=workers, backend=backend,
-    )
-    t0 = time.perf_counter()
-    columns = (TextColumn("[bold]synthesise"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[rate]:>6.1f} utt/s"), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=False) as bar:
-        task = bar.add_task("synth", total=None, rate=0.0)
-
-        def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total, rate=done / max(time.perf_counter() - t0, 1e-9))
-
-        result = build_synth_corpus(config, progress=progress)
+    config = merge_config(SynthCorpusConfig, config_path, overrides, fields)
+    with progress_bar("synthesise", unit="utt", remaining=True, transient=False) as bar:
+        result = build_synth_corpus(config, progress=bar.count)
     _summary(result)
 
 

@@ -8,6 +8,7 @@ import typer
 
 from soritune.cli.app import app, console, out
 from soritune.cli.options import config_options
+from soritune.cli.progress import progress_bar
 from soritune.train.config import TrainConfig
 
 
@@ -73,26 +74,14 @@ def _is_main_process() -> bool:
 
 
 def _run_with_progress(cfg):
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
     from soritune.plan.fit import run_fitted
 
-    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TimeRemainingColumn(), TextColumn("{task.fields[info]}"), console=console, transient=True) as bar:
-        task = bar.add_task("loading", total=None, info="")
-
+    with progress_bar("loading", remaining=True) as bar:
         def progress(ev: dict) -> None:
             if ev["event"] == "start":
-                bar.update(task, description="training", total=ev["total_steps"], completed=ev["step"])
+                bar.update("training", total=ev["total_steps"], completed=ev["step"])
             elif ev["event"] == "step":
-                bar.update(task, completed=ev["step"], info=f"loss {ev['loss']:.3f} lr {ev['lr']:.2e}")
+                bar.update(info=f"loss {ev['loss']:.3f} lr {ev['lr']:.2e}", completed=ev["step"])
             elif ev["event"] == "fit":
                 console.print(ev["message"], highlight=False)
             elif ev["event"] == "eval" and ev.get("dev_cer") is not None:

@@ -31,6 +31,7 @@ from soritune.jsonio import write_jsonl
 from soritune.models import load
 from soritune.models.encoder import ENCODER_INPUT_HELP, EncoderInput
 from soritune.rundir import write_run
+from soritune.train.config import TrainOverrides
 
 
 class DistillConfig(StageConfig):
@@ -57,7 +58,7 @@ class DistillConfig(StageConfig):
     epochs: float = Field(3.0, gt=0, description="passes over the pseudo-labelled set")
     lr: float = Field(1e-4, gt=0, description="peak learning rate")
     batch_size: int = Field(8, ge=1, description="utterances per micro-batch")
-    train_overrides: dict = Field(default_factory=dict, description="further TrainConfig fields (grad_accum, warmup_steps, eval_every, threads, ...)")
+    train_overrides: TrainOverrides = Field(default_factory=dict, description="further TrainConfig fields (grad_accum, warmup_steps, eval_every, threads, ...)")
     label_batch_size: int = Field(8, ge=1, description="teacher decoding batch size for pseudo-labels")
     max_new_tokens: int = Field(128, ge=1, le=MAX_NEW_TOKENS, description="decoding token limit (pseudo-labels and evaluation)")
     encoder_input: EncoderInput = Field("padded", description="decoding input for pseudo-labels and the comparison: " + ENCODER_INPUT_HELP)

@@ -43,6 +43,7 @@ from soritune.errors import CompressError
 from soritune.infer.options import MAX_NEW_TOKENS
 from soritune.models import load
 from soritune.rundir import write_run
+from soritune.train.config import TrainOverrides
 
 LinearName = Literal["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"]
 
@@ -72,7 +73,7 @@ class LotteryConfig(StageConfig):
     round0_adapter: str | None = Field(None, description="a LoRA adapter already trained on this base with these train_overrides: "
                                                    "used as round 0 instead of training it again (figures from its run's summary.json)")
     control: bool = Field(True, description="also train a random mask of the final per-matrix sparsity")
-    train_overrides: dict = Field(default_factory=dict, description="TrainConfig fields for every round (method, lora_r, target, max_steps, lr, batch_size, ...)")
+    train_overrides: TrainOverrides = Field(default_factory=dict, description="TrainConfig fields for every round (method, lora_r, target, max_steps, lr, batch_size, ...)")
     keep_intermediate: bool = Field(False, description="keep each round's masked base directory (large)")
     batch_size: int = Field(8, ge=1, description="decoding batch size for the CER checks")
     max_new_tokens: int = Field(128, ge=1, le=MAX_NEW_TOKENS, description="decoding token limit for the CER checks")

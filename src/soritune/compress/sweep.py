@@ -32,6 +32,7 @@ from soritune.infer.options import MAX_NEW_TOKENS
 from soritune.models import load
 from soritune.models.encoder import ENCODER_INPUT_HELP, EncoderInput
 from soritune.rundir import write_run
+from soritune.train.config import TrainOverrides
 
 PUBLISHED_KNEE = 0.5
 
@@ -49,7 +50,7 @@ class SweepConfig(StageConfig):
     eval_limit: int | None = Field(50, ge=1, description="utterances used")
     train: str | None = Field(None, description="lottery: training manifest")
     dev: str | None = Field(None, description="lottery: dev manifest")
-    train_overrides: dict = Field(default_factory=dict, description="lottery: TrainConfig fields for every round")
+    train_overrides: TrainOverrides = Field(default_factory=dict, description="lottery: TrainConfig fields for every round")
     tolerance_points: float = Field(1.0, gt=0, description="knee: CER points above the dense model still counted as intact")
     encoder_input: EncoderInput = Field("padded", description="decoding input: " + ENCODER_INPUT_HELP)
     repeats: int = Field(3, ge=1, description="timed decoding passes per point (median)")

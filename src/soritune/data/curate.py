@@ -3,7 +3,8 @@
 Every input row is accounted for: it is kept, or counted under the FIRST rule that drops it, in
 this order: duplicate_id -> dropped_by_duration -> dropped_by_regex -> dropped_by_field ->
 deduplicated -> trimmed_percentile -> not_sampled. The counts add up to the input count and are
-written to `<stem>.curate_report.json` beside the output; `dropped` writes the dropped rows with a
+written to the run `<stem>.curate/` (config.yaml + summary.json, soritune.rundir) beside the output,
+`<stem>.curate_report.json` links to its summary; `dropped` writes the dropped rows with a
 `reason` (and a `reason_detail`). Then the kept rows are split by speaker (optional) and replay
 rows from another manifest are added (marked `replay: true`, never counted as input).
 
@@ -30,7 +31,8 @@ from pydantic import Field, field_validator, model_validator
 from soritune.config import StageConfig
 from soritune.data.manifest import iter_manifest, validate_row
 from soritune.errors import CurateError
-from soritune.jsonio import atomic_write_text, write_json
+from soritune.jsonio import atomic_write_text
+from soritune.rundir import SUMMARY_FILE, link, write_run
 
 COUNT_KEYS = (
     "kept", "duplicate_id", "dropped_by_duration", "dropped_by_regex", "dropped_by_field",
@@ -44,23 +46,29 @@ Progress = Callable[[str, int], None]
 class CurateConfig(StageConfig):
     """What `soritune curate` does; every rule is off unless set."""
 
-    manifest: Path  # input manifest (JSONL)
-    out: Path  # output manifest; the report is written beside it as <stem>.curate_report.json
-    min_duration_s: float | None = Field(None, ge=0)  # drop rows shorter than this (s)
-    max_duration_s: float | None = Field(None, gt=0)  # drop rows longer than this (s)
-    require: list[str] = []  # regexes the text must ALL contain (re.search), e.g. '[0-9A-Za-z]'
-    exclude: list[str] = []  # regexes: a text containing ANY of them is dropped
-    where: list[str] = []  # 'field=value' / 'field!=value', all must hold; dotted names reach nested keys
-    dedupe: bool = False  # drop exact text+audio duplicates and same-audio duplicates (first kept)
-    dedupe_content: bool = False  # with dedupe: also files with identical bytes under other names (reads them)
-    trim_percentile: float = Field(0.0, ge=0, lt=50)  # drop this % shortest and this % longest rows
-    sample: int | None = Field(None, ge=1)  # keep at most this many rows
-    stratify: Literal["text-length", "none"] = "text-length"  # sampling strata: text-length deciles or none
-    speaker_split: str | None = None  # '8:1:1' -> <stem>_train/_dev/_test, '9:1' -> _train/_test
-    replay: Path | None = None  # another manifest to mix in (replay against forgetting)
-    replay_fraction: float = Field(0.1, ge=0)  # add round(fraction * kept) rows sampled from `replay`
-    seed: int = 0  # seed for sampling, split assignment and replay sampling
-    dropped: Path | None = None  # optional JSONL of the dropped rows with a `reason`
+    manifest: Path = Field(description="input manifest (JSONL)")
+    out: Path = Field(description="output manifest; its run dir <stem>.curate/ (config.yaml, summary.json) goes "
+                      "beside it, <stem>.curate_report.json links to the summary")
+    min_duration_s: float | None = Field(None, ge=0, description="drop rows shorter than this (s)")
+    max_duration_s: float | None = Field(None, gt=0, description="drop rows longer than this (s)")
+    require: list[str] = Field([], description="regex the text must contain (re.search; repeatable: all must match), "
+                               "e.g. '[0-9A-Za-z]'")
+    exclude: list[str] = Field([], description="regex that drops a text containing it (repeatable)")
+    where: list[str] = Field([], description="field=value or field!=value (repeatable: all must hold; a.b reaches "
+                             "nested keys; numbers and true/false compare as JSON)")
+    dedupe: bool = Field(False, description="drop exact text+audio duplicates and same-audio duplicates (first kept)")
+    dedupe_content: bool = Field(False, description="with dedupe: also files with identical bytes under other names "
+                                 "(reads the files)")
+    trim_percentile: float = Field(0.0, ge=0, lt=50, description="drop this % shortest and this % longest rows")
+    sample: int | None = Field(None, ge=1, description="keep at most N rows (see stratify)")
+    stratify: Literal["text-length", "none"] = Field("text-length", description="sampling strata: proportional from "
+                                                     "text-length deciles, or none")
+    speaker_split: str | None = Field(None, description="ratios like 8:1:1 (or 9:1): write <stem>_train/_dev/_test, "
+                                      "no speaker in two")
+    replay: Path | None = Field(None, description="another manifest to mix in (rows marked replay: true), against forgetting")
+    replay_fraction: float = Field(0.1, ge=0, description="add round(fraction * kept) rows sampled from replay")
+    seed: int = Field(0, description="seed for sampling, split assignment and replay sampling")
+    dropped: Path | None = Field(None, description="also write the dropped rows (JSONL), each with a `reason`")
 
     @field_validator("require", "exclude")
     @classmethod
@@ -129,7 +137,16 @@ class CurateResult:
         return sum(self.counts.values()) == self.input_rows
 
 
+def run_dir(out: str | Path) -> Path:
+    """The curate run beside the output manifest: <stem>.curate/ with config.yaml + summary.json
+    (soritune.rundir); the output's folder may be another stage's run (prepare), so not that folder."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}.curate")
+
+
 def report_path(out: str | Path) -> Path:
+    """<stem>.curate_report.json: the name the report had before the run-dir contract, now a link to
+    <stem>.curate/summary.json."""
     out = Path(out)
     return out.with_name(f"{out.stem}.curate_report.json")
 
@@ -584,7 +601,8 @@ def curate(config: CurateConfig, progress: Progress | None = None) -> CurateResu
     )
     if not result.accounted:  # a bug, never a user error
         raise AssertionError(f"curate lost rows: counts {counts} do not add up to {n_input}")
-    write_json(result.report, result)
+    write_run(run_dir(out), cfg, result, stage="curate")
+    link(report_path(out), f"{run_dir(out).name}/{SUMMARY_FILE}")
     return result
 
 

@@ -52,14 +52,15 @@ Progress = Callable[[int, int], None]
 class ExportConfig(StageConfig):
     """What `soritune export-data` does."""
 
-    manifest: Path  # input manifest (JSONL)
-    out: Path  # output folder
-    to: Literal["hf", "parquet"] = "parquet"  # hf: datasets save_to_disk folder; parquet: Parquet shards
-    shard_size: int = Field(10_000, ge=1)  # rows per shard
-    with_audio: bool = False  # embed the audio (else the `audio` column holds paths)
-    audio_format: Literal["feature", "bytes"] = "feature"  # feature: decoded 16 kHz WAV as datasets Audio; bytes: raw file
-    batch_rows: int = Field(256, ge=1)  # rows held in memory between writes (bounds memory with audio)
-    overwrite: bool = False  # replace an earlier export in `out` (only its own files are removed)
+    manifest: Path = Field(description="input manifest (JSONL)")
+    out: Path = Field(description="output folder; OUT.export_report.json goes beside it")
+    to: Literal["hf", "parquet"] = Field("parquet", description="hf (datasets save_to_disk folder) or parquet (Parquet shards)")
+    shard_size: int = Field(10_000, ge=1, description="rows per shard")
+    with_audio: bool = Field(False, description="embed the audio (else the `audio` column holds absolute paths)")
+    audio_format: Literal["feature", "bytes"] = Field("feature", description="feature: decoded 16 kHz WAV as datasets "
+                                                      "Audio; bytes: the raw file")
+    batch_rows: int = Field(256, ge=1, description="rows held in memory between writes (bounds memory with audio)")
+    overwrite: bool = Field(False, description="replace an earlier export in --out (only its own files are removed)")
 
 
 @dataclass

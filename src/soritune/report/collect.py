@@ -4,7 +4,8 @@ Every stage writes config.yaml + summary.json (soritune.rundir); the summary's `
 - eval / score: the scores (+ utterances.tsv for error examples);
 - train, lottery, distill, prune, export: training and size figures (+ eval/ and eval_everyday/
   inside, if present);
-- a report dir (`soritune report`, the demo): report.json with `systems`, taken as they are.
+- a report dir (`soritune report`, the demo): report.json with `systems`, taken as they are;
+- bench, curate, prepare, synth: not systems; refused with a line saying what the directory holds.
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ from soritune.errors import SoritunError
 from soritune.jsonio import read_json
 from soritune.rundir import read_run
 
+# Stages whose run describes data or a benchmark, not one system to compare (read the one way, by
+# summary.json's stage, and refused with a line saying what the directory is).
+NOT_SYSTEMS = {"bench": "bench.md holds its tables", "curate": "a curated manifest's counts",
+               "prepare": "a corpus's manifests and counts", "synth": "a synthetic corpus"}
 KEYS = ("cer", "cer_ci95", "wer", "cer_reading", "train_wall_s", "peak_mem_gb", "rtfx", "size_mb", "trainable_params")
 
 
@@ -119,6 +124,9 @@ def collect(paths: list[str | Path]) -> list[System]:
             for name, values in rep["systems"].items():
                 known = {k: values.get(k) for k in System.__dataclass_fields__ if k in values and k != "name"}
                 systems.append(System(name=name, **known))
+        elif run is not None and run.stage in NOT_SYSTEMS:
+            raise SoritunError(f"report input {p}: a {run.stage} run ({NOT_SYSTEMS[run.stage]}), not a system to "
+                               "compare; give train, eval, prune, distill or export run dirs")
         elif _eval_summary(p) is not None and "cer" in _eval_summary(p):
             systems.append(from_eval_dir(p))
         elif run is not None:

@@ -6,10 +6,11 @@ that depend on others filled in, e.g. lr by method) is written to RUN_DIR/config
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationError, create_model, field_validator, model_validator
 
 from soritune.config import StageConfig
 from soritune.data.augment import AugmentConfig
@@ -190,6 +191,41 @@ class TrainConfig(StageConfig):
 
     def run_dir(self) -> Path:
         return Path(self.out)
+
+
+def check_train_overrides(value: dict) -> dict:
+    """TrainConfig fields given as a section of another stage's config (lottery rounds, the sweep,
+    distillation), checked when that config loads: each key must be a TrainConfig field and its value
+    pass the field's type, choices and bounds (cross-field checks run when a round builds its TrainConfig).
+    The section stays the plain dict it was given."""
+    unknown = sorted(set(value) - set(TrainConfig.model_fields))
+    if unknown:
+        raise ValueError(f"{', '.join(unknown)}: not TrainConfig field(s) (known fields: {', '.join(TrainConfig.model_fields)})")
+    try:
+        _overrides_model().model_validate(value)
+    except ValidationError as e:
+        from soritune.config import format_validation_error
+
+        raise ValueError(format_validation_error(TrainConfig, e).split(": ", 1)[1]) from None
+    return dict(value)
+
+
+def _overrides_model():
+    """TrainConfig's fields, each optional: what a train_overrides section may hold."""
+    global _OVERRIDES
+    if _OVERRIDES is None:
+        fields = {}
+        for name, info in TrainConfig.model_fields.items():
+            optional = copy.copy(info)
+            optional.default, optional.default_factory = None, None
+            fields[name] = (info.annotation, optional)
+        _OVERRIDES = create_model("TrainOverrides", __config__=TrainConfig.model_config, **fields)
+    return _OVERRIDES
+
+
+_OVERRIDES = None
+# the type of a train_overrides field: `train_overrides: TrainOverrides = Field(default_factory=dict, ...)`
+TrainOverrides = Annotated[dict, AfterValidator(check_train_overrides)]
 
 
 def resume_mismatches(saved: dict, current: TrainConfig) -> list[str]:

@@ -102,6 +102,14 @@ def read_text_label(path: str) -> str:
     return " ".join(text.splitlines())
 
 
+def text_label(item: Item) -> Label:
+    """The label of a reader whose text is a .txt beside the audio or a text column (kspon, manifest):
+    the file's text when the item names one, else the item's own text."""
+    if item.label_path is not None:
+        return Label(read_text_label(item.label_path))
+    return Label(decode_item_text(item))
+
+
 def raw_repr(data: bytes) -> str:
     """Undecodable bytes shown losslessly for the quarantine (`\\xNN` escapes)."""
     return data.decode("utf-8", "backslashreplace")

@@ -24,7 +24,7 @@ import re
 from pathlib import Path
 from typing import Iterator
 
-from soritune.data.corpora.base import AUDIO_SUFFIXES, Corpus, Item, Label, decode_item_text, read_text_label
+from soritune.data.corpora.base import AUDIO_SUFFIXES, Corpus, Item, text_label
 from soritune.data.encoding import EncodingError, decode_text
 from soritune.data.korean_text import collapse
 from soritune.errors import SoritunError
@@ -147,17 +147,11 @@ def plan(config, notes: dict) -> Iterator[Item]:
     raise SoritunError(f"{src}: unknown list format {suffix!r} (use .csv, .tsv or .jsonl, or a folder)")
 
 
-def read_label(item: Item) -> Label:
-    if item.label_path is not None:
-        return Label(read_text_label(item.label_path))
-    return Label(decode_item_text(item))
-
-
 CORPUS = Corpus(
     name="manifest",
     splits=("train",),
     plan=plan,
-    read_label=read_label,
+    read_label=text_label,
     default_norm="basic",
     description="CSV/TSV/JSONL list, or a folder of audio files with same-named .txt transcripts",
 )

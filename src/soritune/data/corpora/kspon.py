@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 from typing import Iterator
 
-from soritune.data.corpora.base import Corpus, Item, Label, decode_item_text, read_text_label
+from soritune.data.corpora.base import Corpus, Item, text_label
 from soritune.data.encoding import detect_encoding
 from soritune.errors import SoritunError
 
@@ -139,17 +139,11 @@ def plan(config, notes: dict) -> Iterator[Item]:
     return _plan_scripts(root, scripts) if scripts else _plan_tree(root)
 
 
-def read_label(item: Item) -> Label:
-    if item.label_path is not None:
-        return Label(read_text_label(item.label_path))
-    return Label(decode_item_text(item))
-
-
 CORPUS = Corpus(
     name="kspon",
     splits=SPLITS,
     plan=plan,
-    read_label=read_label,
+    read_label=text_label,
     default_norm="etri",
     description="KsponSpeech: .pcm + .txt tree, with or without KsponSpeech_scripts/*.trn",
 )
