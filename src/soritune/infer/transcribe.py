@@ -137,33 +137,49 @@ def _covered_s(region_s: tuple[float, float], segments: list[dict]) -> float:
     return sum(max(0.0, min(seg["end"], region_s[1]) - max(seg["start"], region_s[0])) for seg in segments)
 
 
+def skipped_regions(chunk: PlannedChunk, segments: list[dict]) -> list[PlannedChunk]:
+    """The speech regions of a chunk packed from several that its output `segments` (file times) cover
+    for less than MIN_COVERED of their length, each as a chunk of its own (see `redecode_options`)."""
+    if len(chunk.regions) < 2:
+        return []  # decoded alone already
+    out = []
+    for k, reg in enumerate(chunk.regions):
+        span = (reg["start"] / SAMPLE_RATE, reg["end"] / SAMPLE_RATE)
+        if _covered_s(span, segments) < MIN_COVERED * (span[1] - span[0]):
+            out.append(PlannedChunk(chunk.audio[_offset(chunk, k):_offset(chunk, k + 1)], [reg]))
+    return out
+
+
+def redecode_options(options: DecodeOptions) -> DecodeOptions:
+    """How a skipped region is decoded again: as the first pass, without previous text (the region is not
+    a continuation of text that skipped it)."""
+    return options.model_copy(update={"condition_on_previous_text": False})
+
+
+def with_redecoded(segments: list[dict], alone: PlannedChunk, tr, speaker: str | None = None) -> list[dict]:
+    """A chunk's segments with whatever fell inside the region `alone` replaced by its second decode `tr`."""
+    lo, hi = alone.start_s, alone.end_s
+    kept = [seg for seg in segments if not lo <= (seg["start"] + seg["end"]) / 2 <= hi]
+    return kept + file_segments(alone, tr, speaker)
+
+
 def _redecode_skipped(planned, outs, per_chunk, backend, options: DecodeOptions) -> list[list[dict]]:
     """A second pass for what the first one skipped. In a chunk packed from several VAD speech regions,
     Whisper sometimes writes nothing for one of them: its timestamps jump over a sentence, or it ends the
     transcript early (models fine-tuned on one-sentence clips do). A region that the chunk's output
-    segments cover for less than MIN_COVERED of its length is decoded again on its own (batched, prompted
-    with the language only: the region is not a continuation of text that skipped it), and its output
-    replaces whatever of the first pass fell inside it. Silence stays silence: the no-speech rule and
-    the fallback apply to the second pass as to the first."""
-    todo = []  # (chunk index, region index)
-    for ci, (_r, _s, chunk) in enumerate(planned):
-        if len(chunk.regions) < 2:
-            continue  # decoded alone already
-        for k, reg in enumerate(chunk.regions):
-            span = (reg["start"] / SAMPLE_RATE, reg["end"] / SAMPLE_RATE)
-            if _covered_s(span, per_chunk[ci]) < MIN_COVERED * (span[1] - span[0]):
-                todo.append((ci, k))
+    segments cover for less than MIN_COVERED of its length is decoded again on its own (batched,
+    `redecode_options`), and its output replaces whatever of the first pass fell inside it. Silence stays
+    silence: the no-speech rule and the fallback apply to the second pass as to the first. `soritune
+    serve` runs the same steps (skipped_regions, redecode_options, with_redecoded) chunk by chunk."""
+    todo = [(ci, alone) for ci, (_r, _s, chunk) in enumerate(planned)
+            for alone in skipped_regions(chunk, per_chunk[ci])]
     if not todo:
         return per_chunk
-    alone = [PlannedChunk(planned[ci][2].audio[_offset(planned[ci][2], k):_offset(planned[ci][2], k + 1)],
-                          [planned[ci][2].regions[k]]) for ci, k in todo]
-    again = backend.decode([c.audio for c in alone], options.model_copy(update={"condition_on_previous_text": False}),
-                           keys=[planned[ci][:2] for ci, _k in todo])
+    again = backend.decode([alone.audio for _ci, alone in todo], redecode_options(options),
+                           keys=[planned[ci][:2] for ci, _alone in todo])
     out = [list(segs) for segs in per_chunk]
-    for (ci, _k), chunk, tr in zip(todo, alone, again):
-        lo, hi = chunk.start_s, chunk.end_s
-        out[ci] = [seg for seg in out[ci] if not lo <= (seg["start"] + seg["end"]) / 2 <= hi]
-        out[ci] += file_segments(chunk, tr, planned[ci][1])
+    for (ci, alone), tr in zip(todo, again):
+        out[ci] = with_redecoded(out[ci], alone, tr, planned[ci][1])
     return out
 
 
