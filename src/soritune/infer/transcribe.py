@@ -79,8 +79,8 @@ def file_segments(chunk: PlannedChunk, tr, speaker: str | None = None) -> list[d
         pieces: list[tuple[str, list[dict]]] = []
         for w in seg.get("words", []):
             region = chunk.region_of((w["start"] + w["end"]) / 2)
-            word = {"start": chunk.file_time(w["start"], region=region),
-                    "end": chunk.file_time(w["end"], region=region), "word": w["word"],
+            word = {"start": chunk.in_speech(chunk.file_time(w["start"], region=region), region),
+                    "end": chunk.in_speech(chunk.file_time(w["end"], region=region), region), "word": w["word"],
                     "probability": w.get("probability")}
             if not pieces or pieces[-1][0] != region:
                 pieces.append((region, []))
@@ -91,8 +91,8 @@ def file_segments(chunk: PlannedChunk, tr, speaker: str | None = None) -> list[d
         else:
             parts = [("".join(w["word"] for w in words).strip(), words, []) for _r, words in pieces]
         for text, words, tokens in parts:
-            start = words[0]["start"] if words else chunk.file_time(seg["start"])
-            end = words[-1]["end"] if words else chunk.file_time(seg["end"], is_end=True)
+            start = words[0]["start"] if words else _in_speech(chunk, seg["start"])
+            end = words[-1]["end"] if words else _in_speech(chunk, seg["end"], is_end=True)
             item = {"start": round(start, 3), "end": round(max(end, start), 3), "text": text, "words": words,
                     "avg_logprob": tr.avg_logprob, "compression_ratio": tr.compression_ratio,
                     "no_speech_prob": tr.no_speech_prob, "temperature": tr.temperature,
@@ -101,6 +101,12 @@ def file_segments(chunk: PlannedChunk, tr, speaker: str | None = None) -> list[d
                 item["speaker"] = speaker
             out.append(item)
     return out
+
+
+def _in_speech(chunk: PlannedChunk, t_s: float, is_end: bool = False) -> float:
+    """A chunk time (s) -> file time, inside the speech of the region it falls in (PlannedChunk.in_speech)."""
+    region = chunk.region_of(t_s, is_end)
+    return chunk.in_speech(chunk.file_time(t_s, is_end=is_end, region=region), region)
 
 
 def transcribe_streams(recordings: list[list[tuple[str | None, np.ndarray]]], backend: Backend,
@@ -138,13 +144,13 @@ def _covered_s(region_s: tuple[float, float], segments: list[dict]) -> float:
 
 
 def skipped_regions(chunk: PlannedChunk, segments: list[dict]) -> list[PlannedChunk]:
-    """The speech regions of a chunk packed from several that its output `segments` (file times) cover
-    for less than MIN_COVERED of their length, each as a chunk of its own (see `redecode_options`)."""
+    """The speech regions of a chunk packed from several whose speech its output `segments` (file times)
+    cover for less than MIN_COVERED, each as a chunk of its own (see `redecode_options`)."""
     if len(chunk.regions) < 2:
         return []  # decoded alone already
     out = []
     for k, reg in enumerate(chunk.regions):
-        span = (reg["start"] / SAMPLE_RATE, reg["end"] / SAMPLE_RATE)
+        span = (reg.get("speech_start", reg["start"]) / SAMPLE_RATE, reg.get("speech_end", reg["end"]) / SAMPLE_RATE)
         if _covered_s(span, segments) < MIN_COVERED * (span[1] - span[0]):
             out.append(PlannedChunk(chunk.audio[_offset(chunk, k):_offset(chunk, k + 1)], [reg]))
     return out
