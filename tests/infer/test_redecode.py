@@ -81,3 +81,23 @@ def test_output_times_stay_inside_the_speech_vad_found(two_sentences):
     segs = transcribe_streams([[(None, audio)]], be, options)[0][0]
     assert segs[0]["start"] == pytest.approx(found[0]["speech_start"] / SAMPLE_RATE)
     assert segs[0]["start"] == pytest.approx(1.2, abs=0.1)  # 1 s of silence, then speak()'s 0.2 s lead
+
+
+def test_a_region_partly_skipped_is_decoded_again():
+    """With word times, a region with MAX_HOLE_S or more of its speech under no word is decoded again
+    (the model wrote its start and jumped, or stretched one word over the rest); segments alone cannot tell."""
+    from soritune.infer.transcribe import MAX_HOLE_S, skipped_regions
+    from soritune.infer.vad import PlannedChunk
+
+    chunk = PlannedChunk(np.zeros(5 * SAMPLE_RATE, np.float32), [{"start": 0, "end": 2 * SAMPLE_RATE},
+                                                                 {"start": 3 * SAMPLE_RATE, "end": 6 * SAMPLE_RATE}])
+    word = lambda a, b: {"start": a, "end": b, "word": " 말"}  # noqa: E731
+    first = {"start": 0.0, "end": 2.0, "text": "", "words": [word(0.0, 1.0), word(1.0, 2.0)]}
+    stretched = {"start": 3.0, "end": 6.0, "text": "", "words": [word(3.0, 3.5), word(3.5, 6.0)]}
+    again = skipped_regions(chunk, [first, stretched])
+    assert [c.regions for c in again] == [[chunk.regions[1]]] and len(again[0].audio) == 3 * SAMPLE_RATE
+    assert 3.0 - 1.5 >= MAX_HOLE_S
+    complete = {**stretched, "words": [word(3.0, 3.8), word(3.8, 4.6), word(4.6, 5.4), word(5.4, 6.0)]}
+    assert skipped_regions(chunk, [first, complete]) == []
+    no_words = [{**s, "words": []} for s in (first, stretched)]
+    assert skipped_regions(chunk, no_words) == []  # segments cover both regions

@@ -137,21 +137,35 @@ def transcribe_streams(recordings: list[list[tuple[str | None, np.ndarray]]], ba
 
 
 MIN_COVERED = 0.3  # a speech region less than this share covered by output segments was skipped
+MAX_HOLE_S = 0.8  # ... or with at least this much of its speech under no output word: partly skipped
+MAX_WORD_S = 1.0  # a word counts for at most this long (a longer one is stretched over speech not written)
 
 
 def _covered_s(region_s: tuple[float, float], segments: list[dict]) -> float:
-    return sum(max(0.0, min(seg["end"], region_s[1]) - max(seg["start"], region_s[0])) for seg in segments)
+    """Seconds of the region under the output: its words (each capped at MAX_WORD_S; their union), or
+    without word times its segments."""
+    words = [w for seg in segments for w in seg.get("words") or []]
+    spans = ([(w["start"], min(w["end"], w["start"] + MAX_WORD_S)) for w in words] if words
+             else [(seg["start"], seg["end"]) for seg in segments])
+    covered, reach = 0.0, region_s[0]
+    for lo, hi in sorted(spans):
+        lo, hi = max(lo, reach), min(hi, region_s[1])
+        if hi > lo:
+            covered, reach = covered + hi - lo, hi
+    return covered
 
 
 def skipped_regions(chunk: PlannedChunk, segments: list[dict]) -> list[PlannedChunk]:
     """The speech regions of a chunk packed from several whose speech its output `segments` (file times)
-    cover for less than MIN_COVERED, each as a chunk of its own (see `redecode_options`)."""
+    cover for less than MIN_COVERED, or (with word times) leave MAX_HOLE_S or more under no word, each as a chunk of its own (see `redecode_options`)."""
     if len(chunk.regions) < 2:
         return []  # decoded alone already
+    words = any(seg.get("words") for seg in segments)
     out = []
     for k, reg in enumerate(chunk.regions):
         span = (reg.get("speech_start", reg["start"]) / SAMPLE_RATE, reg.get("speech_end", reg["end"]) / SAMPLE_RATE)
-        if _covered_s(span, segments) < MIN_COVERED * (span[1] - span[0]):
+        covered = _covered_s(span, segments)
+        if covered < MIN_COVERED * (span[1] - span[0]) or (words and span[1] - span[0] - covered >= MAX_HOLE_S):
             out.append(PlannedChunk(chunk.audio[_offset(chunk, k):_offset(chunk, k + 1)], [reg]))
     return out
 
