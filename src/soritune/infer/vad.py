@@ -24,7 +24,9 @@ class PlannedChunk:
     """Audio handed to the model, and how its times map back to the file."""
 
     audio: np.ndarray
-    regions: list[dict] = field(default_factory=list)  # [{start, end}] in file samples, concatenated into audio
+    # [{start, end[, speech_start, speech_end]}] in file samples, concatenated into audio; speech_*: where
+    # Silero heard speech begin and end inside the padded region (speech_regions)
+    regions: list[dict] = field(default_factory=list)
 
     @property
     def start_s(self) -> float:
@@ -42,10 +44,17 @@ class PlannedChunk:
         t_s = min(max(float(t_s), 0.0), len(self.audio) / SAMPLE_RATE)
         return ts_map.get_original_time(t_s, region, is_end=is_end)
 
-    def region_of(self, t_s: float) -> int:
+    def in_speech(self, t_s: float, region: int) -> float:
+        """A file time (s) moved inside region `region`'s speech (its VAD padding holds none): output
+        times of a model whose timestamps or word alignment are loose stay on the speech they belong to."""
+        reg = self.regions[min(max(region, 0), len(self.regions) - 1)]
+        lo, hi = reg.get("speech_start", reg["start"]), reg.get("speech_end", reg["end"])
+        return round(min(max(t_s, lo / SAMPLE_RATE), hi / SAMPLE_RATE), 3)
+
+    def region_of(self, t_s: float, is_end: bool = False) -> int:
         from faster_whisper.vad import SpeechTimestampsMap
 
-        return SpeechTimestampsMap(self.regions, SAMPLE_RATE).get_chunk_index(t_s)
+        return SpeechTimestampsMap(self.regions, SAMPLE_RATE).get_chunk_index(t_s, is_end)
 
 
 def vad_options(options: DecodeOptions):
@@ -62,8 +71,25 @@ def speech_regions(audio: np.ndarray, options: DecodeOptions) -> list[dict]:
 
     if len(audio) == 0:
         return []
-    return [{"start": int(r["start"]), "end": int(r["end"])}
-            for r in get_speech_timestamps(np.asarray(audio, dtype=np.float32), vad_options(options))]
+    regions = [{"start": int(r["start"]), "end": int(r["end"])}
+               for r in get_speech_timestamps(np.asarray(audio, dtype=np.float32), vad_options(options))]
+    return with_speech_bounds(regions, int(SAMPLE_RATE * options.vad_speech_pad_ms / 1000), len(audio))
+
+
+def with_speech_bounds(regions: list[dict], pad: int, n_samples: int) -> list[dict]:
+    """Each padded region with `speech_start`/`speech_end`: where the speech Silero found lies inside it.
+    get_speech_timestamps pads a region by exactly `pad` samples on a side where it does not touch a
+    neighbour (a pause shorter than two pads is split between the two, so they touch) or the file's
+    edge; there the speech starts `pad` later (ends `pad` earlier); elsewhere the bound is unknown and
+    the region's own is kept."""
+    out = []
+    for i, r in enumerate(regions):
+        free_before = r["start"] > 0 and (i == 0 or r["start"] - regions[i - 1]["end"] > 1)
+        free_after = r["end"] < n_samples and (i == len(regions) - 1 or regions[i + 1]["start"] - r["end"] > 1)
+        lo = r["start"] + pad if free_before else r["start"]
+        hi = r["end"] - pad if free_after else r["end"]
+        out.append({**r, "speech_start": min(lo, hi), "speech_end": max(lo, hi)})
+    return out
 
 
 def pack_regions(audio: np.ndarray, regions: list[dict], max_s: float) -> list[PlannedChunk]:

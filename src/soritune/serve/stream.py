@@ -8,6 +8,9 @@ a key it passes back to the model call; soritune makes that key the request's de
 call. With no language given, the first chunk is decoded alone and its detected language is used for
 the rest of the upload. With `condition_on_previous_text` each chunk waits for the one before it in
 its stream (channel) and is prompted with its text, as `transcribe` does (serve.pipeline.submit_in_order).
+With VAD and segment timestamps, a speech region of a packed chunk that the chunk's output skipped is
+decoded again on its own, through the batcher, and replaces what fell inside it: `transcribe`'s second
+pass (`soritune.infer.transcribe.skipped_regions`, `redecode_options`, `with_redecoded`), per chunk.
 
 `stream=true` answers with server-sent events in OpenAI's shape, in time order as chunks finish:
 `transcript.text.delta` per word (soritune adds `start`/`end`, seconds) or per segment without word
@@ -24,7 +27,14 @@ from collections.abc import AsyncIterator
 
 from soritune.audio import SAMPLE_RATE, decode_channels
 from soritune.infer.options import MAX_NEW_TOKENS, DecodeOptions
-from soritune.infer.transcribe import file_segments, join_texts, streams_of
+from soritune.infer.transcribe import (
+    file_segments,
+    join_texts,
+    redecode_options,
+    skipped_regions,
+    streams_of,
+    with_redecoded,
+)
 from soritune.infer.vad import plan_chunks
 from soritune.serve.errors import ApiError
 from soritune.serve.pipeline import NO_LIMIT, TranscriptResult, decode_upload, options_key, submit_in_order
@@ -92,13 +102,25 @@ async def transcribe_segments(streams, batcher, options: DecodeOptions, task: st
         futures.append(asyncio.ensure_future(submit(c.audio, key, last.get(speaker))))
         last[speaker] = futures[-1]
     stats.update(language=options.language, queue_ms=0.0, batches={}, batch_sizes=[])
+
+    def record(res) -> None:
+        stats["queue_ms"] = max(stats["queue_ms"], res.queue_ms)
+        stats["batches"][res.batch_id] = res.inference_ms
+        stats["batch_sizes"].append(res.batch_size)
+
     try:
         for (speaker, chunk), fut in zip(planned, futures):
             res = await fut
-            stats["queue_ms"] = max(stats["queue_ms"], res.queue_ms)
-            stats["batches"][res.batch_id] = res.inference_ms
-            stats["batch_sizes"].append(res.batch_size)
-            yield file_segments(chunk, res.transcription, speaker)
+            record(res)
+            segments = file_segments(chunk, res.transcription, speaker)
+            skipped = skipped_regions(chunk, segments) if options.vad and options.timestamps else []
+            if skipped:  # the second pass, as transcribe's: each skipped region alone, batched
+                again_key = options_key(redecode_options(options))
+                for alone, res in zip(skipped, await asyncio.gather(*(submit(a.audio, again_key) for a in skipped))):
+                    record(res)
+                    segments = sorted(with_redecoded(segments, alone, res.transcription, speaker),
+                                      key=lambda s: s["start"])
+            yield segments
     finally:
         for fut in futures:
             fut.cancel()
