@@ -13,8 +13,8 @@ package is not installed (`speech_tts()` says which; the report records it, sinc
   speech_pauses         three sentences separated by 6-8 s pauses (silence or room tone)
   speech_then_silence   one sentence followed by 20 s of digital silence
 
-The non-speech audio comes from `soritune.data.nonspeech`: music synthesised with numpy rather than fluidsynth or sox (Debian has both, PyPI neither): the
-same samples on every machine is what makes the suite comparable between models and runs. Each
+The non-speech audio comes from `soritune.data.nonspeech` (music synthesised with numpy rather than
+fluidsynth or sox, which Debian has and PyPI does not): the same samples on every machine is what makes the suite comparable between models and runs. Each
 clip depends only on (kind, variant); `SUITE_VERSION` changes whenever a clip would change.
 """
 
