@@ -126,7 +126,21 @@ OLD_FLAGS_MORE = {
     "prepare nemo": "--config --convert --engine --keep-shards --max-duration-s --max-label-tokens --min-duration-s --mode --norm --out --ratios --ray-address --seed --set --shard-size --split --workers -c -o -w",
     "prepare synth": "--backend --config --n --n-dev --n-everyday --n-test --out --seed --set --workers -c -o -w",
     "synth-corpus": "--backend --config --n --n-dev --n-everyday --n-test --out --seed --set --workers -c -o -w",
+    "demo": "--out -o --quick --full --threads --fresh",
 }
+
+
+def test_demo_flags_are_the_demo_config_and_quick_full_name_profiles(tmp_path):
+    from typer.testing import CliRunner
+
+    from soritune.demo import DemoConfig
+
+    flags = _group_flags("demo")
+    assert {"--" + p.name.replace("_", "-") for p in option_parameters(DemoConfig)} <= flags
+    res = CliRunner().invoke(app, ["demo", "--quick", "--profile", "full", "--out", str(tmp_path / "d")])
+    assert res.exit_code != 0 and "--quick contradicts --profile full" in res.output
+    res = CliRunner().invoke(app, ["demo", "--quick", "--lora-r", "0", "--out", str(tmp_path / "d")])
+    assert res.exit_code != 0 and "lora_r" in res.output + str(res.exception) and not (tmp_path / "d").exists()
 
 
 def test_later_converted_verbs_keep_every_flag():

@@ -8,6 +8,8 @@ from pathlib import Path
 import typer
 
 from soritune.cli.app import app, console, out
+from soritune.cli.options import ConfigOpt, SetOpt, config_options, merge_config
+from soritune.demo import DemoConfig
 
 # Rough seconds per step on 2 idle CPU cores (measured runs), for the time estimates shown live.
 ESTIMATE_S = {
@@ -28,12 +30,15 @@ FULL_STEPS = ["lottery-50", "eval-lottery-50", "distill-2l", "eval-distill-2l"]
 
 
 @app.command("demo")
+@config_options(DemoConfig, short={"out": "-o"})
 def demo_cmd(
-    out_dir: Path = typer.Option(Path("demo_out"), "--out", "-o", help="Output directory (re-running resumes it)."),
-    quick: bool = typer.Option(False, "--quick", help="Smoke run: a tiny corpus and a few steps (1-2 minutes)."),
-    full: bool = typer.Option(False, "--full", help="Also lottery-ticket pruning at 50% and a 2-decoder-layer student."),
-    threads: int | None = typer.Option(None, help="CPU threads (default: all cores)."),
+    fields: dict,
+    quick: bool = typer.Option(False, "--quick", help="Smoke run: a tiny corpus and a few steps (= --profile quick)."),
+    full: bool = typer.Option(False, "--full", help="Also the Vosk judge, lottery-ticket pruning at 50%, a 2-decoder-layer "
+                              "student and the speech-LLM demo (= --profile full)."),
     fresh: bool = typer.Option(False, "--fresh", help="Delete OUT first instead of resuming it."),
+    config: Path | None = ConfigOpt,
+    set_: list[str] | None = SetOpt,
 ) -> None:
     """Run soritune end to end on a CPU, offline: synthesise a Korean lecture-speech corpus (Kokoro and
     espeak-ng voices; templates and real technical prose), evaluate the bundled whisper-base zero-shot,
@@ -50,11 +55,16 @@ def demo_cmd(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from soritune.cli.app import fail
-    from soritune.demo import DemoConfig, run
+    from soritune.demo import run
 
     if quick and full:
         fail("--quick and --full exclude each other")
-    profile = "quick" if quick else ("full" if full else "default")
+    if quick or full:
+        if fields.get("profile") not in (None, "quick" if quick else "full"):
+            fail(f"--{'quick' if quick else 'full'} contradicts --profile {fields['profile']}")
+        fields["profile"] = "quick" if quick else "full"
+    cfg = merge_config(DemoConfig, config, set_, fields)
+    profile, out_dir, full = cfg.profile, cfg.out, cfg.profile == "full"
     if fresh and out_dir.exists():
         shutil.rmtree(out_dir)
     steps = STEPS[:-1] + (FULL_STEPS if full else []) + STEPS[-1:]
@@ -82,7 +92,7 @@ def demo_cmd(
                     bar.add_task(f"  {name} (done before)", total=1, completed=1, eta="skipped")
                 bar.advance(overall)
 
-        result = run(DemoConfig(out=out_dir, profile=profile, threads=threads), on_event=on_event)
+        result = run(cfg, on_event=on_event)
     from rich.table import Table
 
     rep = __import__("soritune.jsonio", fromlist=["read_json"]).read_json(out_dir / "report.json")
