@@ -1,21 +1,16 @@
 """The hallucination suite's clips: fixed, offline, bit-for-bit deterministic.
 
-Non-speech (reference text empty; everything a model writes on them is hallucinated):
-  silence       digital zeros
-  room_tone     quiet pink noise with a low ventilation rumble (about -50 dBFS)
-  mains_hum     50 or 60 Hz and its harmonics, plus a little noise
-  music         chord progressions of additive-synthesis tones with attack/decay envelopes
-  beeps         telephone tones: ringback (440+480 Hz), busy (480+620 Hz), 1 kHz recorder pips
-  hold_music    a melody over chords, band-limited to the 300-3400 Hz telephone band, with line noise
+Non-speech (reference text empty; everything a model writes on them is hallucinated): silence, room_tone,
+mains_hum, music, beeps, hold_music, each described in `soritune.data.nonspeech`, from the suite's own seeds.
 Speech (Korean, reference text known), spoken by Kokoro-82M through soritune's synthesis registry
 (`soritune.data.tts`: natural speech, as users' is), or by espeak-ng's robotic voices when Kokoro's
 package is not installed (`speech_tts()` says which; the report records it, since the two suites differ):
   speech_pauses         three sentences separated by 6-8 s pauses (silence or room tone)
   speech_then_silence   one sentence followed by 20 s of digital silence
 
-The non-speech audio comes from `soritune.data.nonspeech` (music synthesised with numpy rather than
-fluidsynth or sox, which Debian has and PyPI does not): the same samples on every machine is what makes the suite comparable between models and runs. Each
-clip depends only on (kind, variant); `SUITE_VERSION` changes whenever a clip would change.
+Synthesised with numpy (not fluidsynth or sox, which Debian has and PyPI does not): the same samples on
+every machine is what makes the suite comparable between models and runs. Each clip depends only on
+(kind, variant); `SUITE_VERSION` changes whenever a clip would change.
 """
 
 from __future__ import annotations
