@@ -8,7 +8,7 @@ package is not installed (`speech_tts()` says which; the report records it, sinc
   speech_pauses         three sentences separated by 6-8 s pauses (silence or room tone)
   speech_then_silence   one sentence followed by 20 s of digital silence
 
-Synthesised with numpy (not fluidsynth or sox, which Debian has and PyPI does not): the same samples on
+Non-speech is synthesised with numpy (not fluidsynth or sox, which Debian has and PyPI does not): the same samples on
 every machine is what makes the suite comparable between models and runs. Each clip depends only on
 (kind, variant); `SUITE_VERSION` changes whenever a clip would change.
 """
