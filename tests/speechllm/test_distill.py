@@ -22,14 +22,14 @@ def test_kl_is_zero_for_the_same_input_and_positive_for_audio(model):
     with torch.no_grad():
         same = model.build_inputs([], [r["prompt"] for r in rows[:1]], [r["response"] for r in rows[:1]],
                                   audio_text=[rows[0]["text"]])
-        logits = model.llm(inputs_embeds=same["inputs_embeds"], attention_mask=same["attention_mask"]).logits
-        assert response_logits(logits, same["labels"]).shape[0] == len(model.response_ids("소리 하나"))
-        zero = self_distillation_loss(model, rows[:1], logits, same["labels"])
+        logits, targets = model.response_logits(same)
+        assert response_logits(logits, targets).shape[0] == len(model.response_ids("소리 하나"))
+        zero = self_distillation_loss(model, rows[:1], logits, targets)
         heard = model.build_inputs([tone(1.0, 300), tone(1.0, 900)], [r["prompt"] for r in rows],
                                    [r["response"] for r in rows])
-        s_logits = model.llm(inputs_embeds=heard["inputs_embeds"], attention_mask=heard["attention_mask"]).logits
-        kd = self_distillation_loss(model, rows, s_logits, heard["labels"])
-        none = self_distillation_loss(model, rows[1:], s_logits[1:], heard["labels"][1:])
+        s_logits, s_targets = model.response_logits(heard)
+        kd = self_distillation_loss(model, rows, s_logits, s_targets)
+        none = self_distillation_loss(model, rows[1:], s_logits[1:], s_targets[1:])
     assert zero.item() == pytest.approx(0.0, abs=1e-5)
     assert kd.item() > 1e-3 and none.item() == 0.0
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 from contextlib import nullcontext
 
 
-def response_logits(logits, labels):
-    """[n_response_tokens, vocab]: the logits that predict each labelled token, row by row in order."""
+def response_logits(logits, targets):
+    """[n_response_tokens, vocab]: the logits that predict each labelled token, row by row in order
+    (`logits` and `targets` aligned, as SpeechLLM.response_logits returns them)."""
     from soritune.speechllm.model import IGNORE
 
-    mask = labels[:, 1:] != IGNORE
-    return logits[:, :-1][mask]
+    return logits[targets != IGNORE]
 
 
 def kl_to_teacher(student_logits, teacher_logits, temperature: float):
@@ -30,7 +30,7 @@ def kl_to_teacher(student_logits, teacher_logits, temperature: float):
     return F.kl_div(log_s, log_t, log_target=True, reduction="batchmean") * t * t
 
 
-def self_distillation_loss(model, rows: list[dict], student_logits, labels, temperature: float = 2.0):
+def self_distillation_loss(model, rows: list[dict], student_logits, targets, temperature: float = 2.0):
     """The KL term for the transcription rows of a batch (0 when there are none)."""
     import torch
 
@@ -41,9 +41,8 @@ def self_distillation_loss(model, rows: list[dict], student_logits, labels, temp
                                  audio_text=[rows[i]["text"] for i in keep])
     off = model.llm.disable_adapter() if hasattr(model.llm, "disable_adapter") else nullcontext()
     with torch.no_grad(), off:
-        t_logits = model.llm(inputs_embeds=teacher["inputs_embeds"], attention_mask=teacher["attention_mask"],
-                             use_cache=False).logits
-    idx = torch.tensor(keep, device=labels.device)
-    s = response_logits(student_logits[idx], labels[idx])
-    t = response_logits(t_logits, teacher["labels"])
+        t_logits, t_targets = model.response_logits(teacher)
+    idx = torch.tensor(keep, device=targets.device)
+    s = response_logits(student_logits[idx], targets[idx])
+    t = response_logits(t_logits, t_targets)
     return kl_to_teacher(s, t, temperature)

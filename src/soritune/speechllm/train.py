@@ -21,6 +21,7 @@ from soritune.jsonio import write_json
 from soritune.speechllm.config import StageTrainConfig
 from soritune.speechllm.data import load_clip, read_examples
 from soritune.speechllm.distill import self_distillation_loss
+from soritune.speechllm.model import response_loss
 from soritune.train.checkpoint import apply_retention, latest_checkpoint, load_checkpoint, save_checkpoint
 from soritune.train.loop import make_optimizer, make_scheduler
 from soritune.train.metrics_log import MetricsLog
@@ -147,12 +148,11 @@ def run_stage(cfg: StageTrainConfig, *, model=None, progress: Progress | None = 
         clips = [batches.clip(r) for r in batch]
         out = model.build_inputs(clips, [r["prompt"] for r in batch], [r["response"] for r in batch],
                                  batches.encoded_clips(model, batch))
-        res = model.llm(inputs_embeds=out["inputs_embeds"], attention_mask=out["attention_mask"],
-                        labels=out["labels"], use_cache=False)
-        loss = res.loss
+        logits, targets = model.response_logits(out)
+        loss = ce = response_loss(logits, targets)
         if cfg.self_distill_weight:
-            kd = self_distillation_loss(model, batch, res.logits, out["labels"], cfg.distill_temperature)
-            loss = cfg.ce_weight * res.loss + cfg.self_distill_weight * kd
+            kd = self_distillation_loss(model, batch, logits, targets, cfg.distill_temperature)
+            loss = cfg.ce_weight * ce + cfg.self_distill_weight * kd
         if not torch.isfinite(loss):
             raise SoritunError(f"stage {cfg.stage}: loss became {loss.item()} at step {step}; lower lr ({cfg.lr})")
         loss.backward()
