@@ -221,15 +221,16 @@ def demo(
     llm: str = LLM_OPT,
     encoder: str = ENCODER_OPT,
     projector: str = PROJECTOR_OPT,
-    stage1_steps: int = typer.Option(60, min=1, help="Stage-1 steps (projector only)."),
-    stage2_steps: int = typer.Option(40, min=0, help="Stage-2 steps (projector + LoRA on q,v,gate)."),
-    batch_size: int = typer.Option(4, min=1, help="Examples per step."),
+    stage1_steps: int | None = typer.Option(None, min=1, help="Stage-1 steps (projector only; default: the demo's "
+                                                               "20-minute budget, DEMO_BUDGET)."),
+    stage2_steps: int | None = typer.Option(None, min=0, help="Stage-2 steps (projector + LoRA on q,v,gate)."),
+    batch_size: int | None = typer.Option(None, min=1, help="Examples per step."),
     asr_test_limit: int | None = typer.Option(None, min=1, help="First N ASR test utterances only."),
     captions: str = typer.Option("96,24", help="Captioning clips synthesised for training,test."),
     trim_percentile: float = typer.Option(0.0, min=0, max=49, help="Drop this % shortest and longest training "
                                                                    "utterances (the study: 5; soritune curate)."),
     sample: int | None = typer.Option(None, min=1, help="Training utterances kept, by text-length decile (curate)."),
-    max_new_tokens: int = typer.Option(48, min=1, help="Token cap per answer in evaluation."),
+    max_new_tokens: int | None = typer.Option(None, min=1, help="Token cap per answer in evaluation."),
     threads: int = typer.Option(2, min=1, help="torch CPU threads."),
 ) -> None:
     """The offline speech-LLM demo: bundled whisper-base + Gemma-3-270M, stage 1 + 2 on the synthetic Korean
@@ -243,9 +244,10 @@ def demo(
     from soritune.speechllm.demo import SpeechLLMDemoConfig, run_demo
 
     base = SpeechLLMDemoConfig()
+    given = {"stage1_steps": stage1_steps, "stage2_steps": stage2_steps, "batch_size": batch_size,
+             "max_new_tokens": max_new_tokens}
     recipe = base.recipe.model_copy(update={
-        "stage1_steps": stage1_steps, "stage2_steps": stage2_steps, "threads": threads, "batch_size": batch_size,
-        "max_new_tokens": max_new_tokens,
+        "threads": threads, **{k: v for k, v in given.items() if v is not None},
         "model": base.recipe.model.model_copy(update={"llm": llm, "encoder": encoder, "projector": projector})})
     cfg = validate(SpeechLLMDemoConfig, {"out": str(out_dir), "data": str(data) if data else None,
                                          "asr_test_limit": asr_test_limit, "recipe": recipe.model_dump(),

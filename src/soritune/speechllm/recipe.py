@@ -37,6 +37,7 @@ class RecipeConfig(StageConfig):
     replay_fraction: float = Field(0.0, ge=0, le=1, description="Stage 2: share of each batch replayed from "
                                    "the stage-1 data (useful when stage 2 trains on other data).")
     max_new_tokens: int = Field(48, ge=1, description="Token cap per answer in evaluation.")
+    eval_batch_size: int = Field(8, ge=1, description="Clips decoded together in evaluation (greedy, left-padded).")
     bench_audio_s: float = Field(10.0, gt=0, description="Audio seconds in the efficiency protocol (study: 10).")
     bench_repeats: int = Field(2, ge=1, description="Repeats of the efficiency protocol (median kept).")
     threads: int | None = Field(2, ge=1, description="torch CPU threads.")
@@ -94,6 +95,7 @@ def run_recipe(cfg: RecipeConfig, *, train: str | Path, test: str | Path, out: s
     train_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     report = evaluate(model, test, out_dir=out / "eval", max_new_tokens=cfg.max_new_tokens,
+                      batch_size=cfg.eval_batch_size,
                       progress=lambda i, n: tell("evaluate", i, n))
     eval_s = time.perf_counter() - t1
     tell("efficiency protocol", 0, 1)
