@@ -299,3 +299,26 @@ def compare(
         f"{label}: {phase} {done}/{total}", highlight=False) if done in (0, total) or done % 10 == 0 else None)
     out.print((out_dir / "compare.md").read_text(encoding="utf-8"), highlight=False)
     console.print(f"wrote {out_dir / 'compare.md'}, compare.json and {doc['plot']}", highlight=False)
+
+
+@sllm_app.command("drop-layers")
+def drop_layers(
+    run_dir: Path = typer.Option(..., "--run", help="Trained run directory (or its model/ folder)."),
+    data: Path = typer.Option(..., help="Speech-LLM JSONL whose responses measure each layer's sensitivity."),
+    n_drop: int = typer.Option(..., "--drop", min=0, help="How many LLM decoder layers to remove."),
+    out_dir: Path = typer.Option(Path("sllm_drop"), "--out", "-o", help="Output directory (model/, drop.json, drop.md)."),
+    test: Path | None = typer.Option(None, help="Speech-LLM JSONL scored before and after (ASR CER, CIDEr-D, "
+                                                "TTFT, TPOT, peak memory); none: sensitivity and the model only."),
+    limit: int = typer.Option(32, min=1, help="Rows of --data used to measure sensitivity."),
+) -> None:
+    """Measure how much each LLM layer matters (response loss with it skipped), remove the --drop least
+    sensitive, save the smaller model, and report it beside the whole model.
+
+    Example: soritune speechllm drop-layers --run runs/s2 --data data/dev_sllm.jsonl --drop 4 --test data/test_sllm.jsonl --out runs/s2-drop4
+    """
+    from soritune.speechllm.compress import run_drop_layers
+
+    doc = run_drop_layers(run_dir, data=data, test=test, out=out_dir, n_drop=n_drop, limit=limit,
+                          progress=lambda phase, done, total: console.print(f"{phase} {done}/{total}", highlight=False))
+    out.print((out_dir / "drop.md").read_text(encoding="utf-8"), highlight=False)
+    console.print(f"dropped layers {doc['dropped']}; wrote {out_dir / 'model'} and drop.json", highlight=False)

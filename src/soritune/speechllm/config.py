@@ -39,6 +39,8 @@ class SpeechLLMConfig(StageConfig):
                                             description="Encoder modules with LoRA (Whisper attention names).")
     llm_quantization: Literal["8bit", "4bit"] | None = Field(
         None, description="Load the frozen LLM 8-bit (LLM.int8) or 4-bit (NF4) through bitsandbytes; LoRA trains on top.")
+    llm_drop_layers: list[int] = Field(default_factory=list, description="LLM decoder layers removed (indices of "
+                                       "the full model), chosen by `speechllm drop-layers` from measured sensitivity.")
     attn_implementation: Literal["eager", "sdpa", "flash_attention_2"] | None = Field(
         None, description="LLM attention kernel (None: transformers' default).")
     system_prompt: str | None = Field(None, description="System message, when the chat template takes one.")

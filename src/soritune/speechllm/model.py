@@ -25,6 +25,7 @@ from soritune.speechllm.config import (
     DEFAULT_PROMPTS,
     SpeechLLMConfig,
 )
+from soritune.speechllm.compress import decoder_of, drop_layers
 from soritune.speechllm.encoders import FRAME_S, SpeechEncoder, split_long
 from soritune.speechllm.llm import add_lora, load_llm
 from soritune.speechllm.projectors import build_projector, covered_frames
@@ -57,6 +58,10 @@ class SpeechLLM:
         self.llm, self.tokenizer, self.llm_info = loaded.model, loaded.tokenizer, loaded.info
         for p in self.llm.parameters():
             p.requires_grad_(False)
+        if config.llm_drop_layers:
+            drop_layers(self.llm, config.llm_drop_layers)
+            self.llm_info.update(dropped_layers=list(config.llm_drop_layers),
+                                 params=sum(p.numel() for p in self.llm.parameters()))
         d_llm = self.llm.get_input_embeddings().embedding_dim
         torch.manual_seed(config.seed)
         self.projector = build_projector(config.projector, self.encoder.d_model, d_llm, **config.projector_options)
@@ -71,10 +76,21 @@ class SpeechLLM:
         """Stage 2: LoRA on the LLM's config.lora_targets (a no-op when already there)."""
         if hasattr(self.llm, "peft_config"):
             return
-        c = self.config
+        c, training = self.config, self.llm.training
         self.llm = add_lora(self.llm, r=c.lora_r, alpha=c.lora_alpha, dropout=c.lora_dropout,
                             targets=tuple(c.lora_targets))
+        self.llm.train(training)  # peft switches to training mode (LoRA dropout on): keep the caller's mode
         self.config = c.model_copy(update={"lora": True})
+
+    def drop_llm_layers(self, layers: list[int]) -> None:
+        """Remove LLM decoder layers (indices of the current stack); config.llm_drop_layers keeps them as
+        indices of the full model, so `save`/`load` reproduce the drop (LoRA adapters included)."""
+        n_full = len(decoder_of(self.llm).layers) + len(self.config.llm_drop_layers)
+        current = [i for i in range(n_full) if i not in set(self.config.llm_drop_layers)]
+        drop_layers(self.llm, layers)
+        full = sorted(set(self.config.llm_drop_layers) | {current[i] for i in layers})
+        self.config = self.config.model_copy(update={"llm_drop_layers": full})
+        self.llm_info.update(dropped_layers=full, params=sum(p.numel() for p in self.llm.parameters()))
 
     def trainable_parameters(self) -> list:
         mods = [self.projector, self.llm, self.encoder.module]
@@ -291,6 +307,7 @@ class SpeechLLM:
         if config.lora:
             model.llm = PeftModel.from_pretrained(model.llm, str(run / "lora"), is_trainable=True)
             model.config = model.config.model_copy(update={"lora": True})
+        model.train(False)  # inference mode (peft loads a trainable adapter in training mode: dropout on)
         return model
 
     def describe(self) -> dict:
