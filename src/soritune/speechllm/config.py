@@ -68,6 +68,13 @@ class StageTrainConfig(StageConfig):
                                        "(transcribe rows); 0: off.")
     ce_weight: float = Field(1.0, ge=0, description="Weight of the cross-entropy on the response.")
     distill_temperature: float = Field(2.0, gt=0, description="Softmax temperature of the distillation KL (Ultravox: 2).")
+    teacher: str | None = Field(None, description="Run directory of a trained speech LLM whose LLM has the same "
+                                "tokenizer: token-level KL of the student's response distribution to its (weight "
+                                "distill_weight, temperature distill_temperature), added to ce_weight * CE.")
+    distill_weight: float = Field(0.0, ge=0, description="Weight of the KL to `teacher` (0: off).")
+    encoder_teacher: str | None = Field(None, description="Whisper encoder spec the (smaller, trainable) speech "
+                                        "encoder is pulled to: hidden-state MSE through a learned linear map.")
+    hidden_mse_weight: float = Field(0.0, ge=0, description="Weight of the encoder hidden-state MSE (0: off).")
     log_every: int = Field(1, ge=1, description="Steps between metrics rows.")
     save_every: int = Field(0, ge=0, description="Steps between checkpoints (OUT/checkpoints/step-N, soritune's "
                             "format: trainable tensors, optimizer, scheduler, RNG, data position); 0: none.")
