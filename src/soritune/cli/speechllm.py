@@ -84,6 +84,11 @@ def train(
     replay_fraction: float = typer.Option(0.0, min=0, max=1, help="Share of each batch from --replay."),
     self_distill: float = typer.Option(0.0, min=0, help="Weight of the Ultravox-style self-distillation KL "
                                                         "(teacher: the LLM reading the transcript); 0: off."),
+    teacher: Path | None = typer.Option(None, help="Teacher speech-LLM run (same tokenizer): token-level KL."),
+    distill_weight: float = typer.Option(0.0, min=0, help="Weight of the KL to --teacher (0: off)."),
+    encoder_teacher: str | None = typer.Option(None, help="Whisper encoder spec whose hidden states a smaller "
+                                                          "trainable encoder learns (MSE)."),
+    hidden_mse_weight: float = typer.Option(0.0, min=0, help="Weight of the hidden-state MSE (0: off)."),
     save_every: int = typer.Option(0, min=0, help="Steps between checkpoints (OUT/checkpoints); 0: none."),
     resume: bool = typer.Option(False, help="Continue from OUT's newest checkpoint."),
     threads: int | None = typer.Option(None, min=1, help="torch CPU threads."),
@@ -103,7 +108,8 @@ def train(
         "model": {"encoder": encoder, "llm": llm, "projector": projector, "lora_targets": _csv(lora_targets)},
         "steps": steps, "batch_size": batch_size, "lr": lr, "replay": str(replay) if replay else None,
         "replay_fraction": replay_fraction, "threads": threads, "save_every": save_every, "resume": resume,
-        "self_distill_weight": self_distill})
+        "self_distill_weight": self_distill, "teacher": str(teacher) if teacher else None,
+        "distill_weight": distill_weight, "encoder_teacher": encoder_teacher, "hidden_mse_weight": hidden_mse_weight})
     bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    console=console, transient=True)
     with bar:
