@@ -25,6 +25,10 @@ class SpeechLLMConfig(StageConfig):
     llm: str = Field("offline:gemma3-270m", description="LLM spec (soritune.speechllm.llm.LLM_SPEC_HELP).")
     projector: Literal["salmonn", "granite", "slam", "ultravox"] = Field("salmonn", description="Projector.")
     projector_options: dict = Field(default_factory=dict, description="Overrides of the projector's defaults.")
+    event_encoder: str | None = Field(None, description="Optional audio-event encoder beside the speech encoder "
+                                      "(SALMONN): ced:tiny|mini|small|base (random init) or ced:[SIZE:]PATH to a "
+                                      "local CED checkpoint; its features are aligned to the speech frames and "
+                                      "concatenated before the projector.")
     encoder_input: Literal["padded", "trimmed"] = Field(
         "padded", description="padded: 30-s passes as Whisper was trained; trimmed: each chunk's own frames.")
     freeze_encoder: bool = Field(True, description="Keep the speech encoder frozen.")

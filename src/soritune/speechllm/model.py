@@ -27,6 +27,7 @@ from soritune.speechllm.config import (
     SpeechLLMConfig,
 )
 from soritune.speechllm.encoders import FRAME_S, SpeechEncoder, split_long
+from soritune.speechllm.events import EventEncoder
 from soritune.speechllm.llm import add_lora, load_llm
 from soritune.speechllm.projectors import build_projector, covered_frames
 
@@ -53,6 +54,7 @@ class SpeechLLM:
             self.encoder.add_lora(config.encoder_lora_r, 2 * config.encoder_lora_r, config.lora_dropout,
                                   config.encoder_lora_targets)
         self.encoder.freeze(config.freeze_encoder)
+        self.events = EventEncoder(config.event_encoder, seed=config.seed) if config.event_encoder else None
         loaded = load_llm(config.llm, seed=config.seed, attn_implementation=config.attn_implementation,
                           quantization=config.llm_quantization)
         self.llm, self.tokenizer, self.llm_info = loaded.model, loaded.tokenizer, loaded.info
@@ -64,7 +66,8 @@ class SpeechLLM:
                                  params=sum(p.numel() for p in self.llm.parameters()))
         d_llm = self.llm.get_input_embeddings().embedding_dim
         torch.manual_seed(config.seed)
-        self.projector = build_projector(config.projector, self.encoder.d_model, d_llm, **config.projector_options)
+        d_audio = self.encoder.d_model + (self.events.d_model if self.events else 0)
+        self.projector = build_projector(config.projector, d_audio, d_llm, **config.projector_options)
         self.covered_s = covered_frames(self.projector, 1500) * FRAME_S
         self._end_of_turn = self._template_end_of_turn()
         self.last_generation: dict | None = None
@@ -120,7 +123,14 @@ class SpeechLLM:
                 pieces.append(piece)
                 owner.append(i)
         per_clip: list[list] = [[] for _ in clips]
-        for chunk, i in zip(self.encoder.encode_pieces(pieces), owner):
+        chunks = self.encoder.encode_pieces(pieces)
+        if self.events is not None:  # SALMONN: event features on the speech frame grid, channel-concatenated
+            import torch
+
+            for chunk, ev in zip(chunks, self.events.encode(pieces)):
+                aligned = self.events.align(ev.to(chunk.features.dtype), chunk.features.shape[0])
+                chunk.features = torch.cat([chunk.features, aligned.to(chunk.features.device)], dim=-1)
+        for chunk, i in zip(chunks, owner):
             per_clip[i].append(chunk)
         return per_clip
 
@@ -312,6 +322,7 @@ class SpeechLLM:
 
     def describe(self) -> dict:
         return {"config": self.config.model_dump(), "encoder": self.encoder.info, "llm": self.llm_info,
+                "event_encoder": self.events.info if self.events else None,
                 "projector_params": sum(p.numel() for p in self.projector.parameters()),
                 "covered_s_per_pass": round(self.covered_s, 3), "trainable_params":
                 sum(p.numel() for p in self.trainable_parameters())}
