@@ -121,3 +121,31 @@ def test_tokenizers_without_a_chat_template_get_their_familys():
     text = tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
     assert info["chat_template"].startswith("gemma")
     assert text.endswith("<start_of_turn>user\nhi<end_of_turn>\n<start_of_turn>model\n")
+
+
+def test_response_only_logits_give_the_full_forward_loss_on_a_padded_batch(tiny_model):
+    """Prompts of different lengths are left-padded so the responses share columns; the head runs on those
+    columns only, and the loss equals transformers' own loss over the full logits."""
+    m = tiny_model
+    batch = m.build_inputs([tone(2.0), tone(0.5, 220)], ["Transcribe.", "Describe the sound, please."],
+                           ["안녕하세요 여러분", "a dog"])
+    with torch.no_grad():
+        full = m.llm(inputs_embeds=batch["inputs_embeds"], attention_mask=batch["attention_mask"],
+                     labels=batch["labels"], use_cache=False)
+        logits, targets = m.response_logits(batch)
+    from soritune.speechllm.model import response_loss
+
+    assert logits.shape[1] == len(m.response_ids("안녕하세요 여러분")) < batch["inputs_embeds"].shape[1] // 2
+    assert torch.isfinite(full.logits).all()
+    assert torch.allclose(response_loss(logits, targets), full.loss, atol=1e-5)
+
+
+def test_batched_generation_equals_one_clip_at_a_time(tiny_model):
+    m = tiny_model
+    clips, prompts = [tone(2.0, 300), tone(0.7, 900, seed=2), tone(1.3, 1500, seed=3)], ["Transcribe.", "Describe "
+                                                                                          "the sound.", "What?"]
+    texts, gens = m.generate_batch(clips, prompts, max_new_tokens=6)
+    for clip, prompt, text, gen in zip(clips, prompts, texts, gens):
+        assert m.generate(clip, prompt, max_new_tokens=6) == text
+        assert m.last_generation["new_tokens"] == gen["new_tokens"]
+        assert m.last_generation["prompt_tokens"] == gen["prompt_tokens"]

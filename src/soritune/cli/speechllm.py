@@ -84,6 +84,11 @@ def train(
     replay_fraction: float = typer.Option(0.0, min=0, max=1, help="Share of each batch from --replay."),
     self_distill: float = typer.Option(0.0, min=0, help="Weight of the Ultravox-style self-distillation KL "
                                                         "(teacher: the LLM reading the transcript); 0: off."),
+    teacher: Path | None = typer.Option(None, help="Teacher speech-LLM run (same tokenizer): token-level KL."),
+    distill_weight: float = typer.Option(0.0, min=0, help="Weight of the KL to --teacher (0: off)."),
+    encoder_teacher: str | None = typer.Option(None, help="Whisper encoder spec whose hidden states a smaller "
+                                                          "trainable encoder learns (MSE)."),
+    hidden_mse_weight: float = typer.Option(0.0, min=0, help="Weight of the hidden-state MSE (0: off)."),
     save_every: int = typer.Option(0, min=0, help="Steps between checkpoints (OUT/checkpoints); 0: none."),
     resume: bool = typer.Option(False, help="Continue from OUT's newest checkpoint."),
     threads: int | None = typer.Option(None, min=1, help="torch CPU threads."),
@@ -103,7 +108,8 @@ def train(
         "model": {"encoder": encoder, "llm": llm, "projector": projector, "lora_targets": _csv(lora_targets)},
         "steps": steps, "batch_size": batch_size, "lr": lr, "replay": str(replay) if replay else None,
         "replay_fraction": replay_fraction, "threads": threads, "save_every": save_every, "resume": resume,
-        "self_distill_weight": self_distill})
+        "self_distill_weight": self_distill, "teacher": str(teacher) if teacher else None,
+        "distill_weight": distill_weight, "encoder_teacher": encoder_teacher, "hidden_mse_weight": hidden_mse_weight})
     bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    console=console, transient=True)
     with bar:
@@ -221,15 +227,16 @@ def demo(
     llm: str = LLM_OPT,
     encoder: str = ENCODER_OPT,
     projector: str = PROJECTOR_OPT,
-    stage1_steps: int = typer.Option(60, min=1, help="Stage-1 steps (projector only)."),
-    stage2_steps: int = typer.Option(40, min=0, help="Stage-2 steps (projector + LoRA on q,v,gate)."),
-    batch_size: int = typer.Option(4, min=1, help="Examples per step."),
+    stage1_steps: int | None = typer.Option(None, min=1, help="Stage-1 steps (projector only; default: the demo's "
+                                                               "20-minute budget, DEMO_BUDGET)."),
+    stage2_steps: int | None = typer.Option(None, min=0, help="Stage-2 steps (projector + LoRA on q,v,gate)."),
+    batch_size: int | None = typer.Option(None, min=1, help="Examples per step."),
     asr_test_limit: int | None = typer.Option(None, min=1, help="First N ASR test utterances only."),
     captions: str = typer.Option("96,24", help="Captioning clips synthesised for training,test."),
     trim_percentile: float = typer.Option(0.0, min=0, max=49, help="Drop this % shortest and longest training "
                                                                    "utterances (the study: 5; soritune curate)."),
     sample: int | None = typer.Option(None, min=1, help="Training utterances kept, by text-length decile (curate)."),
-    max_new_tokens: int = typer.Option(48, min=1, help="Token cap per answer in evaluation."),
+    max_new_tokens: int | None = typer.Option(None, min=1, help="Token cap per answer in evaluation."),
     threads: int = typer.Option(2, min=1, help="torch CPU threads."),
 ) -> None:
     """The offline speech-LLM demo: bundled whisper-base + Gemma-3-270M, stage 1 + 2 on the synthetic Korean
@@ -243,9 +250,10 @@ def demo(
     from soritune.speechllm.demo import SpeechLLMDemoConfig, run_demo
 
     base = SpeechLLMDemoConfig()
+    given = {"stage1_steps": stage1_steps, "stage2_steps": stage2_steps, "batch_size": batch_size,
+             "max_new_tokens": max_new_tokens}
     recipe = base.recipe.model_copy(update={
-        "stage1_steps": stage1_steps, "stage2_steps": stage2_steps, "threads": threads, "batch_size": batch_size,
-        "max_new_tokens": max_new_tokens,
+        "threads": threads, **{k: v for k, v in given.items() if v is not None},
         "model": base.recipe.model.model_copy(update={"llm": llm, "encoder": encoder, "projector": projector})})
     cfg = validate(SpeechLLMDemoConfig, {"out": str(out_dir), "data": str(data) if data else None,
                                          "asr_test_limit": asr_test_limit, "recipe": recipe.model_dump(),
@@ -297,3 +305,26 @@ def compare(
         f"{label}: {phase} {done}/{total}", highlight=False) if done in (0, total) or done % 10 == 0 else None)
     out.print((out_dir / "compare.md").read_text(encoding="utf-8"), highlight=False)
     console.print(f"wrote {out_dir / 'compare.md'}, compare.json and {doc['plot']}", highlight=False)
+
+
+@sllm_app.command("drop-layers")
+def drop_layers(
+    run_dir: Path = typer.Option(..., "--run", help="Trained run directory (or its model/ folder)."),
+    data: Path = typer.Option(..., help="Speech-LLM JSONL whose responses measure each layer's sensitivity."),
+    n_drop: int = typer.Option(..., "--drop", min=0, help="How many LLM decoder layers to remove."),
+    out_dir: Path = typer.Option(Path("sllm_drop"), "--out", "-o", help="Output directory (model/, drop.json, drop.md)."),
+    test: Path | None = typer.Option(None, help="Speech-LLM JSONL scored before and after (ASR CER, CIDEr-D, "
+                                                "TTFT, TPOT, peak memory); none: sensitivity and the model only."),
+    limit: int = typer.Option(32, min=1, help="Rows of --data used to measure sensitivity."),
+) -> None:
+    """Measure how much each LLM layer matters (response loss with it skipped), remove the --drop least
+    sensitive, save the smaller model, and report it beside the whole model.
+
+    Example: soritune speechllm drop-layers --run runs/s2 --data data/dev_sllm.jsonl --drop 4 --test data/test_sllm.jsonl --out runs/s2-drop4
+    """
+    from soritune.speechllm.compress import run_drop_layers
+
+    doc = run_drop_layers(run_dir, data=data, test=test, out=out_dir, n_drop=n_drop, limit=limit,
+                          progress=lambda phase, done, total: console.print(f"{phase} {done}/{total}", highlight=False))
+    out.print((out_dir / "drop.md").read_text(encoding="utf-8"), highlight=False)
+    console.print(f"dropped layers {doc['dropped']}; wrote {out_dir / 'model'} and drop.json", highlight=False)

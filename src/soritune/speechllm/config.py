@@ -25,6 +25,10 @@ class SpeechLLMConfig(StageConfig):
     llm: str = Field("offline:gemma3-270m", description="LLM spec (soritune.speechllm.llm.LLM_SPEC_HELP).")
     projector: Literal["salmonn", "granite", "slam", "ultravox"] = Field("salmonn", description="Projector.")
     projector_options: dict = Field(default_factory=dict, description="Overrides of the projector's defaults.")
+    event_encoder: str | None = Field(None, description="Optional audio-event encoder beside the speech encoder "
+                                      "(SALMONN): ced:tiny|mini|small|base (random init) or ced:[SIZE:]PATH to a "
+                                      "local CED checkpoint; its features are aligned to the speech frames and "
+                                      "concatenated before the projector.")
     encoder_input: Literal["padded", "trimmed"] = Field(
         "padded", description="padded: 30-s passes as Whisper was trained; trimmed: each chunk's own frames.")
     freeze_encoder: bool = Field(True, description="Keep the speech encoder frozen.")
@@ -39,6 +43,8 @@ class SpeechLLMConfig(StageConfig):
                                             description="Encoder modules with LoRA (Whisper attention names).")
     llm_quantization: Literal["8bit", "4bit"] | None = Field(
         None, description="Load the frozen LLM 8-bit (LLM.int8) or 4-bit (NF4) through bitsandbytes; LoRA trains on top.")
+    llm_drop_layers: list[int] = Field(default_factory=list, description="LLM decoder layers removed (indices of "
+                                       "the full model), chosen by `speechllm drop-layers` from measured sensitivity.")
     attn_implementation: Literal["eager", "sdpa", "flash_attention_2"] | None = Field(
         None, description="LLM attention kernel (None: transformers' default).")
     system_prompt: str | None = Field(None, description="System message, when the chat template takes one.")
@@ -66,6 +72,13 @@ class StageTrainConfig(StageConfig):
                                        "(transcribe rows); 0: off.")
     ce_weight: float = Field(1.0, ge=0, description="Weight of the cross-entropy on the response.")
     distill_temperature: float = Field(2.0, gt=0, description="Softmax temperature of the distillation KL (Ultravox: 2).")
+    teacher: str | None = Field(None, description="Run directory of a trained speech LLM whose LLM has the same "
+                                "tokenizer: token-level KL of the student's response distribution to its (weight "
+                                "distill_weight, temperature distill_temperature), added to ce_weight * CE.")
+    distill_weight: float = Field(0.0, ge=0, description="Weight of the KL to `teacher` (0: off).")
+    encoder_teacher: str | None = Field(None, description="Whisper encoder spec the (smaller, trainable) speech "
+                                        "encoder is pulled to: hidden-state MSE through a learned linear map.")
+    hidden_mse_weight: float = Field(0.0, ge=0, description="Weight of the encoder hidden-state MSE (0: off).")
     log_every: int = Field(1, ge=1, description="Steps between metrics rows.")
     save_every: int = Field(0, ge=0, description="Steps between checkpoints (OUT/checkpoints/step-N, soritune's "
                             "format: trainable tensors, optimizer, scheduler, RNG, data position); 0: none.")

@@ -32,6 +32,9 @@ from soritune.speechllm.sounds import build_caption_set
 
 DEMO_TEST_SET = "lecture-kokoro"  # the main demo's headline slice (held-out Kokoro voice, lecture sentences)
 Event = Callable[[str, int, int], None]
+# Sized for 20 minutes on 2 idle cores (README, speech-LLM demo: where the time goes): every training step
+# runs the whole 270M LLM forward and backward on 4 examples, evaluation decodes 8 clips per batch.
+DEMO_BUDGET = {"stage1_steps": 30, "stage2_steps": 20, "batch_size": 4, "max_new_tokens": 48, "eval_batch_size": 8}
 
 
 class SpeechLLMDemoConfig(StageConfig):
@@ -51,7 +54,8 @@ class SpeechLLMDemoConfig(StageConfig):
     n_captions_test: int = Field(24, ge=1, description="Captioning test clips.")
     recipe: RecipeConfig = Field(default_factory=lambda: RecipeConfig(model=SpeechLLMConfig(
         encoder="bundled:whisper-base", llm="offline:gemma3-270m", projector="salmonn", encoder_input="trimmed",
-        lora_targets=["q_proj", "v_proj", "gate_proj"])), description="Model, training and measurement budget.")
+        lora_targets=["q_proj", "v_proj", "gate_proj"]), **DEMO_BUDGET), description="Model, training and "
+        "measurement budget (the demo's default is sized for 20 minutes on 2 cores: DEMO_BUDGET).")
     seed: int = Field(0, description="Seed of the captioning set and the synthesised corpus.")
 
 

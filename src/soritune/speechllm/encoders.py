@@ -84,14 +84,22 @@ class SpeechEncoder:
         return feats.to(next(self.module.parameters()).device, torch.float32)
 
     def encode_pieces(self, pieces: list[np.ndarray]) -> list[EncoderChunk]:
-        """Encode chunks of <= 30 s each, batched; trimmed input keeps each chunk's own frames only."""
+        """Encode chunks of <= 30 s each, batched (trimmed: by length bucket); trimmed input keeps each chunk's
+        own frames only."""
         import torch
 
         if not pieces:
             return []
         grad = any(p.requires_grad for p in self.module.parameters())
+        # trimmed: one batch per padding bucket, so a clip's features never depend on its batch mates
+        groups: dict[int, list[int]] = {}
+        for i, piece in enumerate(pieces):
+            groups.setdefault(bucket_frames(len(piece)) if self.encoder_input == "trimmed" else 0, []).append(i)
+        hidden: list = [None] * len(pieces)
         with torch.set_grad_enabled(grad and torch.is_grad_enabled()):
-            hidden = encode(self.module, self._features(pieces))
+            for idx in groups.values():
+                for i, h in zip(idx, encode(self.module, self._features([pieces[i] for i in idx]))):
+                    hidden[i] = h
         out = []
         for i, piece in enumerate(pieces):
             h = hidden[i]

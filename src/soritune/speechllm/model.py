@@ -20,12 +20,14 @@ import numpy as np
 
 from soritune.config import load_config, save_config
 from soritune.errors import SoritunError
+from soritune.speechllm.compress import decoder_of, drop_layers
 from soritune.speechllm.config import (
     AUDIO_PLACEHOLDER,
     DEFAULT_PROMPTS,
     SpeechLLMConfig,
 )
 from soritune.speechllm.encoders import FRAME_S, SpeechEncoder, split_long
+from soritune.speechllm.events import EventEncoder
 from soritune.speechllm.llm import add_lora, load_llm
 from soritune.speechllm.projectors import build_projector, covered_frames
 
@@ -52,14 +54,20 @@ class SpeechLLM:
             self.encoder.add_lora(config.encoder_lora_r, 2 * config.encoder_lora_r, config.lora_dropout,
                                   config.encoder_lora_targets)
         self.encoder.freeze(config.freeze_encoder)
+        self.events = EventEncoder(config.event_encoder, seed=config.seed) if config.event_encoder else None
         loaded = load_llm(config.llm, seed=config.seed, attn_implementation=config.attn_implementation,
                           quantization=config.llm_quantization)
         self.llm, self.tokenizer, self.llm_info = loaded.model, loaded.tokenizer, loaded.info
         for p in self.llm.parameters():
             p.requires_grad_(False)
+        if config.llm_drop_layers:
+            drop_layers(self.llm, config.llm_drop_layers)
+            self.llm_info.update(dropped_layers=list(config.llm_drop_layers),
+                                 params=sum(p.numel() for p in self.llm.parameters()))
         d_llm = self.llm.get_input_embeddings().embedding_dim
         torch.manual_seed(config.seed)
-        self.projector = build_projector(config.projector, self.encoder.d_model, d_llm, **config.projector_options)
+        d_audio = self.encoder.d_model + (self.events.d_model if self.events else 0)
+        self.projector = build_projector(config.projector, d_audio, d_llm, **config.projector_options)
         self.covered_s = covered_frames(self.projector, 1500) * FRAME_S
         self._end_of_turn = self._template_end_of_turn()
         self.last_generation: dict | None = None
@@ -71,10 +79,21 @@ class SpeechLLM:
         """Stage 2: LoRA on the LLM's config.lora_targets (a no-op when already there)."""
         if hasattr(self.llm, "peft_config"):
             return
-        c = self.config
+        c, training = self.config, self.llm.training
         self.llm = add_lora(self.llm, r=c.lora_r, alpha=c.lora_alpha, dropout=c.lora_dropout,
                             targets=tuple(c.lora_targets))
+        self.llm.train(training)  # peft switches to training mode (LoRA dropout on): keep the caller's mode
         self.config = c.model_copy(update={"lora": True})
+
+    def drop_llm_layers(self, layers: list[int]) -> None:
+        """Remove LLM decoder layers (indices of the current stack); config.llm_drop_layers keeps them as
+        indices of the full model, so `save`/`load` reproduce the drop (LoRA adapters included)."""
+        n_full = len(decoder_of(self.llm).layers) + len(self.config.llm_drop_layers)
+        current = [i for i in range(n_full) if i not in set(self.config.llm_drop_layers)]
+        drop_layers(self.llm, layers)
+        full = sorted(set(self.config.llm_drop_layers) | {current[i] for i in layers})
+        self.config = self.config.model_copy(update={"llm_drop_layers": full})
+        self.llm_info.update(dropped_layers=full, params=sum(p.numel() for p in self.llm.parameters()))
 
     def trainable_parameters(self) -> list:
         mods = [self.projector, self.llm, self.encoder.module]
@@ -104,7 +123,14 @@ class SpeechLLM:
                 pieces.append(piece)
                 owner.append(i)
         per_clip: list[list] = [[] for _ in clips]
-        for chunk, i in zip(self.encoder.encode_pieces(pieces), owner):
+        chunks = self.encoder.encode_pieces(pieces)
+        if self.events is not None:  # SALMONN: event features on the speech frame grid, channel-concatenated
+            import torch
+
+            for chunk, ev in zip(chunks, self.events.encode(pieces)):
+                aligned = self.events.align(ev.to(chunk.features.dtype), chunk.features.shape[0])
+                chunk.features = torch.cat([chunk.features, aligned.to(chunk.features.device)], dim=-1)
+        for chunk, i in zip(chunks, owner):
             per_clip[i].append(chunk)
         return per_clip
 
@@ -173,7 +199,10 @@ class SpeechLLM:
     def build_inputs(self, clips: list[np.ndarray], prompts: list[str], responses: list[str] | None = None,
                      encoded: list[list] | None = None, system: str | None = None,
                      audio_text: list[str] | None = None):
-        """Right-padded inputs_embeds, attention_mask and (with responses) labels on the response only.
+        """inputs_embeds, attention_mask and (with responses) labels on the response only. Rows are laid out
+        [pad][prompt + audio][response][pad]: the prompts are left-padded to one width, so without responses
+        the batch is left-padded as generation needs, and with them every response starts in the same column
+        (`response_positions`: the columns whose logits predict a response token, shared by the batch).
         `audio_text`: the transcript's tokens stand where the audio would (the self-distillation teacher)."""
         import torch
 
@@ -182,48 +211,69 @@ class SpeechLLM:
             infos = [AudioInfo(audio_s=0.0, n_chunks=0, n_audio_tokens=0) for _ in audio_text]
         else:
             audio, infos = self.audio_embeddings(clips, encoded)
-        rows, labels = [], []
+        heads, resps = [], []
         for k, (emb, prompt) in enumerate(zip(audio, prompts)):
             pre, post = self.prompt_ids(prompt, system)
-            resp = self.response_ids(responses[k]) if responses is not None else []
-            rows.append(torch.cat([self._embed(pre), emb, self._embed(post + resp)]) if resp
-                        else torch.cat([self._embed(pre), emb, self._embed(post)]))
-            labels.append([IGNORE] * (len(pre) + emb.shape[0] + len(post)) + resp)
-        width = max(r.shape[0] for r in rows)
-        d = rows[0].shape[1]
-        embeds = rows[0].new_zeros(len(rows), width, d)
-        mask = torch.zeros(len(rows), width, dtype=torch.long, device=self.device)
-        lab = torch.full((len(rows), width), IGNORE, dtype=torch.long, device=self.device)
-        for k, r in enumerate(rows):
-            embeds[k, : r.shape[0]] = r
-            mask[k, : r.shape[0]] = 1
-            lab[k, : r.shape[0]] = torch.tensor(labels[k], dtype=torch.long)
+            heads.append(torch.cat([self._embed(pre), emb, self._embed(post)]))
+            resps.append(self.response_ids(responses[k]) if responses is not None else [])
+        head_w, resp_w = max(h.shape[0] for h in heads), max(len(r) for r in resps)
+        d = heads[0].shape[1]
+        embeds = heads[0].new_zeros(len(heads), head_w + resp_w, d)
+        mask = torch.zeros(len(heads), head_w + resp_w, dtype=torch.long, device=self.device)
+        lab = torch.full((len(heads), head_w + resp_w), IGNORE, dtype=torch.long, device=self.device)
+        for k, (h, r) in enumerate(zip(heads, resps)):
+            embeds[k, head_w - h.shape[0]: head_w] = h
+            mask[k, head_w - h.shape[0]: head_w + len(r)] = 1
+            if r:
+                embeds[k, head_w: head_w + len(r)] = self._embed(r)
+                lab[k, head_w: head_w + len(r)] = torch.tensor(r, dtype=torch.long, device=self.device)
         return {"inputs_embeds": embeds, "attention_mask": mask, "labels": lab if responses is not None else None,
+                "response_positions": torch.arange(head_w - 1, head_w - 1 + resp_w, device=self.device),
                 "audio": infos}
+
+    def response_logits(self, batch, **llm_kwargs):
+        """(logits [batch, n, vocab], targets [batch, n]) at the response columns only: the LLM's head runs on
+        those columns (`logits_to_keep`), not on the prompt and audio (a 262k-word head dominates the cost)."""
+        keep = batch["response_positions"]
+        out = self.llm(inputs_embeds=batch["inputs_embeds"], attention_mask=batch["attention_mask"],
+                       logits_to_keep=keep, use_cache=False, **llm_kwargs)
+        return out.logits, batch["labels"][:, keep + 1]
 
     def loss(self, clips: list[np.ndarray], prompts: list[str], responses: list[str]):
         """Mean cross-entropy over the response tokens (and end of turn) of the batch."""
-        batch = self.build_inputs(clips, prompts, responses)
-        out = self.llm(inputs_embeds=batch["inputs_embeds"], attention_mask=batch["attention_mask"],
-                       labels=batch["labels"], use_cache=False)
-        return out.loss
+        return response_loss(*self.response_logits(self.build_inputs(clips, prompts, responses)))
 
     def generate(self, audio: np.ndarray, prompt: str | None = None, *, task: str = "transcribe",
                  max_new_tokens: int = 128, streamer=None, system: str | None = None) -> str:
         """Greedy decoding with the KV cache (transformers generate from inputs_embeds). What happened to the
         audio (chunks, truncated seconds) and the token count are kept in `last_generation`."""
+        texts, gens = self.generate_batch([audio], [prompt or DEFAULT_PROMPTS[task]], max_new_tokens=max_new_tokens,
+                                          streamer=streamer, system=system)
+        self.last_generation = gens[0]
+        return texts[0]
+
+    def generate_batch(self, clips: list[np.ndarray], prompts: list[str], *, max_new_tokens: int = 128,
+                       streamer=None, system: str | None = None) -> tuple[list[str], list[dict]]:
+        """Greedy answers to several clips in one left-padded batch (one KV-cached decode step serves every
+        row: CPU decoding is memory-bound, so a batch of 8 costs about what one row does). Returns the texts
+        and, per row, what `last_generation` holds for one."""
         import torch
 
-        batch = self.build_inputs([audio], [prompt or DEFAULT_PROMPTS[task]], system=system)
+        batch = self.build_inputs(clips, prompts, system=system)
+        stops = self.stop_ids()
         with torch.no_grad():
             out = self.llm.generate(inputs_embeds=batch["inputs_embeds"], attention_mask=batch["attention_mask"],
-                                    max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=self.stop_ids(),
+                                    max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=stops,
                                     pad_token_id=self.tokenizer.pad_token_id, streamer=streamer)
-        self.last_generation = {"audio": batch["audio"][0], "new_tokens": int(out.shape[1]),
-                                "prompt_tokens": int(batch["inputs_embeds"].shape[1]),
-                                "hit_max_tokens": int(out.shape[1]) >= max_new_tokens
-                                and int(out[0, -1]) not in self.stop_ids()}
-        return self.tokenizer.decode(out[0], skip_special_tokens=True).strip()
+        texts, gens = [], []
+        for k, row in enumerate(out.tolist()):
+            end = next((i for i, t in enumerate(row) if t in stops), None)
+            ids = row if end is None else row[: end + 1]
+            texts.append(self.tokenizer.decode(ids, skip_special_tokens=True).strip())
+            gens.append({"audio": batch["audio"][k], "new_tokens": len(ids),
+                         "prompt_tokens": int(batch["attention_mask"][k].sum()),
+                         "hit_max_tokens": end is None and len(ids) >= max_new_tokens})
+        return texts, gens
 
     # ---- save / load -------------------------------------------------------------------------
     def save(self, out_dir: str | Path) -> Path:
@@ -267,13 +317,22 @@ class SpeechLLM:
         if config.lora:
             model.llm = PeftModel.from_pretrained(model.llm, str(run / "lora"), is_trainable=True)
             model.config = model.config.model_copy(update={"lora": True})
+        model.train(False)  # inference mode (peft loads a trainable adapter in training mode: dropout on)
         return model
 
     def describe(self) -> dict:
         return {"config": self.config.model_dump(), "encoder": self.encoder.info, "llm": self.llm_info,
+                "event_encoder": self.events.info if self.events else None,
                 "projector_params": sum(p.numel() for p in self.projector.parameters()),
                 "covered_s_per_pass": round(self.covered_s, 3), "trainable_params":
                 sum(p.numel() for p in self.trainable_parameters())}
 
 
-__all__ = ["SpeechLLM", "AudioInfo"]
+def response_loss(logits, targets):
+    """Mean cross-entropy over the labelled response tokens (the logits are aligned with their targets)."""
+    import torch.nn.functional as F
+
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), ignore_index=IGNORE)
+
+
+__all__ = ["SpeechLLM", "AudioInfo", "response_loss"]

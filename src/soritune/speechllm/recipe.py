@@ -37,6 +37,7 @@ class RecipeConfig(StageConfig):
     replay_fraction: float = Field(0.0, ge=0, le=1, description="Stage 2: share of each batch replayed from "
                                    "the stage-1 data (useful when stage 2 trains on other data).")
     max_new_tokens: int = Field(48, ge=1, description="Token cap per answer in evaluation.")
+    eval_batch_size: int = Field(8, ge=1, description="Clips decoded together in evaluation (greedy, left-padded).")
     bench_audio_s: float = Field(10.0, gt=0, description="Audio seconds in the efficiency protocol (study: 10).")
     bench_repeats: int = Field(2, ge=1, description="Repeats of the efficiency protocol (median kept).")
     threads: int | None = Field(2, ge=1, description="torch CPU threads.")
@@ -60,8 +61,6 @@ def run_recipe(cfg: RecipeConfig, *, train: str | Path, test: str | Path, out: s
     """Train, evaluate and measure; writes OUT/result.json (the row) and returns it."""
     import torch
 
-    from soritune.speechllm.bench import SpeechLLMBenchConfig, run_bench
-    from soritune.speechllm.evaluate import evaluate
     from soritune.speechllm.model import SpeechLLM
     from soritune.speechllm.train import run_stage
 
@@ -92,9 +91,28 @@ def run_recipe(cfg: RecipeConfig, *, train: str | Path, test: str | Path, out: s
                            "last_loss": round(res.last_loss, 4), "train_s": res.train_s,
                            "trainable_params": res.trainable_params})
     train_s = time.perf_counter() - t0
+    scored = score_model(model, test, out, cfg, progress=tell)
+    row = {
+        "name": name or out.name, "encoder": cfg.model.encoder, "projector": cfg.model.projector,
+        "llm": cfg.model.llm, "lora_targets": list(cfg.model.lora_targets) if cfg.stage2_steps else [],
+        **scored, "train_peak_mem_gb": round(train_meter.reading.peak_rss_mb / GB, 3), "load_s": round(load_s, 1),
+        "train_s": round(train_s, 1), "wall_s": round(time.perf_counter() - t0, 1),
+        "cpu_s": round(time.process_time() - cpu0, 1), "stages": stages,
+    }
+    write_json(out / "result.json", row)
+    return to_jsonable(row)
+
+
+def score_model(model, test: str | Path, out: Path, cfg: RecipeConfig, progress: Progress | None = None) -> dict:
+    """The report every recipe and compression step shares: evaluation on `test` (ASR CER/WER, CIDEr-D,
+    failures) under OUT/eval, and the study's efficiency protocol (TTFT, TPOT, peak memory) under OUT/bench."""
+    from soritune.speechllm.bench import SpeechLLMBenchConfig, run_bench
+    from soritune.speechllm.evaluate import evaluate
+
+    tell = progress or (lambda *_: None)
     t1 = time.perf_counter()
     report = evaluate(model, test, out_dir=out / "eval", max_new_tokens=cfg.max_new_tokens,
-                      progress=lambda i, n: tell("evaluate", i, n))
+                      batch_size=cfg.eval_batch_size, progress=lambda i, n: tell("evaluate", i, n))
     eval_s = time.perf_counter() - t1
     tell("efficiency protocol", 0, 1)
     bench = run_bench(SpeechLLMBenchConfig(out=str(out / "bench"), audio_s=cfg.bench_audio_s, attn=["sdpa"],
@@ -102,18 +120,13 @@ def run_recipe(cfg: RecipeConfig, *, train: str | Path, test: str | Path, out: s
                                            threads=cfg.threads), model=model)
     study = bench["rows"][0]
     asr, caps = report.get("asr") or {}, report.get("captions") or {}
-    row = {
-        "name": name or out.name, "encoder": cfg.model.encoder, "projector": cfg.model.projector,
-        "llm": cfg.model.llm, "lora_targets": list(cfg.model.lora_targets) if cfg.stage2_steps else [],
+    return {
         "asr_cer": asr.get("cer"), "asr_wer": asr.get("wer"), "asr_cer_ci95": (asr.get("ci95") or {}).get("cer"),
         "asr_n": asr.get("n", 0), "cider_d": caps.get("cider_d"), "caption_n": caps.get("n", 0),
         "ttft_ms": study["ttft_ms"], "tpot_ms": study["tpot_ms"], "peak_mem_gb": study["peak_mem_gb"],
-        "peak_mem_definition": study["peak_mem_definition"], "train_peak_mem_gb":
-        round(train_meter.reading.peak_rss_mb / GB, 3), "load_s": round(load_s, 1), "train_s": round(train_s, 1),
-        "eval_s": round(eval_s, 1), "wall_s": round(time.perf_counter() - t0, 1),
-        "cpu_s": round(time.process_time() - cpu0, 1), "stages": stages, "failures": report["failures"],
-        "truncated_audio_s": report["truncated_audio_s"], "bench_audio_tokens": bench["audio"]["n_audio_tokens"],
+        "peak_mem_definition": study["peak_mem_definition"], "eval_s": round(eval_s, 1),
+        "failures": report["failures"], "truncated_audio_s": report["truncated_audio_s"],
+        "bench_audio_tokens": bench["audio"]["n_audio_tokens"],
         "load_average_1_5_15": bench["environment"].get("load_average_1_5_15"),
+        "llm_params": model.llm_info.get("params"),
     }
-    write_json(out / "result.json", row)
-    return to_jsonable(row)

@@ -20,7 +20,8 @@ from soritune.errors import SoritunError
 from soritune.jsonio import write_json
 from soritune.speechllm.config import StageTrainConfig
 from soritune.speechllm.data import load_clip, read_examples
-from soritune.speechllm.distill import self_distillation_loss
+from soritune.speechllm.distill import HiddenStateTeacher, load_teacher, self_distillation_loss, teacher_kl
+from soritune.speechllm.model import response_loss
 from soritune.train.checkpoint import apply_retention, latest_checkpoint, load_checkpoint, save_checkpoint
 from soritune.train.loop import make_optimizer, make_scheduler
 from soritune.train.metrics_log import MetricsLog
@@ -126,7 +127,12 @@ def run_stage(cfg: StageTrainConfig, *, model=None, progress: Progress | None = 
     if model is None:
         model = SpeechLLM.load(Path(cfg.init) / "model") if cfg.init else SpeechLLM(cfg.model)
     _freeze_for_stage(model, cfg.stage)
+    teacher = load_teacher(cfg.teacher, model) if cfg.teacher and cfg.distill_weight else None
+    hidden_teacher = (HiddenStateTeacher(cfg.encoder_teacher, model, seed=cfg.seed)
+                      if cfg.encoder_teacher and cfg.hidden_mse_weight else None)
     named = named_trainable(model)
+    if hidden_teacher is not None:  # the student -> teacher width map trains with the stage (not saved)
+        named.update({f"encoder_teacher_map.{k}": p for k, p in hidden_teacher.map.named_parameters()})
     params = list(named.values())
     optimizer = make_optimizer("adamw", params, cfg.lr, cfg.weight_decay)
     scheduler = make_scheduler(cfg.schedule, optimizer, cfg.steps, cfg.warmup_steps)
@@ -145,14 +151,18 @@ def run_stage(cfg: StageTrainConfig, *, model=None, progress: Progress | None = 
     for step in range(start + 1, cfg.steps + 1):
         batch = batches.next()
         clips = [batches.clip(r) for r in batch]
-        out = model.build_inputs(clips, [r["prompt"] for r in batch], [r["response"] for r in batch],
-                                 batches.encoded_clips(model, batch))
-        res = model.llm(inputs_embeds=out["inputs_embeds"], attention_mask=out["attention_mask"],
-                        labels=out["labels"], use_cache=False)
-        loss = res.loss
+        encoded = model.encode_clips(clips) if hidden_teacher else batches.encoded_clips(model, batch)
+        out = model.build_inputs(clips, [r["prompt"] for r in batch], [r["response"] for r in batch], encoded)
+        logits, targets = model.response_logits(out)
+        loss = cfg.ce_weight * response_loss(logits, targets)
         if cfg.self_distill_weight:
-            kd = self_distillation_loss(model, batch, res.logits, out["labels"], cfg.distill_temperature)
-            loss = cfg.ce_weight * res.loss + cfg.self_distill_weight * kd
+            loss = loss + cfg.self_distill_weight * self_distillation_loss(model, batch, logits, targets,
+                                                                           cfg.distill_temperature)
+        if teacher is not None:
+            loss = loss + cfg.distill_weight * teacher_kl(teacher, clips, batch, logits, targets,
+                                                          cfg.distill_temperature)
+        if hidden_teacher is not None:
+            loss = loss + cfg.hidden_mse_weight * hidden_teacher.loss(clips, encoded)
         if not torch.isfinite(loss):
             raise SoritunError(f"stage {cfg.stage}: loss became {loss.item()} at step {step}; lower lr ({cfg.lr})")
         loss.backward()
