@@ -127,7 +127,26 @@ OLD_FLAGS_MORE = {
     "prepare synth": "--backend --config --n --n-dev --n-everyday --n-test --out --seed --set --workers -c -o -w",
     "synth-corpus": "--backend --config --n --n-dev --n-everyday --n-test --out --seed --set --workers -c -o -w",
     "demo": "--out -o --quick --full --threads --fresh",
+    "speechllm bench": "--encoder --llm --projector --run --audio-s --attn --protocols --repeats --warmup --decode-steps "
+                       "--max-new-tokens --threads --device --dtype --out -o",
+    "speechllm train": "--data --out -o --stage --init --encoder --llm --projector --lora-targets --steps --batch-size --lr "
+                       "--replay --replay-fraction --self-distill --teacher --distill-weight --encoder-teacher "
+                       "--hidden-mse-weight --save-every --resume --threads",
 }
+
+
+def test_speechllm_train_flags_fill_the_model_section_and_int_choices_parse(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import soritune.speechllm.train as train_mod
+
+    seen = {}
+    monkeypatch.setattr(train_mod, "run_stage", lambda cfg, progress=None: seen.setdefault("cfg", cfg) and None)
+    CliRunner().invoke(app, ["speechllm", "train", "--data", "d.jsonl", "--out", str(tmp_path / "r"), "--stage", "2",
+                             "--llm", "random:tiny", "--lora-targets", "q_proj,v_proj,gate_proj", "--self-distill", "0.5"])
+    cfg = seen["cfg"]
+    assert cfg.stage == 2 and cfg.model.llm == "random:tiny" and cfg.self_distill_weight == 0.5
+    assert cfg.model.lora_targets == ["q_proj", "v_proj", "gate_proj"] and cfg.model.encoder == "bundled:whisper-base"
 
 
 def test_demo_flags_are_the_demo_config_and_quick_full_name_profiles(tmp_path):

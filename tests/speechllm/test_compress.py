@@ -44,7 +44,7 @@ def test_sensitivity_ranks_layers_and_the_drop_matches_the_measured_loss(tmp_pat
 def test_dropped_model_generates_with_the_cache_and_round_trips_with_lora(tmp_path):
     from soritune.speechllm import SpeechLLM
     from soritune.speechllm.bench import decode_step, prefill
-    from soritune.speechllm.compress import decoder_of
+    from soritune.speechllm.layers import decoder_of
 
     model = SpeechLLM(tiny_config(encoder_input="trimmed"))  # Qwen2 layout: per-layer attention types
     model.drop_llm_layers([0])

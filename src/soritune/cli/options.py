@@ -148,7 +148,8 @@ def _specs(model, *, include=None, exclude=(), short=None, rename=None, extra=No
             settings.setdefault("metavar", "<" + "|".join(map(str, choices)) + ">,..." if choices else "A,B,...")
             kind = str
         elif choices:  # checked by the config (one line naming the field and the allowed values), shown here
-            kind = list[str] if typing.get_origin(kind) is list else str
+            plain = int if all(type(c) is int for c in choices) else str  # Literal[1, 2] takes the integers
+            kind = list[plain] if typing.get_origin(kind) is list else plain
             settings.setdefault("metavar", "<" + "|".join(map(str, choices)) + ">")
         option = typer.Option(None, *decls, help=help_text, **settings)
         param = inspect.Parameter("__".join((*prefix, name)), inspect.Parameter.KEYWORD_ONLY, default=option,

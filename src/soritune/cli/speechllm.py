@@ -8,6 +8,9 @@ from pathlib import Path
 import typer
 
 from soritune.cli.app import app, console, out
+from soritune.cli.options import ConfigOpt, SetOpt, config_options, merge_config
+from soritune.speechllm.bench import SpeechLLMBenchConfig
+from soritune.speechllm.config import SpeechLLMConfig, StageTrainConfig
 
 sllm_app = typer.Typer(help="Speech LLM: Whisper encoder + projector (SALMONN/Granite window Q-Former, SLAM, "
                             "Ultravox) + a small causal LLM with LoRA. Train in two stages, ask, benchmark.",
@@ -22,6 +25,10 @@ LLM_HELP = ("LLM spec: offline:gemma3-270m | offline:smollm2-135m | PATH.gguf | 
 ENCODER_OPT = typer.Option("bundled:whisper-base", help=ENCODER_HELP)
 LLM_OPT = typer.Option("offline:gemma3-270m", help=LLM_HELP)
 PROJECTOR_OPT = typer.Option("salmonn", help="salmonn | granite | slam | ultravox.")
+# the model-composition fields `speechllm train` takes as flags (the rest through --config / --set model.X=...)
+MODEL_FLAGS = ("encoder", "llm", "projector", "event_encoder", "encoder_input", "freeze_encoder", "lora_r", "lora_alpha",
+               "lora_dropout", "lora_targets", "encoder_lora_r", "encoder_lora_targets", "llm_quantization",
+               "attn_implementation")
 
 
 def _csv(value: str) -> list[str]:
@@ -29,37 +36,17 @@ def _csv(value: str) -> list[str]:
 
 
 @sllm_app.command("bench")
-def bench(
-    encoder: str = typer.Option("random:large-v3-turbo", help=ENCODER_HELP),
-    llm: str = typer.Option("random:qwen2.5-0.5b", help=LLM_HELP),
-    projector: str = typer.Option("salmonn", help="salmonn | granite | slam | ultravox."),
-    run_dir: Path | None = typer.Option(None, "--run", help="A trained speech-LLM run directory instead."),
-    audio_s: float = typer.Option(10.0, min=0.1, help="Seconds of audio per request (the study: 10)."),
-    attn: str = typer.Option("eager,sdpa", help="LLM attention kernels, comma-separated (flash_attention_2 on GPU)."),
-    protocols: str = typer.Option("study,generate", help="study (TTFT = encode + wrap + prefill; TPOT = one "
-                                                         "cached decode step) and/or generate (full generation)."),
-    repeats: int = typer.Option(3, min=1, help="Measured repeats (median reported)."),
-    warmup: int = typer.Option(1, min=0, help="Warm-up runs per row."),
-    decode_steps: int = typer.Option(8, min=1, help="Cached decode steps timed per repeat (study)."),
-    max_new_tokens: int = typer.Option(16, min=2, help="Tokens generated per request (generate)."),
-    threads: int | None = typer.Option(None, min=1, help="torch CPU threads."),
-    device: str = typer.Option("cpu", help="cpu | cuda | cuda:N."),
-    dtype: str = typer.Option("float32", help="float32 | bfloat16 | float16."),
-    out_dir: Path = typer.Option(Path("bench_speechllm"), "--out", "-o", help="Output directory (bench.json, bench.md)."),
-) -> None:
+@config_options(SpeechLLMBenchConfig, short={"out": "-o"}, rename={"run_dir": "--run"}, csv=("attn", "protocols"))
+def bench(fields: dict, config: Path | None = ConfigOpt, set_: list[str] | None = SetOpt) -> None:
     """TTFT, TPOT, total time and peak memory per protocol and attention kernel; writes DIR/bench.json
     (rows with ttft_ms, tpot_ms, peak_mem_gb) and DIR/bench.md.
 
     Example: soritune speechllm bench --encoder random:large-v3-turbo --llm random:qwen2.5-0.5b --threads 2 --out /tmp/sllm_bench
     """
-    from soritune.config import validate
-    from soritune.speechllm.bench import SpeechLLMBenchConfig, run_bench
+    from soritune.speechllm.bench import run_bench
 
-    cfg = validate(SpeechLLMBenchConfig, {
-        "encoder": encoder, "llm": llm, "projector": projector, "run_dir": str(run_dir) if run_dir else None,
-        "out": str(out_dir), "audio_s": audio_s, "attn": _csv(attn), "protocols": _csv(protocols), "repeats": repeats,
-        "warmup": warmup, "decode_steps": decode_steps, "max_new_tokens": max_new_tokens, "threads": threads,
-        "device": device, "dtype": dtype})
+    cfg = merge_config(SpeechLLMBenchConfig, config, set_, fields)
+    out_dir = Path(cfg.out)
     doc = run_bench(cfg, progress=lambda label: console.print(f"measuring {label}", highlight=False))
     for r in doc["rows"]:
         out.print(f"{r['protocol']:<9} {r['attn']:<6} TTFT {r['ttft_ms']:9.1f} ms  TPOT {r['tpot_ms']:8.2f} ms  "
@@ -68,48 +55,19 @@ def bench(
 
 
 @sllm_app.command("train")
-def train(
-    data: Path = typer.Option(..., help="Speech-LLM JSONL (see `soritune speechllm convert`)."),
-    out_dir: Path = typer.Option(..., "--out", "-o", help="Run directory."),
-    stage: int = typer.Option(1, min=1, max=2, help="1: projector only; 2: projector + LoRA on the LLM."),
-    init: Path | None = typer.Option(None, help="Start from this earlier run directory (stage 2 after stage 1)."),
-    encoder: str = ENCODER_OPT,
-    llm: str = LLM_OPT,
-    projector: str = PROJECTOR_OPT,
-    lora_targets: str = typer.Option("q_proj,v_proj", help="LoRA targets (stage 2), e.g. q_proj,v_proj,gate_proj."),
-    steps: int = typer.Option(100, min=1, help="Optimizer steps."),
-    batch_size: int = typer.Option(4, min=1, help="Examples per step."),
-    lr: float = typer.Option(1e-4, help="Peak learning rate."),
-    replay: Path | None = typer.Option(None, help="Stage-1 JSONL replayed in stage 2."),
-    replay_fraction: float = typer.Option(0.0, min=0, max=1, help="Share of each batch from --replay."),
-    self_distill: float = typer.Option(0.0, min=0, help="Weight of the Ultravox-style self-distillation KL "
-                                                        "(teacher: the LLM reading the transcript); 0: off."),
-    teacher: Path | None = typer.Option(None, help="Teacher speech-LLM run (same tokenizer): token-level KL."),
-    distill_weight: float = typer.Option(0.0, min=0, help="Weight of the KL to --teacher (0: off)."),
-    encoder_teacher: str | None = typer.Option(None, help="Whisper encoder spec whose hidden states a smaller "
-                                                          "trainable encoder learns (MSE)."),
-    hidden_mse_weight: float = typer.Option(0.0, min=0, help="Weight of the hidden-state MSE (0: off)."),
-    save_every: int = typer.Option(0, min=0, help="Steps between checkpoints (OUT/checkpoints); 0: none."),
-    resume: bool = typer.Option(False, help="Continue from OUT's newest checkpoint."),
-    threads: int | None = typer.Option(None, min=1, help="torch CPU threads."),
-) -> None:
+@config_options(StageTrainConfig, short={"out": "-o"}, rename={"self_distill_weight": ["--self-distill-weight", "--self-distill"]},
+                nested={"model": (SpeechLLMConfig, {"include": MODEL_FLAGS, "csv": ("lora_targets", "encoder_lora_targets")})})
+def train(fields: dict, config: Path | None = ConfigOpt, set_: list[str] | None = SetOpt) -> None:
     """Train one stage and save the model under OUT/model (config.yaml, projector, LoRA adapter).
 
     Example: soritune speechllm train --data asr.jsonl --out runs/s1 --stage 1 --steps 200 && soritune speechllm train --data asr.jsonl --out runs/s2 --stage 2 --init runs/s1
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from soritune.config import validate
-    from soritune.speechllm.config import StageTrainConfig
     from soritune.speechllm.train import run_stage
 
-    cfg = validate(StageTrainConfig, {
-        "data": str(data), "out": str(out_dir), "stage": stage, "init": str(init) if init else None,
-        "model": {"encoder": encoder, "llm": llm, "projector": projector, "lora_targets": _csv(lora_targets)},
-        "steps": steps, "batch_size": batch_size, "lr": lr, "replay": str(replay) if replay else None,
-        "replay_fraction": replay_fraction, "threads": threads, "save_every": save_every, "resume": resume,
-        "self_distill_weight": self_distill, "teacher": str(teacher) if teacher else None,
-        "distill_weight": distill_weight, "encoder_teacher": encoder_teacher, "hidden_mse_weight": hidden_mse_weight})
+    cfg = merge_config(StageTrainConfig, config, set_, fields)
+    stage, steps = cfg.stage, cfg.steps
     bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    console=console, transient=True)
     with bar:

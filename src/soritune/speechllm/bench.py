@@ -35,14 +35,18 @@ GB = 1000.0  # soritune.bench.memory reports MB = 10^6 bytes: GB = 10^9 bytes
 class SpeechLLMBenchConfig(StageConfig):
     """What to measure; the model is composed from encoder + projector + llm as in SpeechLLMConfig."""
 
-    encoder: str = Field("random:large-v3-turbo", description="Whisper encoder spec.")
-    llm: str = Field("random:qwen2.5-0.5b", description="LLM spec.")
+    encoder: str = Field("random:large-v3-turbo", description="Whisper encoder spec: bundled:whisper-base, "
+                                                                "hf:ID_OR_DIR, tiny:, random:large-v3-turbo, ...")
+    llm: str = Field("random:qwen2.5-0.5b", description="LLM spec: offline:gemma3-270m | offline:smollm2-135m | "
+                                                     "PATH.gguf | hf:ID_OR_DIR | random:qwen2.5-0.5b|llama-3.2-1b|...")
     projector: Literal["salmonn", "granite", "slam", "ultravox"] = Field("salmonn", description="Projector.")
     run_dir: str | None = Field(None, description="A trained model (run dir/model) instead of encoder/llm.")
     out: str = Field("bench_speechllm", description="Output directory (bench.json, bench.md).")
     audio_s: float = Field(10.0, gt=0, description="Seconds of audio per request (the study: 10).")
-    attn: list[Literal["eager", "sdpa", "flash_attention_2"]] = Field(["eager", "sdpa"], description="LLM kernels.")
-    protocols: list[Literal["study", "generate"]] = Field(["study", "generate"], description="Protocols.")
+    attn: list[Literal["eager", "sdpa", "flash_attention_2"]] = Field(["eager", "sdpa"], description="LLM attention kernels "
+                                                                                  "(flash_attention_2 on a GPU)")
+    protocols: list[Literal["study", "generate"]] = Field(["study", "generate"], description="study (TTFT = encode "
+                                                              "+ wrap + prefill; TPOT = one cached decode step) and/or generate (full generation)")
     repeats: int = Field(3, ge=1, description="Measured repeats (median reported, min kept).")
     warmup: int = Field(1, ge=0, description="Warm-up runs per row.")
     decode_steps: int = Field(8, ge=1, description="Decode steps timed per repeat in the study protocol.")

@@ -20,7 +20,6 @@ import numpy as np
 
 from soritune.config import load_config, save_config
 from soritune.errors import SoritunError
-from soritune.speechllm.compress import decoder_of, drop_layers
 from soritune.speechllm.config import (
     AUDIO_PLACEHOLDER,
     DEFAULT_PROMPTS,
@@ -28,6 +27,7 @@ from soritune.speechllm.config import (
 )
 from soritune.speechllm.encoders import FRAME_S, SpeechEncoder, split_long
 from soritune.speechllm.events import EventEncoder
+from soritune.speechllm.layers import decoder_of, drop_layers
 from soritune.speechllm.llm import add_lora, load_llm
 from soritune.speechllm.projectors import build_projector, covered_frames
 
