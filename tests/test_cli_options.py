@@ -132,7 +132,33 @@ OLD_FLAGS_MORE = {
     "speechllm train": "--data --out -o --stage --init --encoder --llm --projector --lora-targets --steps --batch-size --lr "
                        "--replay --replay-fraction --self-distill --teacher --distill-weight --encoder-teacher "
                        "--hidden-mse-weight --save-every --resume --threads",
+    "speechllm demo": "--out -o --data --llm --encoder --projector --stage1-steps --stage2-steps --batch-size "
+                      "--asr-test-limit --trim-percentile --sample --max-new-tokens --threads",
+    "speechllm compare": "--train --test --vary --values --out -o --encoder --llm --projector --lora-targets "
+                         "--stage1-steps --stage2-steps --batch-size --max-new-tokens --threads",
 }
+
+
+def test_speechllm_demo_flags_change_the_demo_recipe_field_by_field(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import soritune.speechllm.demo as demo_mod
+    from soritune.speechllm.demo import SpeechLLMDemoConfig
+
+    seen = {}
+
+    def fake(cfg, on_event=None):
+        seen["cfg"] = cfg
+        raise SystemExit(0)
+
+    monkeypatch.setattr(demo_mod, "run_demo", fake)
+    CliRunner().invoke(app, ["speechllm", "demo", "--out", str(tmp_path), "--llm", "offline:smollm2-135m",
+                             "--stage1-steps", "3", "--n-captions-test", "5"])
+    cfg, default = seen["cfg"], SpeechLLMDemoConfig()
+    assert cfg.recipe.model.llm == "offline:smollm2-135m" and cfg.recipe.stage1_steps == 3 and cfg.n_captions_test == 5
+    # everything not given keeps the demo's own recipe (DEMO_BUDGET), not RecipeConfig's defaults
+    assert cfg.recipe.stage2_steps == default.recipe.stage2_steps and cfg.recipe.model.lora_targets == default.recipe.model.lora_targets
+    assert cfg.recipe.model.encoder_input == "trimmed" and cfg.recipe.threads == default.recipe.threads
 
 
 def test_speechllm_train_flags_fill_the_model_section_and_int_choices_parse(tmp_path, monkeypatch):

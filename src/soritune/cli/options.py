@@ -175,8 +175,8 @@ def config_options(model, *, nested: dict | None = None, more: tuple = (), **kw)
         specs = _specs(model, **kw)
         for other, other_kw in more:
             specs += _specs(other, **other_kw)
-        for section, (sub_model, sub_kw) in (nested or {}).items():
-            specs += _specs(sub_model, prefix=(section,), **sub_kw)
+        for section, (sub_model, sub_kw) in (nested or {}).items():  # "recipe.model": a section inside one
+            specs += _specs(sub_model, prefix=tuple(section.split(".")), **sub_kw)
         by_name = {s.param.name: s for s in specs}
         if len(by_name) < len(specs):
             raise TypeError(f"{fn.__name__}: two generated options have the same name")
@@ -206,12 +206,16 @@ def config_options(model, *, nested: dict | None = None, more: tuple = (), **kw)
 
 
 def merge_config(model_cls, config: Path | None, set_: list[str] | None, fields: dict, base: dict | None = None):
-    """base (a preset) < YAML file < flags given < --set; a section given by flags (train_overrides)
-    merges into the file's instead of replacing it."""
+    """base (a preset) < YAML file < flags given < --set; a section given by flags (train_overrides,
+    recipe.model) merges into the file's and the base's, at every depth, instead of replacing them."""
     from soritune.config import apply_overrides, read_yaml, validate
 
-    data = dict(base or {})
-    data.update(read_yaml(config) if config else {})
-    for key, value in fields.items():
-        data[key] = {**dict(data.get(key) or {}), **value} if isinstance(value, dict) else value
-    return validate(model_cls, apply_overrides(data, set_ or None))
+    data = _deep_merge(dict(base or {}), read_yaml(config) if config else {})
+    return validate(model_cls, apply_overrides(_deep_merge(data, fields), set_ or None))
+
+
+def _deep_merge(into: dict, given: dict) -> dict:
+    """`given` over `into`, section by section (a nested dict merges into the one below it)."""
+    for key, value in given.items():
+        into[key] = _deep_merge(dict(into.get(key) or {}), value) if isinstance(value, dict) else value
+    return into

@@ -10,29 +10,20 @@ import typer
 from soritune.cli.app import app, console, out
 from soritune.cli.options import ConfigOpt, SetOpt, config_options, merge_config
 from soritune.speechllm.bench import SpeechLLMBenchConfig
+from soritune.speechllm.compare import CompareConfig
 from soritune.speechllm.config import SpeechLLMConfig, StageTrainConfig
+from soritune.speechllm.demo import SpeechLLMDemoConfig
+from soritune.speechllm.recipe import RecipeConfig
 
 sllm_app = typer.Typer(help="Speech LLM: Whisper encoder + projector (SALMONN/Granite window Q-Former, SLAM, "
                             "Ultravox) + a small causal LLM with LoRA. Train in two stages, ask, benchmark.",
                        no_args_is_help=True)
 app.add_typer(sllm_app, name="speechllm")
 
-ENCODER_HELP = "Whisper encoder spec: bundled:whisper-base, hf:ID_OR_DIR, tiny:, random:large-v3-turbo, ..."
-LLM_HELP = ("LLM spec: offline:gemma3-270m | offline:smollm2-135m | PATH.gguf | hf:ID_OR_DIR | "
-            "random:qwen2.5-0.5b|llama-3.2-1b|llama-3.2-3b|tiny")
-
-
-ENCODER_OPT = typer.Option("bundled:whisper-base", help=ENCODER_HELP)
-LLM_OPT = typer.Option("offline:gemma3-270m", help=LLM_HELP)
-PROJECTOR_OPT = typer.Option("salmonn", help="salmonn | granite | slam | ultravox.")
 # the model-composition fields `speechllm train` takes as flags (the rest through --config / --set model.X=...)
 MODEL_FLAGS = ("encoder", "llm", "projector", "event_encoder", "encoder_input", "freeze_encoder", "lora_r", "lora_alpha",
                "lora_dropout", "lora_targets", "encoder_lora_r", "encoder_lora_targets", "llm_quantization",
                "attn_implementation")
-
-
-def _csv(value: str) -> list[str]:
-    return [v.strip() for v in value.split(",") if v.strip()]
 
 
 @sllm_app.command("bench")
@@ -177,26 +168,14 @@ def cider(
               highlight=False)
 
 
+RECIPE_FLAGS = ("stage1_steps", "stage2_steps", "batch_size", "max_new_tokens", "threads")
+
+
 @sllm_app.command("demo")
-def demo(
-    out_dir: Path = typer.Option(Path("sllm_demo"), "--out", "-o", help="Output directory (report.md, report.json, run/)."),
-    data: Path | None = typer.Option(None, help="A `soritune demo` data folder (DIR/data): its lecture test split "
-                                                "is scored. Default: synthesise an espeak corpus under OUT/data."),
-    llm: str = LLM_OPT,
-    encoder: str = ENCODER_OPT,
-    projector: str = PROJECTOR_OPT,
-    stage1_steps: int | None = typer.Option(None, min=1, help="Stage-1 steps (projector only; default: the demo's "
-                                                               "20-minute budget, DEMO_BUDGET)."),
-    stage2_steps: int | None = typer.Option(None, min=0, help="Stage-2 steps (projector + LoRA on q,v,gate)."),
-    batch_size: int | None = typer.Option(None, min=1, help="Examples per step."),
-    asr_test_limit: int | None = typer.Option(None, min=1, help="First N ASR test utterances only."),
-    captions: str = typer.Option("96,24", help="Captioning clips synthesised for training,test."),
-    trim_percentile: float = typer.Option(0.0, min=0, max=49, help="Drop this % shortest and longest training "
-                                                                   "utterances (the study: 5; soritune curate)."),
-    sample: int | None = typer.Option(None, min=1, help="Training utterances kept, by text-length decile (curate)."),
-    max_new_tokens: int | None = typer.Option(None, min=1, help="Token cap per answer in evaluation."),
-    threads: int = typer.Option(2, min=1, help="torch CPU threads."),
-) -> None:
+@config_options(SpeechLLMDemoConfig, short={"out": "-o"}, exclude=("test_set",),
+                nested={"recipe": (RecipeConfig, {"include": RECIPE_FLAGS}),
+                        "recipe.model": (SpeechLLMConfig, {"include": ("encoder", "llm", "projector")})})
+def demo(fields: dict, config: Path | None = ConfigOpt, set_: list[str] | None = SetOpt) -> None:
     """The offline speech-LLM demo: bundled whisper-base + Gemma-3-270M, stage 1 + 2 on the synthetic Korean
     lecture speech and a synthesised captioning set; reports ASR CER, CIDEr-D, TTFT, TPOT and peak memory.
 
@@ -204,19 +183,11 @@ def demo(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from soritune.config import validate
-    from soritune.speechllm.demo import SpeechLLMDemoConfig, run_demo
+    from soritune.speechllm.demo import run_demo
 
-    base = SpeechLLMDemoConfig()
-    given = {"stage1_steps": stage1_steps, "stage2_steps": stage2_steps, "batch_size": batch_size,
-             "max_new_tokens": max_new_tokens}
-    recipe = base.recipe.model_copy(update={
-        "threads": threads, **{k: v for k, v in given.items() if v is not None},
-        "model": base.recipe.model.model_copy(update={"llm": llm, "encoder": encoder, "projector": projector})})
-    cfg = validate(SpeechLLMDemoConfig, {"out": str(out_dir), "data": str(data) if data else None,
-                                         "asr_test_limit": asr_test_limit, "recipe": recipe.model_dump(),
-                                         "n_captions_train": _csv(captions)[0], "n_captions_test": _csv(captions)[-1],
-                                         "trim_percentile": trim_percentile, "sample": sample})
+    # the demo's own recipe (DEMO_BUDGET) is the base the flags and a --config file change, field by field
+    cfg = merge_config(SpeechLLMDemoConfig, config, set_, fields, base=SpeechLLMDemoConfig().model_dump(mode="json"))
+    out_dir = Path(cfg.out)
     bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    console=console, transient=True)
     with bar:
@@ -228,37 +199,28 @@ def demo(
 
 
 @sllm_app.command("compare")
+@config_options(CompareConfig, short={"out": "-o"}, exclude=("values",),
+                nested={"base": (RecipeConfig, {"include": RECIPE_FLAGS}),
+                        "base.model": (SpeechLLMConfig, {"include": ("encoder", "llm", "projector", "lora_targets"),
+                                                         "csv": ("lora_targets",)})})
 def compare(
-    train_data: Path = typer.Option(..., "--train", help="Speech-LLM training JSONL (the demo writes OUT/sllm/train.jsonl)."),
-    test_data: Path = typer.Option(..., "--test", help="Speech-LLM test JSONL (transcribe + caption rows)."),
-    vary: str = typer.Option(..., help="The one field that differs: projector, lora_targets, llm, encoder, "
-                                       "stage2_steps, ... (model fields bare or as model.X)."),
+    fields: dict,
     values: str = typer.Option(..., help="Its values separated by |, each a YAML scalar or list: "
                                          "'salmonn|slam' or '[q_proj,v_proj]|[q_proj,v_proj,gate_proj]'."),
-    out_dir: Path = typer.Option(Path("sllm_compare"), "--out", "-o", help="Output directory (compare.md/json/png)."),
-    encoder: str = ENCODER_OPT,
-    llm: str = LLM_OPT,
-    projector: str = PROJECTOR_OPT,
-    lora_targets: str = typer.Option("q_proj,v_proj", help="LoRA targets of the base (stage 2)."),
-    stage1_steps: int = typer.Option(60, min=1, help="Stage-1 steps."),
-    stage2_steps: int = typer.Option(40, min=0, help="Stage-2 steps (0: projector only)."),
-    batch_size: int = typer.Option(4, min=1, help="Examples per step."),
-    max_new_tokens: int = typer.Option(48, min=1, help="Token cap per answer in evaluation."),
-    threads: int = typer.Option(2, min=1, help="torch CPU threads."),
+    config: Path | None = ConfigOpt,
+    set_: list[str] | None = SetOpt,
 ) -> None:
     """Train, score and measure recipes that differ in one component; writes the A/B table and its plot.
 
     Example: soritune speechllm compare --train demo/speechllm/sllm/train.jsonl --test demo/speechllm/sllm/test.jsonl --vary projector --values 'salmonn|slam' --out ab
     """
-    from soritune.config import parse_value, validate
-    from soritune.speechllm.compare import CompareConfig, run_compare
+    from soritune.config import parse_value
+    from soritune.speechllm.compare import run_compare
 
-    base = {"model": {"encoder": encoder, "llm": llm, "projector": projector, "encoder_input": "trimmed",
-                      "lora_targets": _csv(lora_targets)},
-            "stage1_steps": stage1_steps, "stage2_steps": stage2_steps, "batch_size": batch_size,
-            "max_new_tokens": max_new_tokens, "threads": threads}
-    cfg = validate(CompareConfig, {"train": str(train_data), "test": str(test_data), "out": str(out_dir), "base": base,
-                                   "vary": vary, "values": [parse_value(v.strip()) for v in values.split("|")]})
+    fields["values"] = [parse_value(v.strip()) for v in values.split("|")]
+    # every variant starts from trimmed encoder input (the recipes' CPU budget)
+    cfg = merge_config(CompareConfig, config, set_, fields, base={"base": {"model": {"encoder_input": "trimmed"}}})
+    out_dir = Path(cfg.out)
     doc = run_compare(cfg, progress=lambda label, phase, done, total: console.print(
         f"{label}: {phase} {done}/{total}", highlight=False) if done in (0, total) or done % 10 == 0 else None)
     out.print((out_dir / "compare.md").read_text(encoding="utf-8"), highlight=False)
