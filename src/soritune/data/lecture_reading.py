@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 _DIGITS = "영일이삼사오육칠팔구"
 _SMALL_PLACES = ("", "십", "백", "천")
-_BIG_PLACES = ("", "만", "억", "조")
+_BIG_PLACES = ("", "만", "억", "조", "경")
 _NATIVE_ONES = ("", "하나", "둘", "셋", "넷", "다섯", "여섯", "일곱", "여덟", "아홉")
 _NATIVE_ONES_PRENOMINAL = ("", "한", "두", "세", "네", "다섯", "여섯", "일곱", "여덟", "아홉")
 _NATIVE_TENS = ("", "열", "스물", "서른", "마흔", "쉰", "예순", "일흔", "여든", "아흔")
@@ -65,7 +65,7 @@ def sino(n: int) -> str:
         return "마이너스 " + sino(-n)
     if n == 0:
         return "영"
-    if n >= 10**16:
+    if n >= 10**20:
         raise ValueError(f"sino(): {n} is too large to read")
     groups = []
     for i in range(len(_BIG_PLACES)):

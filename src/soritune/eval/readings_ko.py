@@ -8,9 +8,9 @@ phone numbers and years).
 
 from __future__ import annotations
 
+from soritune.data.lecture_reading import sino as read_sino
+
 _DIGITS = "영일이삼사오육칠팔구"
-_SMALL = ("", "십", "백", "천")
-_BIG = ("", "만", "억", "조", "경")
 _NATIVE_TENS = ("", "열", "스물", "서른", "마흔", "쉰", "예순", "일흔", "여든", "아흔")
 _NATIVE_ONES = ("", "한", "두", "세", "네", "다섯", "여섯", "일곱", "여덟", "아홉")
 _NATIVE_ONES_ALONE = ("", "하나", "둘", "셋", "넷", "다섯", "여섯", "일곱", "여덟", "아홉")
@@ -68,15 +68,6 @@ def digitwise(digits: str, zero: str = "공") -> str:
     return "".join(zero if c == "0" else _DIGITS[int(c)] for c in digits if c.isdigit())
 
 
-def _sino_group(n: int) -> str:
-    out = []
-    for pos in (3, 2, 1, 0):
-        d = n // 10**pos % 10
-        if d:
-            out.append(("" if d == 1 and pos else _DIGITS[d]) + _SMALL[pos])
-    return "".join(out)
-
-
 def sino(number: str) -> str:
     """Sino-Korean reading: 2024 -> 이천이십사, 15000 -> 만오천, 3.5 -> 삼점오, 010 -> 공일공."""
     if "." in number:
@@ -85,17 +76,9 @@ def sino(number: str) -> str:
     if len(number) > 1 and number.startswith("0"):
         return digitwise(number)
     n = int(number)
-    if n == 0:
-        return "영"
     if n >= 10**20:
         return digitwise(number, "영")
-    parts, i = [], 0
-    while n:
-        n, group = divmod(n, 10000)
-        if group:
-            parts.append(("" if group == 1 and i == 1 else _sino_group(group)) + _BIG[i])
-        i += 1
-    return "".join(reversed(parts))
+    return read_sino(n).replace(" ", "")  # the synthetic corpus's reader, unspaced (scoring drops spaces)
 
 
 def native_forms(number: str) -> list[str]:
