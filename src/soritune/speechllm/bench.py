@@ -27,7 +27,7 @@ from soritune.bench.timing import StepStreamer, clock, summarize
 from soritune.config import StageConfig
 from soritune.environment import describe_device, environment
 from soritune.jsonio import atomic_write_text, to_jsonable, write_json
-from soritune.speechllm.config import DEFAULT_PROMPTS, SpeechLLMConfig
+from soritune.speechllm.config import DEFAULT_PROMPTS, ENCODER_SPEC, LLM_SPEC, Projector, SpeechLLMConfig
 
 GB = 1000.0  # soritune.bench.memory reports MB = 10^6 bytes: GB = 10^9 bytes
 
@@ -35,11 +35,9 @@ GB = 1000.0  # soritune.bench.memory reports MB = 10^6 bytes: GB = 10^9 bytes
 class SpeechLLMBenchConfig(StageConfig):
     """What to measure; the model is composed from encoder + projector + llm as in SpeechLLMConfig."""
 
-    encoder: str = Field("random:large-v3-turbo", description="Whisper encoder spec: bundled:whisper-base, "
-                                                                "hf:ID_OR_DIR, tiny:, random:large-v3-turbo, ...")
-    llm: str = Field("random:qwen2.5-0.5b", description="LLM spec: offline:gemma3-270m | offline:smollm2-135m | "
-                                                     "PATH.gguf | hf:ID_OR_DIR | random:qwen2.5-0.5b|llama-3.2-1b|...")
-    projector: Literal["salmonn", "granite", "slam", "ultravox"] = Field("salmonn", description="Projector.")
+    encoder: str = Field("random:large-v3-turbo", description=ENCODER_SPEC)
+    llm: str = Field("random:qwen2.5-0.5b", description=LLM_SPEC)
+    projector: Projector = Field("salmonn", description="Projector.")
     run_dir: str | None = Field(None, description="A trained model (run dir/model) instead of encoder/llm.")
     out: str = Field("bench_speechllm", description="Output directory (bench.json, bench.md).")
     audio_s: float = Field(10.0, gt=0, description="Seconds of audio per request (the study: 10).")

@@ -18,14 +18,18 @@ DEFAULT_PROMPTS = {
 AUDIO_PLACEHOLDER = "<audio>"
 
 
+ENCODER_SPEC = "Whisper encoder spec (soritune.models.load): bundled:whisper-base, hf:ID_OR_DIR, tiny:, random:large-v3-turbo, ..."
+LLM_SPEC = ("LLM spec: offline:gemma3-270m | offline:smollm2-135m | PATH.gguf | hf:ID_OR_DIR | "
+            "random:qwen2.5-0.5b|llama-3.2-1b|llama-3.2-3b|tiny")
+Projector = Literal["salmonn", "granite", "slam", "ultravox"]
+
+
 class SpeechLLMConfig(StageConfig):
     """Which encoder, projector and LLM make the model, and what of each is trained."""
 
-    encoder: str = Field("bundled:whisper-base", description="Whisper encoder spec (soritune.models.load): "
-                         "bundled:whisper-base, hf:ID_OR_DIR, tiny:, random:large-v3-turbo, ...")
-    llm: str = Field("offline:gemma3-270m", description="LLM spec: offline:gemma3-270m | offline:smollm2-135m "
-                     "| PATH.gguf | hf:ID_OR_DIR | random:qwen2.5-0.5b|llama-3.2-1b|llama-3.2-3b|tiny")
-    projector: Literal["salmonn", "granite", "slam", "ultravox"] = Field("salmonn", description="Projector.")
+    encoder: str = Field("bundled:whisper-base", description=ENCODER_SPEC)
+    llm: str = Field("offline:gemma3-270m", description=LLM_SPEC)
+    projector: Projector = Field("salmonn", description="Projector.")
     projector_options: dict = Field(default_factory=dict, description="Overrides of the projector's defaults.")
     event_encoder: str | None = Field(None, description="Optional audio-event encoder beside the speech encoder "
                                       "(SALMONN): ced:tiny|mini|small|base (random init) or ced:[SIZE:]PATH to a "
