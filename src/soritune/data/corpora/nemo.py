@@ -16,8 +16,8 @@ import re
 from pathlib import Path
 from typing import Iterator
 
-from soritune.data.corpora.base import Corpus, Item
-from soritune.data.corpora.generic import item_from_row, plan_jsonl, read_label
+from soritune.data.corpora.base import Corpus, Item, text_label
+from soritune.data.corpora.generic import item_from_row, plan_jsonl
 from soritune.errors import SoritunError
 
 SUFFIXES = (".json", ".jsonl")
@@ -69,7 +69,7 @@ CORPUS = Corpus(
     name="nemo",
     splits=("train",),
     plan=plan,
-    read_label=read_label,
+    read_label=text_label,
     default_norm="basic",
     description="NVIDIA NeMo ASR manifest(s): JSON lines with audio_filepath, text, duration",
 )
