@@ -142,7 +142,7 @@ OLD_FLAGS_MORE = {
 def test_speechllm_demo_flags_change_the_demo_recipe_field_by_field(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    import soritune.speechllm.demo as demo_mod
+    import soritune.cli.speechllm as sllm_cli
     from soritune.speechllm.demo import SpeechLLMDemoConfig
 
     seen = {}
@@ -151,7 +151,7 @@ def test_speechllm_demo_flags_change_the_demo_recipe_field_by_field(tmp_path, mo
         seen["cfg"] = cfg
         raise SystemExit(0)
 
-    monkeypatch.setattr(demo_mod, "run_demo", fake)
+    monkeypatch.setattr(sllm_cli, "run_demo", fake)
     CliRunner().invoke(app, ["speechllm", "demo", "--out", str(tmp_path), "--llm", "offline:smollm2-135m",
                              "--stage1-steps", "3", "--n-captions-test", "5"])
     cfg, default = seen["cfg"], SpeechLLMDemoConfig()

@@ -68,8 +68,8 @@ KOKORO_TRAIN = ("kokoro:jf_alpha", "kokoro:jf_gongitsune", "kokoro:jf_nezumi", "
 # Extra train clips, as shares of the speech utterances: non-speech (empty transcripts) and 2-3 utterances
 # joined by pauses. Trained on single sentences alone, the LoRA wrote text on 67% of the hallucination
 # suite's non-speech clips (zero-shot: none) and stopped at the first long pause (speech missed: 52%);
-# with 5% + 10%: speech missed 0%, CER 18.5% -> 16.9%, but one stray character on most non-speech clips
-# (greedy decoding too); README "The demo's speech"
+# with 5% + 10% (one run each, suite v1): speech missed 0%, CER 18.5% -> 16.9%, but one stray character on
+# most non-speech clips (greedy decoding too); README "The demo's speech"
 NONSPEECH_SHARE = 0.05
 JOINED_SHARE = 0.10
 PEERS = ("zero-shot", "vosk")  # evaluated under DIR/evals/, not trained
@@ -323,7 +323,7 @@ class Demo:
         return DemoResult(self.out, self.records, report, time.perf_counter() - t0)
 
     def best_run(self) -> str:
-        """The fine-tuned run with the lower CER over every test set: the one exported to int8."""
+        """The fine-tuned run with the lower CER on the held-out Kokoro lecture set: the one exported to int8."""
         return min(("lora", "qlora4"), key=lambda n: _cer(self._eval_dir(n)) or 1e9)
 
     def suite_systems(self) -> dict[str, dict]:

@@ -25,6 +25,23 @@ def tone(seconds: float, freq: float = 440.0, seed: int = 0) -> np.ndarray:
     return (0.3 * np.sin(2 * np.pi * freq * t) + 0.02 * noise).astype(np.float32)
 
 
+def cached_greedy(model, audio, prompt: str, max_new_tokens: int) -> str:
+    """Greedy decoding step by step through the benchmark's prefill + KV-cache decode step (what
+    `generate` must equal)."""
+    from soritune.speechllm.bench import decode_step, prefill
+
+    logits, past, pos = prefill(model, audio, prompt)
+    ids = []
+    for _ in range(max_new_tokens):
+        tok = int(logits.argmax(-1))
+        if tok in model.stop_ids():
+            break
+        ids.append(tok)
+        logits, past = decode_step(model, tok, past, pos)
+        pos += 1
+    return model.tokenizer.decode(ids, skip_special_tokens=True).strip()
+
+
 @pytest.fixture(scope="module")
 def tiny_model():
     """A SALMONN-layout tiny speech LLM (trimmed encoder input: fast)."""

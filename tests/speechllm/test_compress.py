@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from .conftest import tiny_config, tone, toy_examples
+from .conftest import cached_greedy, tiny_config, tone, toy_examples
 
 
 def _rows(path):
@@ -43,7 +43,6 @@ def test_sensitivity_ranks_layers_and_the_drop_matches_the_measured_loss(tmp_pat
 
 def test_dropped_model_generates_with_the_cache_and_round_trips_with_lora(tmp_path):
     from soritune.speechllm import SpeechLLM
-    from soritune.speechllm.bench import decode_step, prefill
     from soritune.speechllm.layers import decoder_of
 
     model = SpeechLLM(tiny_config(encoder_input="trimmed"))  # Qwen2 layout: per-layer attention types
@@ -56,16 +55,7 @@ def test_dropped_model_generates_with_the_cache_and_round_trips_with_lora(tmp_pa
     assert not model.llm.training  # enabling LoRA keeps inference mode (no LoRA dropout)
     audio = tone(1.5, 700)
     text = model.generate(audio, "Transcribe.", max_new_tokens=5)
-    logits, past, pos = prefill(model, audio, "Transcribe.")
-    ids = []
-    for _ in range(5):
-        tok = int(logits.argmax(-1))
-        if tok in model.stop_ids():
-            break
-        ids.append(tok)
-        logits, past = decode_step(model, tok, past, pos)
-        pos += 1
-    assert text == model.tokenizer.decode(ids, skip_special_tokens=True).strip()
+    assert text == cached_greedy(model, audio, "Transcribe.", 5)
     model.save(tmp_path / "m")
     again = SpeechLLM.load(tmp_path / "m")
     assert len(decoder_of(again.llm).layers) == 1 and again.config.llm_drop_layers == [0]

@@ -9,7 +9,7 @@ import torch
 
 from soritune.audio import write_wav
 
-from .conftest import tiny_config, tone
+from .conftest import cached_greedy, tiny_config, tone
 
 STEPS = 20
 
@@ -92,22 +92,12 @@ def test_save_load_round_trip_gives_identical_outputs(stage1, tmp_path):
 
 
 def test_generate_equals_the_kv_cached_greedy_loop(stage1):
-    from soritune.speechllm.bench import decode_step, prefill
     from soritune.speechllm.config import DEFAULT_PROMPTS
 
     model, _, _, _ = stage1
     audio, prompt = tone(1.5, 1200, seed=1), DEFAULT_PROMPTS["caption"]
     text = model.generate(audio, prompt, max_new_tokens=6)
-    logits, past, pos = prefill(model, audio, prompt)
-    ids = []
-    for _ in range(6):
-        tok = int(logits.argmax(-1))
-        if tok in model.stop_ids():
-            break
-        ids.append(tok)
-        logits, past = decode_step(model, tok, past, pos)
-        pos += 1
-    assert text == model.tokenizer.decode(ids, skip_special_tokens=True).strip()
+    assert text == cached_greedy(model, audio, prompt, 6)
 
 
 def test_cached_decoding_equals_recomputation(tiny_model):

@@ -18,7 +18,8 @@ several spellings; for a bool, both: "--speed/--no-speed"), `short` adds "-m", `
 field one comma-separated value (`--sparsity 0.1,0.5`; a string value adds separators: ":" for
 8:1:1) instead of a repeated flag, and `nested` gives flags to fields of a dict-of-fields section
 (`train_overrides`: {"train_overrides": (TrainConfig, {"include": [...], "rename": {...}})} puts
-`--lr 1e-3` in fields["train_overrides"]["lr"]). A dict of configs ({"magnitude": MagnitudeConfig,
+`--lr 1e-3` in fields["train_overrides"]["lr"]; a dotted key, "recipe.model", reaches a section inside
+one; `merge_config` merges such sections at every depth). A dict of configs ({"magnitude": MagnitudeConfig,
 ...}) gives one command the union of their fields, each flag's help naming the configs that have it
 (`prune --method`: the command keeps the given fields of the chosen one).
 """

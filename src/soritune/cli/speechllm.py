@@ -9,10 +9,11 @@ import typer
 
 from soritune.cli.app import app, console, out
 from soritune.cli.options import ConfigOpt, SetOpt, config_options, merge_config
-from soritune.speechllm.bench import SpeechLLMBenchConfig
-from soritune.speechllm.compare import CompareConfig
+from soritune.cli.progress import progress_bar
+from soritune.speechllm.bench import SpeechLLMBenchConfig, run_bench
+from soritune.speechllm.compare import CompareConfig, run_compare
 from soritune.speechllm.config import SpeechLLMConfig, StageTrainConfig
-from soritune.speechllm.demo import SpeechLLMDemoConfig
+from soritune.speechllm.demo import SpeechLLMDemoConfig, run_demo
 from soritune.speechllm.recipe import RecipeConfig
 
 sllm_app = typer.Typer(help="Speech LLM: Whisper encoder + projector (SALMONN/Granite window Q-Former, SLAM, "
@@ -34,8 +35,6 @@ def bench(fields: dict, config: Path | None = ConfigOpt, set_: list[str] | None 
 
     Example: soritune speechllm bench --encoder random:large-v3-turbo --llm random:qwen2.5-0.5b --threads 2 --out /tmp/sllm_bench
     """
-    from soritune.speechllm.bench import run_bench
-
     cfg = merge_config(SpeechLLMBenchConfig, config, set_, fields)
     out_dir = Path(cfg.out)
     doc = run_bench(cfg, progress=lambda label: console.print(f"measuring {label}", highlight=False))
@@ -53,18 +52,13 @@ def train(fields: dict, config: Path | None = ConfigOpt, set_: list[str] | None 
 
     Example: soritune speechllm train --data asr.jsonl --out runs/s1 --stage 1 --steps 200 && soritune speechllm train --data asr.jsonl --out runs/s2 --stage 2 --init runs/s1
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
     from soritune.speechllm.train import run_stage
 
     cfg = merge_config(StageTrainConfig, config, set_, fields)
     stage, steps = cfg.stage, cfg.steps
-    bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   console=console, transient=True)
-    with bar:
-        task = bar.add_task(f"stage {stage}", total=steps)
-        result = run_stage(cfg, progress=lambda ev: bar.update(task, completed=ev["step"],
-                                                                 description=f"stage {stage} loss {ev['loss']:.3f}"))
+    with progress_bar(f"stage {stage}", remaining=True) as bar:
+        result = run_stage(cfg, progress=lambda ev: bar.update(completed=ev["step"], total=steps,
+                                                                 info=f"loss {ev['loss']:.3f}"))
     out.print(f"stage {stage}: loss {result.first_loss:.3f} -> {result.last_loss:.3f} in {result.steps} steps "
               f"({result.train_s:.0f} s, {result.samples_per_s:.2f} samples/s); truncated audio "
               f"{result.truncated_audio_s} s; model: {result.model_dir}", highlight=False)
@@ -181,19 +175,12 @@ def demo(fields: dict, config: Path | None = ConfigOpt, set_: list[str] | None =
 
     Example: soritune speechllm demo --data demo/data --out demo/speechllm
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-    from soritune.speechllm.demo import run_demo
-
     # the demo's own recipe (DEMO_BUDGET) is the base the flags and a --config file change, field by field
     cfg = merge_config(SpeechLLMDemoConfig, config, set_, fields, base=SpeechLLMDemoConfig().model_dump(mode="json"))
     out_dir = Path(cfg.out)
-    bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   console=console, transient=True)
-    with bar:
-        task = bar.add_task("data", total=1)
-        report = run_demo(cfg, on_event=lambda phase, done, total: bar.update(task, description=phase,
-                                                                               completed=done, total=total))
+    with progress_bar("data") as bar:
+        report = run_demo(cfg, on_event=lambda phase, done, total: bar.update(description=phase, completed=done,
+                                                                               total=total))
     out.print((out_dir / "report.md").read_text(encoding="utf-8"), highlight=False)
     console.print(f"wrote {out_dir / 'report.md'} and report.json ({report['wall_s']:.0f} s)", highlight=False)
 
@@ -215,7 +202,6 @@ def compare(
     Example: soritune speechllm compare --train demo/speechllm/sllm/train.jsonl --test demo/speechllm/sllm/test.jsonl --vary projector --values 'salmonn|slam' --out ab
     """
     from soritune.config import parse_value
-    from soritune.speechllm.compare import run_compare
 
     fields["values"] = [parse_value(v.strip()) for v in values.split("|")]
     # every variant starts from trimmed encoder input (the recipes' CPU budget)

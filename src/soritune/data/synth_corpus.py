@@ -333,16 +333,18 @@ def _joined_rows(config: SynthCorpusConfig, out: Path, train_rows: list[dict]) -
             continue
         key = hashlib.sha256(json.dumps([[r["audio"] for r in parts], pauses, room]).encode()).hexdigest()[:10]
         rel = f"audio/train/joined-{i:05d}-{key}.wav"
-        if _existing_samples(out / rel) is None:
+        n_samples = _existing_samples(out / rel)
+        if n_samples is None:
             pieces = []
             for k, r in enumerate(parts):
                 pieces.append(load_audio(str(out / r["audio"])))
                 if k < len(pauses):
                     pieces.append(nonspeech_audio("room_tone", i, pauses[k], rng=np.random.default_rng([config.seed, i, k]))
                                   if room else np.zeros(round(pauses[k] * SAMPLE_RATE), dtype=np.float32))
-            write_wav(out / rel, np.concatenate(pieces).astype(np.float32))
-        duration = _existing_samples(out / rel) / SAMPLE_RATE
-        rows.append({"id": f"synth-train-join-{i:05d}", "audio": rel, "duration": round(duration, 4),
+            audio = np.concatenate(pieces).astype(np.float32)
+            write_wav(out / rel, audio)
+            n_samples = len(audio)
+        rows.append({"id": f"synth-train-join-{i:05d}", "audio": rel, "duration": round(n_samples / SAMPLE_RATE, 4),
                      "text": " ".join(r["text"] for r in parts), "text_pron": " ".join(r["text_pron"] for r in parts),
                      "speaker": "", "split": "train", "source": "synth-joined", "template": "joined",
                      "parts": [r["id"] for r in parts], "pauses_s": pauses})
