@@ -343,3 +343,23 @@ def test_nonspeech_rows_are_kept_with_an_empty_plain_target(corpus, processor):
         ds.set_epoch(epoch)
         assert ds[i]["tokens"] == ds.prompt + [ds.eot] and ds[i]["prompt_len"] == 0
     assert ds[0]["tokens"][3] == timestamp_token_id(tok, 0.0)  # speech rows still get timestamps at p = 1
+
+
+def test_nonspeech_rows_teach_the_no_speech_token_after_sot(corpus, processor):
+    """Whisper's recipe: on a non-speech clip the label after <|startoftranscript|> is the no-speech token
+    (what `no_speech_prob` reads at decoding), on speech the language; after a previous-text prompt too."""
+    tok = processor.tokenizer
+    rows = _rows(corpus)
+    quiet = {**rows[0], "id": "quiet", "text": "", "nonspeech": True}
+    ds = ManifestDataset(rows + [quiet], tok, prompt_probability=1.0, seed=0)
+    collate = WhisperCollator(processor.feature_extractor, pad_token_id=ds.eot)
+    no_speech, ko = tok.convert_tokens_to_ids("<|nocaptions|>"), tok.convert_tokens_to_ids("<|ko|>")
+    assert ds.no_speech_token == no_speech
+    items = [ds[ds.ids.index("quiet")], ds[0], ds[1]]
+    batch = collate(items)
+    for row, it in enumerate(items):
+        at = it["prompt_len"]
+        assert (batch["labels"][row, :at] == IGNORE).all()
+        assert batch["labels"][row, at].item() == (no_speech if it["id"] == "quiet" else ko)
+        assert batch["decoder_input_ids"][row, at + 1].item() == ko  # the input still forces the language
+    assert any(it["prompt_len"] > 0 for it in items) and "no_speech_token" not in items[1]

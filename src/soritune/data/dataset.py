@@ -90,6 +90,15 @@ def prompt_ids(tokenizer, language: str = "ko", task: str = "transcribe") -> lis
     return ids
 
 
+def no_speech_id(tokenizer) -> int:
+    """Whisper's no-speech token: <|nospeech|> (large-v3 vocabulary) or <|nocaptions|> (earlier ones)."""
+    for token in ("<|nospeech|>", "<|nocaptions|>"):
+        tid = tokenizer.convert_tokens_to_ids(token)
+        if tid is not None and tid != tokenizer.unk_token_id:
+            return tid
+    raise SoritunError("tokenizer has no Whisper no-speech token (<|nospeech|> or <|nocaptions|>)")
+
+
 class ManifestDataset:
     """Items {"id", "audio" (float32 16 kHz), "tokens" (prompt + text + <|endoftext|>)}.
 
@@ -97,7 +106,9 @@ class ManifestDataset:
     without text_pron fall back to text). Rows longer than max_audio_s or max_label_tokens, with
     empty text or a missing audio file, are skipped with a reason; a row marked `"nonspeech": true`
     keeps its empty text: its target is `<|notimestamps|><|endoftext|>`, teaching the model to write
-    nothing on silence, noise or music.
+    nothing on silence, noise or music, and its label after `<|startoftranscript|>` is Whisper's no-speech
+    token instead of the language (Whisper's own recipe; item key "no_speech_token"), so the fine-tuned
+    model keeps a `no_speech_prob` that the decoder's no-speech rule can act on.
     """
 
     def __init__(self, source: str | Path | Sequence[dict], tokenizer, *, language: str = "ko",
@@ -127,6 +138,8 @@ class ManifestDataset:
         self.offsets = np.array([float(r.get("offset") or 0.0) for r, _ in keep], dtype=np.float64)
         self.has_offset = np.array([r.get("offset") is not None for r, _ in keep], dtype=bool)
         self.durations_s = np.array([float(r["duration"]) for r, _ in keep], dtype=np.float64)
+        self.nonspeech = np.array([bool(r.get("nonspeech")) for r, _ in keep], dtype=bool)
+        self.no_speech_token = no_speech_id(tokenizer)
         self.labels = LabelBuilder(tokenizer, self.prompt, LabelRecipe(timestamp_probability, prompt_probability, seed),
                                    previous_utterances([r for r, _ in keep]), max_label_tokens)
         self.epoch = 0
@@ -181,8 +194,11 @@ class ManifestDataset:
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         tokens, prompt_len = self.target(i)
-        return {"id": self.ids[i], "audio": self.audio(i), "tokens": tokens, "prompt_len": prompt_len,
+        item = {"id": self.ids[i], "audio": self.audio(i), "tokens": tokens, "prompt_len": prompt_len,
                 "text": self.texts[i]}
+        if self.nonspeech[i]:
+            item["no_speech_token"] = self.no_speech_token
+        return item
 
     def skipped_counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -231,6 +247,8 @@ class WhisperCollator:
             dec[row, :len(s) - 1] = torch.tensor(s[:-1])
             labels[row, :len(s) - 1] = torch.tensor(s[1:])
             labels[row, :items[row].get("prompt_len", 0)] = IGNORE  # previous-text prompt: no loss
+            if items[row].get("no_speech_token") is not None:  # after <|startoftranscript|>: no speech here
+                labels[row, items[row].get("prompt_len", 0)] = items[row]["no_speech_token"]
         return {"input_features": torch.from_numpy(np.ascontiguousarray(feats)), "decoder_input_ids": dec,
                 "labels": labels, "ids": [it["id"] for it in items]}
 
