@@ -148,14 +148,14 @@ class CT2Backend(Decoder):
         longest = max(len(p) for p in prompts)
         kwargs = dict(beam_size=options.beam_size, patience=options.patience)
         if temperature > 0:
-            kwargs = dict(beam_size=1, sampling_temperature=temperature, sampling_topk=0, num_hypotheses=1)
+            kwargs = dict(beam_size=1, sampling_temperature=temperature, sampling_topk=0, num_hypotheses=options.best_of)
         results = self.model.generate(
             encoded, prompts, length_penalty=options.length_penalty, repetition_penalty=options.repetition_penalty,
             no_repeat_ngram_size=options.no_repeat_ngram_size, max_length=ct2_max_length(options.max_new_tokens, longest),
             return_scores=True, return_no_speech_prob=True, suppress_blank=options.suppress_blank,
             max_initial_timestamp_index=50, **kwargs)
         out = []
-        for r in results:
+        for r in results:  # the best hypothesis first (of best_of samples at a temperature > 0), as faster-whisper takes it
             tokens = list(r.sequences_ids[0])
             # CTranslate2's score is the length-normalised log-probability: back to the sum, then per token
             # with the end-of-text token counted, as Whisper's avg_logprob
