@@ -181,6 +181,19 @@ def test_previous_text_passed_back_gives_the_same_prompts(backends, audios, name
 
 
 @pytest.mark.parametrize("name", BACKENDS)
+def test_previous_texts_of_different_lengths_batch_together(backends, audios, name):
+    """Chunks of two recordings in one wave carry previous texts of different lengths (CTranslate2 wants
+    one prompt length per batch): each gets what it gets decoded alone."""
+    be = backends[name]
+    on = opts(condition_on_previous_text=True, log_prob_threshold=None, compression_ratio_threshold=None)
+    contexts = [be.decode(audios[:1], on)[0].next_context, None]
+    assert contexts[0]
+    together = be.decode(audios, on, keys=["a", "b"], contexts=contexts)
+    alone = [be.decode([a], on, contexts=[c])[0] for a, c in zip(audios, contexts)]
+    assert [t.tokens for t in together] == [t.tokens for t in alone]
+
+
+@pytest.mark.parametrize("name", BACKENDS)
 def test_language_detection(backends, audios, name):
     out = backends[name].decode(audios, opts(language=None), keys=["a", "a"])
     assert out[0].language and out[0].language == out[1].language  # once per recording

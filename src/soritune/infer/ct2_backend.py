@@ -145,6 +145,19 @@ class CT2Backend(Decoder):
         return [(r[0][0].strip("<|>"), float(r[0][1])) for r in self.model.detect_language(encoded)]
 
     def generate(self, encoded, prompts, temperature, options, tokenizer):
+        """CTranslate2 needs <|startoftranscript|> at one position in a batch: prompts of different lengths
+        (previous text of different recordings, batched together) are generated in groups of one length."""
+        groups: dict[int, list[int]] = {}
+        for i, p in enumerate(prompts):
+            groups.setdefault(len(p), []).append(i)
+        out: list = [None] * len(prompts)
+        for members in groups.values():
+            sub = encoded if len(members) == len(prompts) else self.take(encoded, members)
+            for i, r in zip(members, self._generate(sub, [prompts[i] for i in members], temperature, options)):
+                out[i] = r
+        return out
+
+    def _generate(self, encoded, prompts, temperature, options):
         longest = max(len(p) for p in prompts)
         kwargs = dict(beam_size=options.beam_size, patience=options.patience)
         if temperature > 0:
