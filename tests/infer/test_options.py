@@ -85,6 +85,41 @@ def test_temperature_fallback_on_loops(backends, audios, name):
     assert all(t.temperature > 0 for t in ladder)
 
 
+def test_best_of_keeps_the_likeliest_sample(backends, audios, monkeypatch):
+    """At a fallback temperature best_of samples are drawn and the likeliest kept (faster-whisper's
+    best_of=5); at temperature 0 one beam result as before."""
+    from soritune.infer.decode import fw_tokenizer
+
+    torch_be, ct2_be = backends["torch"], backends["ct2"]
+    tok = fw_tokenizer(torch_be.processor, "ko", "transcribe")
+    prompt = list(tok.sot_sequence) + [tok.no_timestamps]
+    scored = []
+    original = torch_be._score
+    monkeypatch.setattr(torch_be, "_score", lambda *a: scored.append(original(*a)) or scored[-1])
+    o = opts(best_of=4)
+    enc = torch_be.encode(audios)
+    kept = torch_be.generate(enc, [prompt, prompt], 1.0, o, tok)
+    assert len(scored[-1]) == 8  # 4 samples of each of the 2 prompts, scored
+    for i, (tokens, avg, _ns) in enumerate(kept):
+        rank = lambda r: r[1] * (len(r[0]) + 1) / max(len(r[0]), 1)  # noqa: E731 - sum / length
+        assert rank((tokens, avg)) == max(rank(r) for r in scored[-1][4 * i:4 * i + 4])
+    torch_be.generate(enc, [prompt], 0.0, o, tok)
+    assert len(scored[-1]) == 1
+
+    calls = []
+    model, ct2_enc = ct2_be.model, ct2_be.encode(audios[:1])
+
+    class Spy:
+        def generate(self, *a, **kw):
+            calls.append(kw)
+            return model.generate(*a, **kw)
+
+    monkeypatch.setattr(ct2_be, "model", Spy())
+    ct2_be.generate(ct2_enc, [prompt], 1.0, o, tok)
+    ct2_be.generate(ct2_enc, [prompt], 0.0, o, tok)
+    assert calls[0]["num_hypotheses"] == 4 and "num_hypotheses" not in calls[1]
+
+
 @pytest.mark.parametrize("name", BACKENDS)
 def test_no_speech_threshold_silences_a_chunk(backends, audios, name):
     out = backends[name].decode(audios, opts(no_speech_threshold=1e-9, log_prob_threshold=0.0))
@@ -143,6 +178,19 @@ def test_previous_text_passed_back_gives_the_same_prompts(backends, audios, name
     assert [t.tokens for t in first + second] == [t.tokens for t in together]
     assert be.decode(audios[1:], on)[0].tokens != together[1].tokens  # without it: the initial prompt only
     assert be.decode(audios[:1], opts())[0].next_context is None  # conditioning off: nothing to pass
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_previous_texts_of_different_lengths_batch_together(backends, audios, name):
+    """Chunks of two recordings in one wave carry previous texts of different lengths (CTranslate2 wants
+    one prompt length per batch): each gets what it gets decoded alone."""
+    be = backends[name]
+    on = opts(condition_on_previous_text=True, log_prob_threshold=None, compression_ratio_threshold=None)
+    contexts = [be.decode(audios[:1], on)[0].next_context, None]
+    assert contexts[0]
+    together = be.decode(audios, on, keys=["a", "b"], contexts=contexts)
+    alone = [be.decode([a], on, contexts=[c])[0] for a, c in zip(audios, contexts)]
+    assert [t.tokens for t in together] == [t.tokens for t in alone]
 
 
 @pytest.mark.parametrize("name", BACKENDS)

@@ -145,17 +145,30 @@ class CT2Backend(Decoder):
         return [(r[0][0].strip("<|>"), float(r[0][1])) for r in self.model.detect_language(encoded)]
 
     def generate(self, encoded, prompts, temperature, options, tokenizer):
+        """CTranslate2 needs <|startoftranscript|> at one position in a batch: prompts of different lengths
+        (previous text of different recordings, batched together) are generated in groups of one length."""
+        groups: dict[int, list[int]] = {}
+        for i, p in enumerate(prompts):
+            groups.setdefault(len(p), []).append(i)
+        out: list = [None] * len(prompts)
+        for members in groups.values():
+            sub = encoded if len(members) == len(prompts) else self.take(encoded, members)
+            for i, r in zip(members, self._generate(sub, [prompts[i] for i in members], temperature, options)):
+                out[i] = r
+        return out
+
+    def _generate(self, encoded, prompts, temperature, options):
         longest = max(len(p) for p in prompts)
         kwargs = dict(beam_size=options.beam_size, patience=options.patience)
         if temperature > 0:
-            kwargs = dict(beam_size=1, sampling_temperature=temperature, sampling_topk=0, num_hypotheses=1)
+            kwargs = dict(beam_size=1, sampling_temperature=temperature, sampling_topk=0, num_hypotheses=options.best_of)
         results = self.model.generate(
             encoded, prompts, length_penalty=options.length_penalty, repetition_penalty=options.repetition_penalty,
             no_repeat_ngram_size=options.no_repeat_ngram_size, max_length=ct2_max_length(options.max_new_tokens, longest),
             return_scores=True, return_no_speech_prob=True, suppress_blank=options.suppress_blank,
             max_initial_timestamp_index=50, **kwargs)
         out = []
-        for r in results:
+        for r in results:  # the best hypothesis first (of best_of samples at a temperature > 0), as faster-whisper takes it
             tokens = list(r.sequences_ids[0])
             # CTranslate2's score is the length-normalised log-probability: back to the sum, then per token
             # with the end-of-text token counted, as Whisper's avg_logprob

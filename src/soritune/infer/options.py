@@ -44,6 +44,8 @@ class DecodeOptions(StageConfig):
     patience: float = Field(1.0, gt=0, description="beam search patience (faster-whisper's; 1.0: standard)")
     length_penalty: float = Field(1.0, description="beam score length penalty exponent")
     temperatures: list[float] = Field([0.0], min_length=1, description="temperature fallback ladder, first one tried first")
+    best_of: int = Field(5, ge=1, le=16, description="samples drawn at a fallback temperature (> 0), the likeliest kept "
+                                                       "(Whisper's and faster-whisper's 5)")
     compression_ratio_threshold: float | None = Field(2.4, gt=0, description="fall back above this gzip ratio (None: never)")
     log_prob_threshold: float | None = Field(-1.0, description="fall back below this average log-prob (None: never)")
     no_speech_threshold: float | None = Field(0.6, gt=0, lt=1, description="above this no-speech probability (and a low log-prob) a chunk is silence")

@@ -107,7 +107,7 @@ class TorchBackend(Decoder):
             config = GenerationConfig(
                 decoder_start_token_id=prompts[members[0]][0], eos_token_id=eot, pad_token_id=eot,
                 max_new_tokens=options.max_new_tokens, num_beams=1 if sampling else options.beam_size,
-                do_sample=sampling, temperature=temperature if sampling else None, top_k=0 if sampling else None,
+                do_sample=sampling, num_return_sequences=options.best_of if sampling else 1, temperature=temperature if sampling else None, top_k=0 if sampling else None,
                 length_penalty=options.length_penalty, repetition_penalty=options.repetition_penalty,
                 no_repeat_ngram_size=options.no_repeat_ngram_size, suppress_tokens=suppress or None,
                 begin_suppress_tokens=[tokenizer.encode(" ")[0], eot] if options.suppress_blank else None)
@@ -122,10 +122,23 @@ class TorchBackend(Decoder):
                 seqs = GenerationMixin.generate(
                     self.whisper, encoder_outputs=BaseModelOutput(last_hidden_state=enc), decoder_input_ids=ids,
                     generation_config=config, logits_processor=processors)
-            for row, i in zip(seqs[:, length:].tolist(), members):
-                tokens = row[:row.index(eot)] if eot in row else row
-                out[i] = tokens
-        return self._score(encoded, prompts, out, tokenizer)
+            per = len(seqs) // len(members)  # best_of samples of each prompt at a temperature > 0, else 1
+            for k, row in enumerate(seqs[:, length:].tolist()):
+                out[members[k // per]] = (out[members[k // per]] or []) + [row[:row.index(eot)] if eot in row else row]
+        return self._best(encoded, prompts, out, tokenizer, options.length_penalty)
+
+    def _best(self, encoded, prompts, candidates, tokenizer, length_penalty: float):
+        """Per prompt, its likeliest candidate (sum of log-probabilities / length ** length_penalty, as
+        CTranslate2 ranks its hypotheses), scored by `_score`."""
+        flat = [(i, c) for i, cs in enumerate(candidates) for c in cs]
+        scored = self._score(encoded[[i for i, _c in flat]], [prompts[i] for i, _c in flat], [c for _i, c in flat],
+                             tokenizer)
+        best: list = [None] * len(prompts)
+        for (i, _c), (tokens, avg, no_speech) in zip(flat, scored):
+            rank = avg * (len(tokens) + 1) / max(len(tokens), 1) ** length_penalty
+            if best[i] is None or rank > best[i][0]:
+                best[i] = (rank, (tokens, avg, no_speech))
+        return [b[1] for b in best]
 
     def _score(self, encoded, prompts, outputs, tokenizer):
         """(tokens, avg_logprob, no_speech_prob) by one teacher-forced pass over prompt + output + <|endoftext|>."""
