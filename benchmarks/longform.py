@@ -174,6 +174,24 @@ def per_sentence(segments: list[dict], sentences: list[dict], margin_s: float = 
     return rows
 
 
+def paired_cer(folder: Path, sentences: list[dict], a: str = "faster-whisper", b: str = "soritune") -> dict | None:
+    """System b's CER minus system a's over the sentences (`<system>.sentences.json`: each sentence's
+    words, as per_sentence assigns them), with a paired bootstrap 95% interval over sentences
+    (soritune.eval.bootstrap): how far the difference of the two CERs lies from chance."""
+    from soritune.eval.bootstrap import paired_bootstrap
+    from soritune.eval.score import score_utterance
+
+    files = [folder / f"{name}.sentences.json" for name in (a, b)]
+    if not all(f.exists() for f in files):
+        return None
+    errors = [[score_utterance(str(r["i"]), r["ref"], r["hyp"], pron=sentences[r["i"]]["pron"]).counts["cer"]
+               for r in json.loads(f.read_text())] for f in files]
+    res = paired_bootstrap([c.errors for c in errors[0]], [c.errors for c in errors[1]], [c.n_ref for c in errors[0]])
+    return {"a": a, "b": b, "cer_a": round(100 * res.rate_a, 2), "cer_b": round(100 * res.rate_b, 2),
+            "diff": round(100 * res.diff, 2), "ci95": [round(100 * x, 2) for x in res.ci95],
+            "p_b_better": round(res.p_b_better, 3)}
+
+
 def run_soritune(audio, options, backend) -> list[dict]:
     from soritune.infer.transcribe import transcribe_streams
 
@@ -279,6 +297,9 @@ def main() -> None:
 
 def write_results(folder: Path, result: dict) -> None:
     """longform.json and longform.md (the table) of one model."""
+    reference = folder.parent / f"reference-{result['recording']}.json"
+    if reference.exists():
+        result["paired_cer"] = paired_cer(folder, json.loads(reference.read_text())["sentences"])
     (folder / "longform.json").write_text(json.dumps(result, ensure_ascii=False, indent=1))
     audio_s, rows = result["audio_s"], result["rows"]
     lines = [f"# Long-form ({result['label']}): {audio_s / 60:.1f} min synthetic lecture ({result['tts']}), "
@@ -292,6 +313,12 @@ def write_results(folder: Path, result: dict) -> None:
                      f"{_f(r['segment_start_err_median_s'])} | {_f(r['segment_start_err_p90_s'])} | "
                      f"{_f(r['word_start_err_median_s'])} | {r['sentences_missed']} | {r['rtfx']} | "
                      f"{r['load_avg_1min'][0]}, {r['load_avg_1min'][1]} |")
+    pair = result.get("paired_cer")
+    if pair:
+        lines += ["", f"Per sentence (words assigned to sentences): {pair['b']} CER {pair['cer_b']} - {pair['a']} "
+                      f"{pair['cer_a']} = {pair['diff']:+.2f} points, paired bootstrap 95% interval "
+                      f"[{pair['ci95'][0]:+.2f}, {pair['ci95'][1]:+.2f}]; {pair['b']} lower in "
+                      f"{100 * pair['p_b_better']:.0f}% of resamples."]
     (folder / "longform.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

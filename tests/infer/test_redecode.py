@@ -101,3 +101,23 @@ def test_a_region_partly_skipped_is_decoded_again():
     assert skipped_regions(chunk, [first, complete]) == []
     no_words = [{**s, "words": []} for s in (first, stretched)]
     assert skipped_regions(chunk, no_words) == []  # segments cover both regions
+
+
+def test_the_second_decode_replaces_the_first_only_where_that_wrote_little():
+    """A region the first pass wrote (its word times left a hole: a number written short for long speech)
+    keeps the first pass's text; one it wrote little of, or nothing, takes the second decode's."""
+    from soritune.infer.transcribe import MIN_WRITTEN, with_redecoded
+    from soritune.infer.vad import PlannedChunk
+
+    alone = PlannedChunk(np.zeros(3 * SAMPLE_RATE, np.float32), [{"start": 3 * SAMPLE_RATE, "end": 6 * SAMPLE_RATE}])
+    before = {"start": 0.0, "end": 2.0, "text": "첫 문장", "words": []}
+    again = Transcription(text="질량 구백십칠 그램을", segments=[{"start": 0.0, "end": 3.0, "text": "질량 구백십칠 그램을",
+                                                             "tokens": []}])
+    written = {"start": 3.0, "end": 4.0, "text": "질량 917그램을", "words": []}
+    assert with_redecoded([before, written], alone, again) == [before, written]  # 9 of 11 characters written
+    cut = {**written, "text": "질량"}
+    out = with_redecoded([before, cut], alone, again)
+    assert [s["text"] for s in out] == ["첫 문장", "질량 구백십칠 그램을"]
+    assert out[1]["start"] == pytest.approx(3.0)
+    assert [s["text"] for s in with_redecoded([before], alone, again)] == ["첫 문장", "질량 구백십칠 그램을"]
+    assert 2 / 11 < MIN_WRITTEN <= 9 / 11

@@ -139,6 +139,7 @@ def transcribe_streams(recordings: list[list[tuple[str | None, np.ndarray]]], ba
 MIN_COVERED = 0.3  # a speech region less than this share covered by output segments was skipped
 MAX_HOLE_S = 0.8  # ... or with at least this much of its speech under no output word: partly skipped
 MAX_WORD_S = 1.0  # a word counts for at most this long (a longer one is stretched over speech not written)
+MIN_WRITTEN = 0.5  # the second decode replaces the first pass's text in a region only if that is under this share of it
 
 
 def _covered_s(region_s: tuple[float, float], segments: list[dict]) -> float:
@@ -176,11 +177,22 @@ def redecode_options(options: DecodeOptions) -> DecodeOptions:
     return options.model_copy(update={"condition_on_previous_text": False})
 
 
+def _chars(segments: list[dict]) -> int:
+    return sum(len("".join(seg["text"].split())) for seg in segments)
+
+
 def with_redecoded(segments: list[dict], alone: PlannedChunk, tr, speaker: str | None = None) -> list[dict]:
-    """A chunk's segments with whatever fell inside the region `alone` replaced by its second decode `tr`."""
+    """A chunk's segments with whatever fell inside the region `alone` replaced by its second decode `tr`,
+    when that writes the region: the first pass wrote less than MIN_WRITTEN of the second decode's
+    characters there. Otherwise the first pass had written the region, and only its word times left a
+    hole (a number or a unit written short for long speech, "917그램을" for a 2-s reading, counts as one
+    word of at most MAX_WORD_S): its text, decoded with the rest of the chunk and its previous text, is kept."""
     lo, hi = alone.start_s, alone.end_s
-    kept = [seg for seg in segments if not lo <= (seg["start"] + seg["end"]) / 2 <= hi]
-    return kept + file_segments(alone, tr, speaker)
+    inside = [seg for seg in segments if lo <= (seg["start"] + seg["end"]) / 2 <= hi]
+    again = file_segments(alone, tr, speaker)
+    if _chars(inside) >= MIN_WRITTEN * _chars(again):
+        return segments
+    return [seg for seg in segments if seg not in inside] + again
 
 
 def _redecode_skipped(planned, outs, per_chunk, backend, options: DecodeOptions) -> list[list[dict]]:
@@ -188,7 +200,8 @@ def _redecode_skipped(planned, outs, per_chunk, backend, options: DecodeOptions)
     Whisper sometimes writes nothing for one of them: its timestamps jump over a sentence, or it ends the
     transcript early (models fine-tuned on one-sentence clips do). A region that the chunk's output
     segments cover for less than MIN_COVERED of its length is decoded again on its own (batched,
-    `redecode_options`), and its output replaces whatever of the first pass fell inside it. Silence stays
+    `redecode_options`), and its output replaces whatever of the first pass fell inside it if that was
+    less than half as long (`with_redecoded`: a first pass that wrote the region is kept). Silence stays
     silence: the no-speech rule and the fallback apply to the second pass as to the first. `soritune
     serve` runs the same steps (skipped_regions, redecode_options, with_redecoded) chunk by chunk."""
     todo = [(ci, alone) for ci, (_r, _s, chunk) in enumerate(planned)
