@@ -15,8 +15,9 @@ def test_loop_period_finds_short_units_and_spares_ordinary_text():
     assert loop_period([1, 2, 3] * 3) is None  # 9 tokens: under LOOP_MIN_TOKENS
     assert loop_period(list(range(40))) is None
     assert loop_period([0] * (LOOP_MIN_TOKENS - 1)) is None
-    assert loop_period([7, 1, 2, 3, 4, 5] * 4) == 6  # 6-token unit needs 24 tokens: 4 repetitions
-    assert loop_period([1, 2, 3, 4, 5, 6] * 3 + [1, 2]) is None
+    assert loop_period([7, 1, 2, 3, 4, 5] * 3) == 6  # a 6-token unit needs 18 tokens: 3 repetitions
+    assert loop_period([1, 2, 3, 4, 5, 6] * 2 + [1, 2, 3, 4, 5]) is None
+    assert loop_period(list(range(100, 116)) * 3) == 16
 
 
 @pytest.fixture(scope="module")

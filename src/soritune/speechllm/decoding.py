@@ -1,16 +1,16 @@
 """Decoding helpers of the speech LLM: the loop guard, and the LLM in its inference form.
 
 Loop guard: an under-trained speech LLM (and, users report, a trained one on odd audio) answers with a
-token unit repeated to the token cap ("1000000000...", "the the the ..."); each row of a batch that loops
-keeps the whole batch decoding until the cap. A row stops once its newest tokens are one unit of 1-8
+token unit repeated up to the token cap ("1000000000...", "the the the ..."); each row of a batch that loops
+keeps the whole batch decoding until the cap. A row stops once its newest tokens are one unit of 1-16
 tokens repeated back to back `LOOP_REPEATS`+ times over `LOOP_MIN_TOKENS`+ tokens (what was generated up to
 there is kept, and the row is counted as loop-stopped: nothing is trimmed or hidden).
 
-Inference form (`inference_llm`): for decoding only, LoRA merged into the base weights (no adapter
-matmuls per step) and, on a CPU with native bfloat16 matrix units (AMX / AVX512-BF16), the LLM in
+Decoding form (`inference_copy`, used through `SpeechLLM.decoding`): for decoding only, LoRA merged into
+the base weights (no adapter matmuls per step) and, on a CPU with native bfloat16 matrix units (AMX / AVX512-BF16), the LLM in
 bfloat16: decoding is memory-bound (every step reads every weight; Gemma-3-270M's 262k-word head alone is
 671 MB in float32), so half the bytes is about half the step. Training keeps the float32 LLM untouched:
-the inference form is a separate copy, made once and dropped when the weights change.
+the decoding form is a separate copy, made at the start of a `decoding()` block and dropped at its end.
 
     from soritune.speechllm.decoding import loop_period
     loop_period([5, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7])  # -> 1
@@ -18,9 +18,9 @@ the inference form is a separate copy, made once and dropped when the weights ch
 
 from __future__ import annotations
 
-LOOP_REPEATS = 4  # repetitions of the unit
+LOOP_REPEATS = 3  # repetitions of the unit
 LOOP_MIN_TOKENS = 12  # and at least this many tokens in the repeated run
-LOOP_MAX_UNIT = 8  # longest unit (tokens) looked for
+LOOP_MAX_UNIT = 16  # longest unit (tokens) looked for
 LOOP_DEFINITION = (f"a unit of 1-{LOOP_MAX_UNIT} tokens repeated back to back {LOOP_REPEATS}+ times over "
                    f"{LOOP_MIN_TOKENS}+ tokens")
 
