@@ -6,11 +6,11 @@ keeps the whole batch decoding until the cap. A row stops once its newest tokens
 tokens repeated back to back `LOOP_REPEATS`+ times over `LOOP_MIN_TOKENS`+ tokens (what was generated up to
 there is kept, and the row is counted as loop-stopped: nothing is trimmed or hidden).
 
-Decoding form (`inference_copy`, used through `SpeechLLM.decoding`): for decoding only, LoRA merged into
-the base weights (no adapter matmuls per step) and, on a CPU with native bfloat16 matrix units (AMX / AVX512-BF16), the LLM in
-bfloat16: decoding is memory-bound (every step reads every weight; Gemma-3-270M's 262k-word head alone is
-671 MB in float32), so half the bytes is about half the step. Training keeps the float32 LLM untouched:
-the decoding form is a separate copy, made at the start of a `decoding()` block and dropped at its end.
+Decoding form (`inference_copy`, used through `SpeechLLM.decoding`): for decoding only, a copy of the LLM
+with LoRA merged into the base weights (no adapter matmuls per step), optionally in bfloat16 (half the bytes
+per step; Gemma-3-270M's 262k-word head alone is 671 MB in float32). The trained LLM is never modified. On
+this project's 2-core CPU (AMX and AVX512-BF16 present) bfloat16 did not pay, measured as process CPU time
+under load (benchmarks/results/speechllm-demo-cpu/decode_dtype.md): float32 stays the default.
 
     from soritune.speechllm.decoding import loop_period
     loop_period([5, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7])  # -> 1
@@ -76,7 +76,8 @@ def bf16_matmul_native() -> bool:
 
 
 def resolve_dtype(dtype: str, model) -> str:
-    """`auto`: bfloat16 for a float LLM on a CPU with native bf16 matrix units, else float32."""
+    """`auto`: bfloat16 for a float LLM on a CPU with native bf16 matrix units, else float32 (opt-in: it did
+    not pay on the 2-core CPU measured, see the module docstring)."""
     if dtype != "auto":
         return dtype
     native = model.device.type == "cpu" and model.config.llm_quantization is None and bf16_matmul_native()

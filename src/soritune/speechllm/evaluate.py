@@ -32,7 +32,7 @@ def failure_flags(text: str) -> dict:
 
 
 def evaluate(model, data: str | Path, *, out_dir: str | Path | None = None, max_new_tokens: int = 128,
-             limit: int | None = None, batch_size: int = 8, dtype: str = "auto", progress=None) -> dict:
+             limit: int | None = None, batch_size: int = 8, dtype: str = "float32", progress=None) -> dict:
     """Generate for every row (greedy, `batch_size` rows per left-padded batch, the LLM in its decoding form:
     `dtype`, see SpeechLLM.decoding) and score by task; writes OUT/report.json and OUT/hyps.jsonl when out_dir
     is set."""

@@ -291,10 +291,11 @@ class SpeechLLM:
         return texts, gens
 
     @contextmanager
-    def decoding(self, dtype: str = "auto"):
-        """Within the block `self.llm` is the decoding form of the LLM (soritune.speechllm.decoding): `auto`
-        is a bfloat16 copy with LoRA merged on a CPU with native bf16 matrix units, else the LLM as it is;
-        the trained LLM is restored after (and is never modified). Nested blocks reuse the outer form."""
+    def decoding(self, dtype: str = "float32"):
+        """Within the block `self.llm` is the decoding form of the LLM (soritune.speechllm.decoding): in another
+        dtype than the LLM's, a copy in that dtype with LoRA merged (`auto`: bfloat16 on a CPU with native bf16
+        matrix units); in the same dtype, the LLM itself. The trained LLM is restored after (and is never
+        modified). Nested blocks reuse the outer form."""
         from soritune.speechllm.decoding import inference_copy, resolve_dtype
 
         dtype = resolve_dtype(dtype, self)

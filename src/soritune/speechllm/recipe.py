@@ -38,9 +38,10 @@ class RecipeConfig(StageConfig):
                                    "the stage-1 data (useful when stage 2 trains on other data).")
     max_new_tokens: int = Field(48, ge=1, description="Token cap per answer in evaluation.")
     eval_batch_size: int = Field(8, ge=1, description="Clips decoded together in evaluation (greedy, left-padded).")
-    decode_dtype: Literal["auto", "float32", "bfloat16"] = Field(
-        "auto", description="LLM dtype in evaluation and the efficiency protocol (auto: bfloat16 with LoRA merged "
-        "on a CPU with native bf16 matrix units, else float32; SpeechLLM.decoding).")
+    decode_dtype: Literal["float32", "bfloat16", "auto"] = Field(
+        "float32", description="LLM dtype in evaluation and the efficiency protocol: bfloat16 decodes a merged "
+        "bf16 copy (SpeechLLM.decoding; it did not pay on the 2-core CPU measured); auto: bfloat16 where the CPU "
+        "has native bf16 matrix units.")
     bench_audio_s: float = Field(10.0, gt=0, description="Audio seconds in the efficiency protocol (study: 10).")
     bench_repeats: int = Field(2, ge=1, description="Repeats of the efficiency protocol (median kept).")
     threads: int | None = Field(2, ge=1, description="torch CPU threads.")
