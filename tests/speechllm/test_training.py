@@ -143,6 +143,6 @@ def test_evaluate_scores_asr_and_captions(stage1, toy_jsonl, tmp_path):
     assert report["n"] == 2 and report["asr"]["n"] == 1 and report["captions"]["n"] == 1
     assert report["asr"]["cer"] is not None and report["captions"]["cider_d"] >= 0
     assert report["truncated_audio_s"] == 0.0 and report["audio_s"] == 3.0
-    assert set(report["failures"]) == {"empty", "refusal", "loop", "hit_max_tokens"}
+    assert set(report["failures"]) == {"empty", "refusal", "loop", "loop_stopped", "hit_max_tokens"}
     hyps = (tmp_path / "hyps.jsonl").read_text().splitlines()
     assert len(hyps) == 2 and (tmp_path / "report.json").is_file()

@@ -160,8 +160,9 @@ def run_bench(cfg: SpeechLLMBenchConfig, *, progress: Callable[[str], None] | No
         else:
             model = SpeechLLM(SpeechLLMConfig(encoder=cfg.encoder, llm=cfg.llm, projector=cfg.projector))
     dtype = getattr(torch, cfg.dtype)
-    for m in (model.projector, model.encoder.module) + (() if model.config.llm_quantization else (model.llm,)):
-        m.to(device=device, dtype=dtype)  # a bitsandbytes LLM stays as loaded
+    keep_llm = model.config.llm_quantization or model.decoding_dtype  # bitsandbytes, or a decoding form: as is
+    for m in (model.projector, model.encoder.module) + (() if keep_llm else (model.llm,)):
+        m.to(device=device, dtype=dtype)
     model.train(False)
     audio, prompt = bench_audio(cfg.audio_s), DEFAULT_PROMPTS["transcribe"]
     info = model.audio_embeddings([audio])[1][0]
@@ -176,6 +177,7 @@ def run_bench(cfg: SpeechLLMBenchConfig, *, progress: Callable[[str], None] | No
             rows.append(_row(protocol, attn, timed, meter.reading, device))
     env = environment(device, threads=torch.get_num_threads())
     doc = {"schema_version": 1, "kind": "speechllm", "config": cfg.model_dump(), "model": model.describe(),
+           "llm_dtype": model.llm_dtype,
            "audio": {"audio_s": info.audio_s, "n_chunks": info.n_chunks, "n_audio_tokens": info.n_audio_tokens,
                      "truncated_s": info.truncated_s},
            "device_name": describe_device(env), "environment": env, "rows": rows}
@@ -189,7 +191,7 @@ def run_bench(cfg: SpeechLLMBenchConfig, *, progress: Callable[[str], None] | No
 def render_markdown(doc: dict) -> str:
     m = doc["model"]["config"]
     lines = [f"# Speech LLM bench: {m['encoder']} + {m['projector']} + {m['llm']}", "",
-             f"- {doc['device_name']}; {doc['config']['dtype']}; batch 1; {doc['audio']['audio_s']:.1f} s audio "
+             f"- {doc['device_name']}; {doc['config']['dtype']} (LLM {doc.get('llm_dtype', doc['config']['dtype'])}); batch 1; {doc['audio']['audio_s']:.1f} s audio "
              f"-> {doc['audio']['n_audio_tokens']} audio tokens ({doc['audio']['n_chunks']} encoder pass(es), "
              f"{doc['audio']['truncated_s']} s truncated)",
              f"- load average (1/5/15 min) at the end: {doc['environment'].get('load_average_1_5_15')}", ""]

@@ -186,7 +186,9 @@ def render(report: dict) -> str:
              f"{_num(r['ttft_ms'])} | {_num(r['tpot_ms'])} | {_num(r['peak_mem_gb'], 2)} |"]
     lines += [f"| {w['name']} (main demo) | {_pct(w['asr_cer'])} | {w['asr_n']} | - | - | - | - | - |"
               for w in report["whisper"]]
-    lines += ["", f"Failures: {r['failures']}; truncated audio {r['truncated_audio_s']} s. TTFT = encode "
+    lines += ["", f"Failures: {r['failures']}; truncated audio {r['truncated_audio_s']} s. Decoding: greedy, LLM in "
+              f"{r.get('decode_dtype', 'float32')}, at most {report['config']['recipe']['max_new_tokens']} new tokens, "
+              f"rows stopped at the end of turn or by the loop guard. TTFT = encode "
               f"{report['config']['recipe']['bench_audio_s']:g} s of audio + wrap the prompt + one prefill forward; "
               f"TPOT = one KV-cached decode step; peak memory: {r['peak_mem_definition']}.", ""]
     return "\n".join(lines)

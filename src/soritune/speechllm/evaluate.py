@@ -1,5 +1,5 @@
 """Evaluate a speech LLM on a speech-LLM JSONL: ASR rows through soritune's scorer (CER/WER with 95% CIs,
-loops, empty outputs, token-cap hits), caption rows through CIDEr-D (COCO words, and soritune's Korean
+loops, empty outputs, token-cap hits, rows the loop guard stopped), caption rows through CIDEr-D (COCO words, and soritune's Korean
 character score), plus the failures users meet with LLM transcribers: refusals, loops, empty outputs and
 truncated audio (always 0 here: long clips are chunked).
 
@@ -32,26 +32,32 @@ def failure_flags(text: str) -> dict:
 
 
 def evaluate(model, data: str | Path, *, out_dir: str | Path | None = None, max_new_tokens: int = 128,
-             limit: int | None = None, batch_size: int = 8, progress=None) -> dict:
-    """Generate for every row (greedy, `batch_size` rows per left-padded batch) and score by task; writes
-    OUT/report.json and OUT/hyps.jsonl when out_dir is set."""
+             limit: int | None = None, batch_size: int = 8, dtype: str = "float32", progress=None) -> dict:
+    """Generate for every row (greedy, `batch_size` rows per left-padded batch, the LLM in its decoding form:
+    `dtype`, see SpeechLLM.decoding) and score by task; writes OUT/report.json and OUT/hyps.jsonl when out_dir
+    is set."""
     rows = read_examples(data, limit=limit)
     hyps, meta, per_row = {}, {}, []
     t0 = time.perf_counter()
-    for start in range(0, len(rows), batch_size):
-        group = rows[start: start + batch_size]
-        texts, gens = model.generate_batch([load_clip(r) for r in group], [r["prompt"] for r in group],
-                                           max_new_tokens=max_new_tokens)
-        for row, text, gen in zip(group, texts, gens):
-            hyps[row["id"]] = text
-            meta[row["id"]] = {"n_tokens": gen["new_tokens"], "hit_max_tokens": gen["hit_max_tokens"]}
-            per_row.append({"id": row["id"], "task": row["task"], "hypothesis": text, **failure_flags(text),
-                            "hit_max_tokens": gen["hit_max_tokens"], "audio_s": gen["audio"].audio_s,
-                            "n_chunks": gen["audio"].n_chunks, "truncated_s": gen["audio"].truncated_s})
-        if progress:
-            progress(len(per_row), len(rows))
-    report: dict = {"n": len(rows), "generate_s": round(time.perf_counter() - t0, 2), "model": model.describe(),
-                    "failures": {k: sum(r[k] for r in per_row) for k in ("empty", "refusal", "loop", "hit_max_tokens")},
+    with model.decoding(dtype):
+        decode_dtype = model.llm_dtype
+        for start in range(0, len(rows), batch_size):
+            group = rows[start: start + batch_size]
+            texts, gens = model.generate_batch([load_clip(r) for r in group], [r["prompt"] for r in group],
+                                               max_new_tokens=max_new_tokens)
+            for row, text, gen in zip(group, texts, gens):
+                hyps[row["id"]] = text
+                meta[row["id"]] = {"n_tokens": gen["new_tokens"], "hit_max_tokens": gen["hit_max_tokens"]}
+                per_row.append({"id": row["id"], "task": row["task"], "hypothesis": text, **failure_flags(text),
+                                "hit_max_tokens": gen["hit_max_tokens"], "loop_stopped": gen["loop_stopped"],
+                                "audio_s": gen["audio"].audio_s, "n_chunks": gen["audio"].n_chunks,
+                                "truncated_s": gen["audio"].truncated_s})
+            if progress:
+                progress(len(per_row), len(rows))
+    report: dict = {"n": len(rows), "generate_s": round(time.perf_counter() - t0, 2), "decode_dtype": decode_dtype,
+                    "model": model.describe(),
+                    "failures": {k: sum(r[k] for r in per_row)
+                                 for k in ("empty", "refusal", "loop", "loop_stopped", "hit_max_tokens")},
                     "truncated_audio_s": sum(r["truncated_s"] for r in per_row),
                     "audio_s": round(sum(r["audio_s"] for r in per_row), 2)}
     asr = [r for r in rows if r["task"] == "transcribe"]

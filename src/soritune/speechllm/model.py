@@ -12,6 +12,7 @@ loss covers only those tokens.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,7 @@ class SpeechLLM:
         self.covered_s = covered_frames(self.projector, 1500) * FRAME_S
         self._end_of_turn = self._template_end_of_turn()
         self.last_generation: dict | None = None
+        self.decoding_dtype: str | None = None  # set inside `decoding()`: the dtype of the LLM copy in use
         if config.lora:
             self.enable_lora()
 
@@ -108,6 +110,11 @@ class SpeechLLM:
         for m in (self.projector, self.llm, self.encoder.module):
             m.to(device)
         return self
+
+    @property
+    def llm_dtype(self) -> str:
+        """The LLM's float dtype ('float32', 'bfloat16', ...; a bitsandbytes LLM: its embeddings')."""
+        return str(self.llm.get_input_embeddings().weight.dtype).removeprefix("torch.")
 
     @property
     def device(self):
@@ -253,27 +260,54 @@ class SpeechLLM:
         return texts[0]
 
     def generate_batch(self, clips: list[np.ndarray], prompts: list[str], *, max_new_tokens: int = 128,
-                       streamer=None, system: str | None = None) -> tuple[list[str], list[dict]]:
+                       streamer=None, system: str | None = None, stop_loops: bool = True
+                       ) -> tuple[list[str], list[dict]]:
         """Greedy answers to several clips in one left-padded batch (one KV-cached decode step serves every
-        row: CPU decoding is memory-bound, so a batch of 8 costs about what one row does). Returns the texts
-        and, per row, what `last_generation` holds for one."""
+        row: CPU decoding is memory-bound, so a batch of 8 costs about what one row does). A row ends at the
+        chat template's end of turn (or EOS) or, with `stop_loops`, once it loops (soritune.speechllm.decoding:
+        what it generated until then is kept; `loop_stopped`). Returns the texts and, per row, what
+        `last_generation` holds for one."""
         import torch
+
+        from soritune.speechllm.decoding import loop_guard
 
         batch = self.build_inputs(clips, prompts, system=system)
         stops = self.stop_ids()
+        guard = loop_guard(stops) if stop_loops else None
         with torch.no_grad():
             out = self.llm.generate(inputs_embeds=batch["inputs_embeds"], attention_mask=batch["attention_mask"],
                                     max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=stops,
-                                    pad_token_id=self.tokenizer.pad_token_id, streamer=streamer)
+                                    pad_token_id=self.tokenizer.pad_token_id, streamer=streamer,
+                                    stopping_criteria=[guard] if guard else None)
         texts, gens = [], []
         for k, row in enumerate(out.tolist()):
             end = next((i for i, t in enumerate(row) if t in stops), None)
-            ids = row if end is None else row[: end + 1]
+            looped = guard is not None and end is None and k in guard.stopped_at
+            ids = row[: guard.stopped_at[k]] if looped else row if end is None else row[: end + 1]
             texts.append(self.tokenizer.decode(ids, skip_special_tokens=True).strip())
             gens.append({"audio": batch["audio"][k], "new_tokens": len(ids),
-                         "prompt_tokens": int(batch["attention_mask"][k].sum()),
-                         "hit_max_tokens": end is None and len(ids) >= max_new_tokens})
+                         "prompt_tokens": int(batch["attention_mask"][k].sum()), "loop_stopped": looped,
+                         "hit_max_tokens": end is None and not looped and len(ids) >= max_new_tokens})
         return texts, gens
+
+    @contextmanager
+    def decoding(self, dtype: str = "float32"):
+        """Within the block `self.llm` is the decoding form of the LLM (soritune.speechllm.decoding): in another
+        dtype than the LLM's, a copy in that dtype with LoRA merged (`auto`: bfloat16 on a CPU with native bf16
+        matrix units); in the same dtype, the LLM itself. The trained LLM is restored after (and is never
+        modified). Nested blocks reuse the outer form."""
+        from soritune.speechllm.decoding import inference_copy, resolve_dtype
+
+        dtype = resolve_dtype(dtype, self)
+        if self.decoding_dtype is not None or dtype == self.llm_dtype or self.config.llm_quantization:
+            yield self
+            return
+        trained, self.llm = self.llm, inference_copy(self.llm, dtype)
+        self.decoding_dtype = dtype
+        try:
+            yield self
+        finally:
+            self.llm, self.decoding_dtype = trained, None
 
     # ---- save / load -------------------------------------------------------------------------
     def save(self, out_dir: str | Path) -> Path:
