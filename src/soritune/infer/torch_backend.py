@@ -107,7 +107,8 @@ class TorchBackend(Decoder):
             config = GenerationConfig(
                 decoder_start_token_id=prompts[members[0]][0], eos_token_id=eot, pad_token_id=eot,
                 max_new_tokens=options.max_new_tokens, num_beams=1 if sampling else options.beam_size,
-                do_sample=sampling, num_return_sequences=options.best_of if sampling else 1, temperature=temperature if sampling else None, top_k=0 if sampling else None,
+                do_sample=sampling, num_return_sequences=options.best_of if sampling else 1,
+                temperature=temperature if sampling else None, top_k=0 if sampling else None,
                 length_penalty=options.length_penalty, repetition_penalty=options.repetition_penalty,
                 no_repeat_ngram_size=options.no_repeat_ngram_size, suppress_tokens=suppress or None,
                 begin_suppress_tokens=[tokenizer.encode(" ")[0], eot] if options.suppress_blank else None)
