@@ -96,3 +96,40 @@ def test_cli_say_and_prepare_synth_take_the_kokoro_backend(tmp_path):
     assert built.exit_code == 0, built.output
     (row,) = read_manifest(out / "train.jsonl")
     assert row["speaker"].startswith("kokoro:") and 0.9 <= row["speed"] <= 1.15
+
+
+class _RacyCore:
+    """The package's assembly pattern: one shared temp file, written slowly, then renamed into place."""
+
+    def __init__(self, out):
+        self.out = out
+
+    def model_path(self):
+        import time
+
+        if self.out.exists():
+            return self.out
+        tmp = self.out.with_suffix(".tmp")
+        with open(tmp, "wb") as f:
+            f.write(b"model")
+            time.sleep(0.3)
+        tmp.replace(self.out)
+        return self.out
+
+
+def _assemble_in_worker(cache: str, out: str) -> str:
+    import os
+    from pathlib import Path
+
+    os.environ["SORITUNE_CACHE"] = cache
+    return str(K._assembled_model(_RacyCore(Path(out))))
+
+
+def test_parallel_workers_assemble_the_model_once_without_racing(tmp_path):
+    """A fresh machine: every synthesis worker asks for the model at once; none may fail on the temp file."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    out = tmp_path / "kokoro.onnx"
+    with ProcessPoolExecutor(3) as pool:
+        paths = list(pool.map(_assemble_in_worker, [str(tmp_path / "cache")] * 3, [str(out)] * 3))
+    assert paths == [str(out)] * 3 and out.read_bytes() == b"model"

