@@ -93,6 +93,19 @@ def test_cli_help_has_an_example_per_verb():
         assert res.exit_code == 0 and "Example: soritune speechllm" in res.output
 
 
+def test_demo_help_shows_the_demo_budget_not_a_plain_recipes_defaults():
+    from typer.testing import CliRunner
+
+    from soritune.cli import app
+    from soritune.speechllm.demo import DEMO_BUDGET
+
+    res = CliRunner().invoke(app, ["speechllm", "demo", "--help"], env={"COLUMNS": "240"})
+    assert res.exit_code == 0
+    for flag, key in (("--stage1-steps", "stage1_steps"), ("--stage2-steps", "stage2_steps")):
+        line = next(ln for ln in res.output.splitlines() if flag in ln)
+        assert f"[default: {DEMO_BUDGET[key]}]" in line, line
+
+
 def test_swift_file_converts_with_durations(tmp_path):
     from soritune.speechllm.data import convert_swift_jsonl
 

@@ -122,8 +122,9 @@ def _fields(model) -> list[tuple[str, Any, str, str]]:
 
 
 def _specs(model, *, include=None, exclude=(), short=None, rename=None, extra=None, csv=(), label: str = "",
-           prefix: tuple[str, ...] = ()) -> list[_Spec]:
-    short, rename, extra = short or {}, rename or {}, extra or {}
+           prefix: tuple[str, ...] = (), defaults: dict | None = None) -> list[_Spec]:
+    """`defaults`: {field: value} a command applies on top of the config's own (shown as the default)."""
+    short, rename, extra, defaults = short or {}, rename or {}, extra or {}, defaults or {}
     seps = csv if isinstance(csv, dict) else dict.fromkeys(csv, "")
     specs = []
     for name, fields, owner, default in _fields(model):
@@ -135,6 +136,8 @@ def _specs(model, *, include=None, exclude=(), short=None, rename=None, extra=No
             continue
         flags = rename.get(name, "--" + name.replace("_", "-"))
         flags = [flags] if isinstance(flags, str) else list(flags)
+        if defaults.get(name) is not None:
+            default = f"  \\[default: {defaults[name]}]"
         help_text = label + owner + (field.description or name).rstrip(".") + default
         decls = [flags[0] if "/" in flags[0] else f"{flags[0]}/--no-{flags[0][2:]}"] if kind is bool else flags
         if name in short:

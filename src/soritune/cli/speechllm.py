@@ -163,12 +163,14 @@ def cider(
 
 
 RECIPE_FLAGS = ("stage1_steps", "stage2_steps", "batch_size", "max_new_tokens", "threads")
+_DEMO_RECIPE = SpeechLLMDemoConfig().recipe  # the demo's defaults differ from a plain recipe's (DEMO_BUDGET)
 
 
 @sllm_app.command("demo")
 @config_options(SpeechLLMDemoConfig, short={"out": "-o"}, exclude=("test_set",),
-                nested={"recipe": (RecipeConfig, {"include": RECIPE_FLAGS}),
-                        "recipe.model": (SpeechLLMConfig, {"include": ("encoder", "llm", "projector")})})
+                nested={"recipe": (RecipeConfig, {"include": RECIPE_FLAGS, "defaults": _DEMO_RECIPE.model_dump()}),
+                        "recipe.model": (SpeechLLMConfig, {"include": ("encoder", "llm", "projector"),
+                                                           "defaults": _DEMO_RECIPE.model.model_dump()})})
 def demo(fields: dict, config: Path | None = ConfigOpt, set_: list[str] | None = SetOpt) -> None:
     """The offline speech-LLM demo: bundled whisper-base + Gemma-3-270M, stage 1 + 2 on the synthetic Korean
     lecture speech and a synthesised captioning set; reports ASR CER, CIDEr-D, TTFT, TPOT and peak memory.
