@@ -213,6 +213,31 @@ def test_next_context_is_whispers_rule():
     assert next_context([7], [1], 0.6, False) == [] and next_context([7], [1], 0.0, True) == []
 
 
+def test_a_chunk_failing_at_every_temperature_resets_the_prompt():
+    """faster-whisper's rule: when every temperature fails, the best attempt is kept but the last
+    temperature tried is passed on, so the loop it wrote is not the next chunk's prompt."""
+    from soritune.infer.decode import _generate_with_fallback
+
+    class Tok:
+        eot = 100
+
+        def decode(self, tokens):
+            return "".join(chr(0xAC00 + t) for t in tokens)
+
+    class LoopingEngine:
+        def take(self, encoded, idx):
+            return [encoded[i] for i in idx]
+
+        def generate(self, encoded, prompts, temperature, options, tokenizer):
+            loop = [1, 2] * 40  # compression ratio far above 2.4 at every temperature
+            return [(loop, -0.2 - temperature, 0.01) for _ in prompts]
+
+    o = opts(temperatures=[0.0, 0.4, 0.8], log_prob_threshold=None)
+    ((tokens, avg, _nsp, temperature),) = _generate_with_fallback(LoopingEngine(), ["x"], [[]], Tok(), o)
+    assert avg == pytest.approx(-0.2) and tokens == [1, 2] * 40  # the likeliest attempt: temperature 0's
+    assert temperature == 0.8 and next_context([7], tokens, temperature, False) == []
+
+
 def test_split_timestamps():
     b = 1000
     assert split_timestamps([b, 1, 2, b + 50, b + 50, 3, b + 100], b, 5.0) == [(0.0, 1.0, [1, 2]), (1.0, 2.0, [3])]

@@ -242,7 +242,9 @@ def _needs_fallback(text: str, avg_logprob: float, no_speech_prob: float, option
 
 def _generate_with_fallback(engine, encoded, prompts, tokenizer, options: DecodeOptions):
     """(tokens, avg_logprob, no_speech_prob, temperature) per item; failing items retried at the next
-    temperature; if every temperature fails, the least repetitive, then most likely, attempt is kept."""
+    temperature; if every temperature fails, the least repetitive, then most likely, attempt is kept, with
+    the last temperature tried (as faster-whisper passes it on): the prompt is then reset after it
+    (`next_context`), so a chunk that looped at every temperature does not seed the next one's loop."""
     n = len(prompts)
     final: list = [None] * n
     best: list = [None] * n
@@ -267,7 +269,8 @@ def _generate_with_fallback(engine, encoded, prompts, tokenizer, options: Decode
         if not pending:
             break
     for i in pending:
-        final[i] = best[i][1]
+        tokens, avg_logprob, no_speech_prob, _kept = best[i][1]
+        final[i] = (tokens, avg_logprob, no_speech_prob, options.temperatures[-1])
     return final
 
 
