@@ -234,8 +234,40 @@ def test_a_chunk_failing_at_every_temperature_resets_the_prompt():
 
     o = opts(temperatures=[0.0, 0.4, 0.8], log_prob_threshold=None)
     ((tokens, avg, _nsp, temperature),) = _generate_with_fallback(LoopingEngine(), ["x"], [[]], Tok(), o)
-    assert avg == pytest.approx(-0.2) and tokens == [1, 2] * 40  # the likeliest attempt: temperature 0's
+    assert avg == pytest.approx(-0.2) and tokens == [1, 2]  # the likeliest attempt (temperature 0's), cut before its loop
     assert temperature == 0.8 and next_context([7], tokens, temperature, False) == []
+
+
+def test_a_loop_diluted_below_the_compression_ratio_still_falls_back():
+    """A chunk of several sentences with a loop in one: the gzip ratio stays under 2.4, the token loop
+    test catches it; the first non-looping attempt is kept. Thresholds off: no loop test either."""
+    from soritune.infer.decode import _generate_with_fallback, compression_ratio, without_loop
+
+    class Tok:
+        eot = 1000
+
+        def decode(self, tokens):
+            return "".join(chr(0xAC00 + t) for t in tokens)
+
+    prose = list(range(60))
+    looped = prose + [7, 8] * 8  # 16 looping tokens after 60 ordinary ones
+    assert compression_ratio(Tok().decode(looped)) < 2.4
+
+    class Engine:
+        def take(self, encoded, idx):
+            return [encoded[i] for i in idx]
+
+        def generate(self, encoded, prompts, temperature, options, tokenizer):
+            return [(looped if temperature == 0 else prose, -0.3, 0.01) for _ in prompts]
+
+    ((tokens, _avg, _nsp, temperature),) = _generate_with_fallback(Engine(), ["x"], [[]], Tok(), opts(temperatures=[0.0, 0.2]))
+    assert tokens == prose and temperature == 0.2
+    off = opts(temperatures=[0.0, 0.2], compression_ratio_threshold=None)
+    assert _generate_with_fallback(Engine(), ["x"], [[]], Tok(), off)[0][0] == looped
+    # a kept loop is cut after its first unit; timestamp tokens (>= eot) do not hide it
+    ts = [2000, 5, 6, 2010, 2011] + [7, 8] * 4 + [2020, 2021] + [7, 8] * 4
+    assert without_loop(ts, 1000) == [2000, 5, 6, 2010, 2011, 7, 8]
+    assert without_loop(prose, 1000) == prose
 
 
 def test_split_timestamps():

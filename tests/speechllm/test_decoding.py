@@ -4,7 +4,7 @@ and stopping never changes the tokens generated before the stop."""
 import pytest
 import torch
 
-from soritune.speechllm.decoding import LOOP_MIN_TOKENS, loop_period
+from soritune.loops import LOOP_MIN_TOKENS, loop_period
 
 from .conftest import tiny_config, tone
 

@@ -24,6 +24,7 @@ import numpy as np
 from soritune.audio import SAMPLE_RATE
 from soritune.infer.base import Transcription, batches
 from soritune.infer.options import DecodeOptions
+from soritune.loops import loop_start
 
 TIME_PRECISION_S = 0.02  # one Whisper timestamp token
 PREPEND_PUNCTUATIONS = "\"'“¿([{-"
@@ -230,20 +231,41 @@ def _add_words(timer, tokenizer, encoded, idx, audios, chunks) -> None:
                              "probability": round(float(w["probability"]), 4)} for w in seg.get("words", [])]
 
 
-def _needs_fallback(text: str, avg_logprob: float, no_speech_prob: float, options: DecodeOptions) -> bool:
+def too_repetitive(text: str, content: list[int], options: DecodeOptions) -> bool:
+    """Whisper's repetition test (gzip compression ratio of the text above the threshold), or a token loop
+    anywhere in it (`soritune.loops`): a 30-s chunk of several sentences dilutes a loop in one of them below
+    the ratio (",5,5,5,5..." over half a chunk measured 2.2-2.36 on benchmarks/longform.py, seed 1); off with the threshold."""
+    if options.compression_ratio_threshold is None:
+        return False
+    return compression_ratio(text) > options.compression_ratio_threshold or loop_start(content) is not None
+
+
+def without_loop(tokens: list[int], eot: int) -> list[int]:
+    """The tokens up to the first loop's first unit (timestamp tokens kept; the loop judged on the text
+    tokens): what is kept of an attempt that looped at every temperature. The speech the loop covered
+    is left unwritten, so the long-form second pass can decode it on its own."""
+    where = [k for k, t in enumerate(tokens) if t < eot]
+    found = loop_start([tokens[k] for k in where])
+    if found is None:
+        return list(tokens)
+    start, period = found
+    return list(tokens[:where[start + period - 1] + 1])
+
+
+def _needs_fallback(text: str, content: list[int], avg_logprob: float, no_speech_prob: float,
+                    options: DecodeOptions) -> bool:
     if options.no_speech_threshold is not None and no_speech_prob > options.no_speech_threshold and (
             options.log_prob_threshold is None or avg_logprob < options.log_prob_threshold):
         return False  # silence: no point decoding again
-    too_repetitive = (options.compression_ratio_threshold is not None
-                      and compression_ratio(text) > options.compression_ratio_threshold)
+    repetitive = too_repetitive(text, content, options)
     too_unlikely = options.log_prob_threshold is not None and avg_logprob < options.log_prob_threshold
-    return too_repetitive or too_unlikely
+    return repetitive or too_unlikely
 
 
 def _generate_with_fallback(engine, encoded, prompts, tokenizer, options: DecodeOptions):
     """(tokens, avg_logprob, no_speech_prob, temperature) per item; failing items retried at the next
-    temperature; if every temperature fails, the least repetitive, then most likely, attempt is kept, with
-    the last temperature tried (as faster-whisper passes it on): the prompt is then reset after it
+    temperature; if every temperature fails, the least repetitive, then most likely, attempt is kept (cut
+    before its loop, `without_loop`), with the last temperature tried (as faster-whisper passes it on): the prompt is then reset after it
     (`next_context`), so a chunk that looped at every temperature does not seed the next one's loop."""
     n = len(prompts)
     final: list = [None] * n
@@ -254,14 +276,13 @@ def _generate_with_fallback(engine, encoded, prompts, tokenizer, options: Decode
         results = engine.generate(sub, [prompts[i] for i in pending], temperature, options, tokenizer)
         still = []
         for i, (tokens, avg_logprob, no_speech_prob) in zip(pending, results):
-            text = tokenizer.decode([t for t in tokens if t < tokenizer.eot])
+            content = [t for t in tokens if t < tokenizer.eot]
+            text = tokenizer.decode(content)
             attempt = (tokens, avg_logprob, no_speech_prob, temperature)
-            cr_ok = (options.compression_ratio_threshold is None
-                     or compression_ratio(text) <= options.compression_ratio_threshold)
-            rank = (cr_ok, avg_logprob)
+            rank = (not too_repetitive(text, content, options), avg_logprob)
             if best[i] is None or rank > best[i][0]:
                 best[i] = (rank, attempt)
-            if _needs_fallback(text, avg_logprob, no_speech_prob, options):
+            if _needs_fallback(text, content, avg_logprob, no_speech_prob, options):
                 still.append(i)
             else:
                 final[i] = attempt
@@ -270,7 +291,7 @@ def _generate_with_fallback(engine, encoded, prompts, tokenizer, options: Decode
             break
     for i in pending:
         tokens, avg_logprob, no_speech_prob, _kept = best[i][1]
-        final[i] = (tokens, avg_logprob, no_speech_prob, options.temperatures[-1])
+        final[i] = (without_loop(tokens, tokenizer.eot), avg_logprob, no_speech_prob, options.temperatures[-1])
     return final
 
 

@@ -2,8 +2,8 @@
 
 Loop guard: an under-trained speech LLM (and, users report, a trained one on odd audio) answers with a
 token unit repeated up to the token cap ("1000000000...", "the the the ..."); each row of a batch that loops
-keeps the whole batch decoding until the cap. A row stops once its newest tokens are one unit of 1-16
-tokens repeated back to back `LOOP_REPEATS`+ times over `LOOP_MIN_TOKENS`+ tokens (what was generated up to
+keeps the whole batch decoding until the cap. A row stops once its newest tokens loop (`soritune.loops`:
+one unit of 1-16 tokens repeated back to back 3+ times over 12+ tokens; what was generated up to
 there is kept, and the row is counted as loop-stopped: nothing is trimmed or hidden).
 
 Decoding form (`inference_copy`, used through `SpeechLLM.decoding`): for decoding only, a copy of the LLM
@@ -12,29 +12,13 @@ per step; Gemma-3-270M's 262k-word head alone is 671 MB in float32). The trained
 this project's 2-core CPU (AMX and AVX512-BF16 present) bfloat16 did not pay, measured as process CPU time
 under load (benchmarks/results/speechllm-demo-cpu/decode_dtype.md): float32 stays the default.
 
-    from soritune.speechllm.decoding import loop_period
+    from soritune.loops import loop_period
     loop_period([5, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7])  # -> 1
 """
 
 from __future__ import annotations
 
-LOOP_REPEATS = 3  # repetitions of the unit
-LOOP_MIN_TOKENS = 12  # and at least this many tokens in the repeated run
-LOOP_MAX_UNIT = 16  # longest unit (tokens) looked for
-LOOP_DEFINITION = (f"a unit of 1-{LOOP_MAX_UNIT} tokens repeated back to back {LOOP_REPEATS}+ times over "
-                   f"{LOOP_MIN_TOKENS}+ tokens")
-
-
-def loop_period(ids: list[int]) -> int | None:
-    """The unit length (tokens) when the tail of `ids` loops (LOOP_DEFINITION), else None."""
-    n = len(ids)
-    for p in range(1, LOOP_MAX_UNIT + 1):
-        need = max(LOOP_MIN_TOKENS, LOOP_REPEATS * p)
-        if n < need:
-            break
-        if all(ids[n - 1 - i] == ids[n - 1 - i - p] for i in range(need - p)):
-            return p
-    return None
+from soritune.loops import loop_period
 
 
 def loop_guard(stop_ids: list[int]):
