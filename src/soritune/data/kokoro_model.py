@@ -16,8 +16,10 @@ it would push the transposes into the instance norms and make their ReduceMeans 
 
 The derived model lives in the soritune cache dir, named by the source model's sha256 and CONVERSION_VERSION,
 written atomically (temp file + rename) so parallel workers never read a half-written file. If `onnx` is
-missing or the conversion fails, `prepare()` returns the original model and warns once: synthesis never
-fails because of this optimisation.
+missing, the conversion fails, or the installed onnxruntime does not compute the rewrite as it computes
+ConvInteger (`rewrite_exact`, checked on a small graph once per process: onnxruntime 1.32 does not),
+`prepare()` returns the original model and warns once: synthesis never fails and never degrades because of
+this optimisation.
 """
 
 from __future__ import annotations
@@ -50,6 +52,10 @@ def prepare(source: Path, source_sha256: str) -> PreparedModel:
     original = PreparedModel(Path(source), source_sha256)
     dest = derived_path(source_sha256)
     try:
+        if not rewrite_exact():
+            import onnxruntime
+
+            raise RuntimeError(f"the rewrite does not reproduce ConvInteger on onnxruntime {onnxruntime.__version__}")
         if not dest.exists():
             _build(Path(source), dest)
         return PreparedModel(dest, f"{source_sha256}+int8gemm-v{CONVERSION_VERSION}")
@@ -59,6 +65,78 @@ def prepare(source: Path, source_sha256: str) -> PreparedModel:
             log.warning("kokoro: using the slower int8 model: could not build the int8-GEMM model (%s: %s)",
                         type(e).__name__, e)
         return original
+
+
+def probe_model(c_in: int = 16, c_out: int = 24, k: int = 3, dilation: int = 1, stride: int = 1,
+                pads: tuple[int, int] = (1, 1), seed: int = 0):
+    """A small graph with the chain the ONNX dynamic quantiser writes for a Conv1d with bias, then Kokoro's
+    Snake Pow(., 2): what `rewrite_integer_convs` rewrites."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    inits = [
+        numpy_helper.from_array(rng.integers(0, 256, (c_out, c_in, k)).astype(np.uint8), "w_q"),
+        numpy_helper.from_array(np.array(131, np.uint8), "w_zp"),
+        numpy_helper.from_array(np.array(0.004, np.float32), "w_scale"),
+        numpy_helper.from_array(rng.normal(size=c_out).astype(np.float32), "bias"),
+        numpy_helper.from_array(np.array([1, -1, 1], np.int64), "bias_shape"),
+        numpy_helper.from_array(np.array(2.0, np.float32), "two"),
+    ]
+    nodes = [
+        helper.make_node("DynamicQuantizeLinear", ["x"], ["x_q", "x_scale", "x_zp"]),
+        helper.make_node("Mul", ["x_scale", "w_scale"], ["bias_scale"]),
+        helper.make_node("Div", ["bias", "bias_scale"], ["bias_div"]),
+        helper.make_node("Floor", ["bias_div"], ["bias_floor"]),
+        helper.make_node("Cast", ["bias_floor"], ["bias_q"], to=TensorProto.INT32),
+        helper.make_node("Reshape", ["bias_q", "bias_shape"], ["bias_r"]),
+        helper.make_node("ConvInteger", ["x_q", "w_q", "x_zp", "w_zp"], ["acc"], name="conv", kernel_shape=[k],
+                         dilations=[dilation], strides=[stride], pads=list(pads), group=1),
+        helper.make_node("Add", ["acc", "bias_r"], ["acc_b"]),
+        helper.make_node("Cast", ["acc_b"], ["acc_f"], to=TensorProto.FLOAT),
+        helper.make_node("Mul", ["acc_f", "bias_scale"], ["y"]),
+        helper.make_node("Pow", ["y", "two"], ["y2"]),
+    ]
+    graph = helper.make_graph(nodes, "q", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c_in, "T"])],
+                              [helper.make_tensor_value_info("y2", TensorProto.FLOAT, [1, c_out, "T_out"])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20), helper.make_opsetid("com.microsoft", 1)])
+    model.ir_version = 9
+    return model
+
+
+def run_probe(model, x, fast: bool):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"],
+                                   disabled_optimizers=FAST_DISABLED_OPTIMIZERS if fast else None)
+    return session.run(None, {"x": x})[0]
+
+
+_exact: list[bool] = []
+
+
+def rewrite_exact() -> bool:
+    """Whether the rewrite reproduces ConvInteger with the installed onnxruntime, on `probe_model` (checked
+    once per process, milliseconds). onnxruntime 1.32 broke it (the derived model spoke gibberish: whisper-base
+    read "유리가 고액식지 크래봇으로..." for "질량 917g을 들어 올리는..."), so it is checked, never assumed."""
+    if not _exact:
+        import copy
+
+        import numpy as np
+
+        model = probe_model()
+        x = np.random.default_rng(1).normal(size=(1, 16, 97)).astype(np.float32)
+        expected = run_probe(model, x, fast=False)
+        fast = copy.deepcopy(model)
+        ok = rewrite_integer_convs(fast) == 1
+        if ok:
+            got = run_probe(fast, x, fast=True)
+            ok = got.shape == expected.shape and bool(
+                np.allclose(got, expected, rtol=1e-4, atol=1e-4 * float(np.abs(expected).max())))
+        _exact.append(ok)
+    return _exact[0]
 
 
 def _build(source: Path, dest: Path) -> int:
