@@ -265,7 +265,7 @@ def _needs_fallback(text: str, content: list[int], avg_logprob: float, no_speech
 def _generate_with_fallback(engine, encoded, prompts, tokenizer, options: DecodeOptions):
     """(tokens, avg_logprob, no_speech_prob, temperature) per item; failing items retried at the next
     temperature; if every temperature fails, the least repetitive, then most likely, attempt is kept (cut
-    before its loop, `without_loop`), with the last temperature tried (as faster-whisper passes it on): the prompt is then reset after it
+    before its loop, `without_loop`, when a fallback ladder was climbed), with the last temperature tried (as faster-whisper passes it on): the prompt is then reset after it
     (`next_context`), so a chunk that looped at every temperature does not seed the next one's loop."""
     n = len(prompts)
     final: list = [None] * n
@@ -291,7 +291,9 @@ def _generate_with_fallback(engine, encoded, prompts, tokenizer, options: Decode
             break
     for i in pending:
         tokens, avg_logprob, no_speech_prob, _kept = best[i][1]
-        final[i] = (without_loop(tokens, tokenizer.eot), avg_logprob, no_speech_prob, options.temperatures[-1])
+        if options.fallback:  # a ladder was climbed and every rung looped; one temperature: kept whole, as faster-whisper
+            tokens = without_loop(tokens, tokenizer.eot)
+        final[i] = (tokens, avg_logprob, no_speech_prob, options.temperatures[-1])
     return final
 
 
