@@ -252,12 +252,10 @@ def without_loop(tokens: list[int], eot: int) -> list[int]:
     return list(tokens[:where[start + period - 1] + 1])
 
 
-def _needs_fallback(text: str, content: list[int], avg_logprob: float, no_speech_prob: float,
-                    options: DecodeOptions) -> bool:
+def _needs_fallback(repetitive: bool, avg_logprob: float, no_speech_prob: float, options: DecodeOptions) -> bool:
     if options.no_speech_threshold is not None and no_speech_prob > options.no_speech_threshold and (
             options.log_prob_threshold is None or avg_logprob < options.log_prob_threshold):
         return False  # silence: no point decoding again
-    repetitive = too_repetitive(text, content, options)
     too_unlikely = options.log_prob_threshold is not None and avg_logprob < options.log_prob_threshold
     return repetitive or too_unlikely
 
@@ -279,10 +277,11 @@ def _generate_with_fallback(engine, encoded, prompts, tokenizer, options: Decode
             content = [t for t in tokens if t < tokenizer.eot]
             text = tokenizer.decode(content)
             attempt = (tokens, avg_logprob, no_speech_prob, temperature)
-            rank = (not too_repetitive(text, content, options), avg_logprob)
+            repetitive = too_repetitive(text, content, options)  # once per attempt: ranks it and decides the fallback
+            rank = (not repetitive, avg_logprob)
             if best[i] is None or rank > best[i][0]:
                 best[i] = (rank, attempt)
-            if _needs_fallback(text, content, avg_logprob, no_speech_prob, options):
+            if _needs_fallback(repetitive, avg_logprob, no_speech_prob, options):
                 still.append(i)
             else:
                 final[i] = attempt
