@@ -10,8 +10,8 @@ The recording: sentences from soritune's lecture-text generator (held-out side),
 0.9-1.1; `--tts espeak` for espeak-ng's robotic voices), each trimmed to its first and last audible
 sample so the boundaries are exact, separated by 1.5-4 s gaps of silence, synthesised music (chords
 with envelopes), room noise and mains hum in turn. Built once (Kokoro: ~1 CPU-s per audio second,
-cached under the soritune cache dir). Each system decodes the whole file with word timestamps on the
-same CTranslate2 weights, compute type and threads; with --adapter the merged model is converted once
+cached under the soritune cache dir by length, seed and voice model). Each system decodes the whole
+file with word timestamps on the same CTranslate2 weights, compute type and threads; with --adapter the merged model is converted once
 (soritune.infer.load_backend) and faster-whisper loads that same directory.
 
 Metrics:
@@ -222,20 +222,33 @@ def soritune_systems(overrides: list[str]) -> dict:
 
 
 def recording(args, out: Path):
-    """The recording of these arguments, built once and kept (float32 .npy + reference) under `out`."""
+    """The recording of these arguments, built once and kept in the soritune cache dir (float32 .npy and its
+    reference side by side, keyed by the voice model's identity too: a recording made by another Kokoro
+    model, or a broken one, is never reused); the reference is copied to `out`."""
+    import hashlib
+
     from platformdirs import user_cache_dir
 
-    key = f"{args.tts}-{args.minutes:g}min-seed{args.seed}"
+    if args.tts == "kokoro":
+        from soritune.data.kokoro_tts import model_identity
+
+        voice_model = hashlib.sha256(model_identity(args.threads).encode()).hexdigest()[:8]
+    else:
+        voice_model = "espeak"
+    key = f"{args.tts}-{args.minutes:g}min-seed{args.seed}-{voice_model}"
     cache = Path(os.environ.get("SORITUNE_CACHE", user_cache_dir("soritune"))) / "longform"
     cache.mkdir(parents=True, exist_ok=True)
-    npy, ref = cache / f"recording-{key}.npy", out / f"reference-{key}.json"
-    if npy.exists() and ref.exists():
-        data = json.loads(ref.read_text())
-        return np.load(npy), data["sentences"], data["gaps"], key
-    audio, sentences, gaps = build_recording(args.minutes, args.seed, args.tts, args.threads)
-    np.save(npy, audio)
-    ref.write_text(json.dumps({"sentences": sentences, "gaps": gaps}, ensure_ascii=False, indent=1))
-    return audio, sentences, gaps, key
+    npy, cached_ref, ref = cache / f"recording-{key}.npy", cache / f"reference-{key}.json", out / f"reference-{key}.json"
+    if npy.exists() and cached_ref.exists():
+        data = json.loads(cached_ref.read_text())
+        audio = np.load(npy)
+    else:
+        audio, sentences, gaps = build_recording(args.minutes, args.seed, args.tts, args.threads)
+        data = {"sentences": sentences, "gaps": gaps}
+        np.save(npy, audio)
+        cached_ref.write_text(json.dumps(data, ensure_ascii=False, indent=1))
+    ref.write_text(json.dumps(data, ensure_ascii=False, indent=1))
+    return audio, data["sentences"], data["gaps"], key
 
 
 def main() -> None:

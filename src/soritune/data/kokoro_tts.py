@@ -101,6 +101,12 @@ def _load(threads: int) -> dict:
         return _state
 
 
+def model_identity(threads: int = 1) -> str:
+    """The identity of the model this process speaks with (the derived model's, or the original's sha256):
+    what keys the clip cache, and what a cache of longer recordings made from clips should key on too."""
+    return _load(threads)["model_identity"]
+
+
 def _assembled_model(core) -> Path:
     """`core.model_path()` under an inter-process lock: on a fresh machine the synthesis workers would all
     assemble the model from its parts through the package's one shared temp file, and all but one fail."""
