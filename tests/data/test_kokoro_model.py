@@ -159,3 +159,27 @@ def test_a_broken_derived_model_falls_back_to_the_original(fresh_kokoro, caplog)
     assert K._state["model_identity"] == sha and audio.any()
     assert any("slower int8 model" in r.getMessage() for r in caplog.records)
     assert core.model_path().exists()
+
+
+def _x86_without_vnni() -> bool:
+    try:
+        flags = open("/proc/cpuinfo").read()
+    except OSError:
+        return False
+    return " avx2" in flags and "vnni" not in flags
+
+
+@pytest.mark.skipif(not _x86_without_vnni(), reason="the saturating u8 x s8 kernel is the one of x86-64 CPUs without VNNI")
+def test_the_rewrite_needs_the_exact_int8_kernel_on_avx2_cpus(monkeypatch):
+    """The cause of the garbled derived model on AVX2-only CPUs: without FAST_SESSION_CONFIG onnxruntime's
+    u8 x s8 GEMM saturates int16 pair sums and the rewrite no longer equals ConvInteger; with it, it does."""
+    model = _quantised_conv_model()
+    x = np.random.default_rng(1).normal(size=(1, 16, 97)).astype(np.float32)
+    expected = _run(model, x, fast=False)
+    fast = onnx.ModelProto()
+    fast.CopyFrom(model)
+    KM.rewrite_integer_convs(fast)
+    tol = 1e-4 * float(np.abs(expected).max())
+    assert np.allclose(_run(fast, x, fast=True), expected, rtol=1e-4, atol=tol)
+    monkeypatch.setattr(KM, "FAST_SESSION_CONFIG", ("session.unused_soritune_test_key", "1"))
+    assert not np.allclose(_run(fast, x, fast=True), expected, rtol=1e-4, atol=tol)

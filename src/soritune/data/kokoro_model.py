@@ -14,10 +14,14 @@ the int8 model's up to float rounding. The Snake activations' Pow(x, 2) become M
 Sessions on the derived model must disable ONNX Runtime's transpose optimiser (FAST_DISABLED_OPTIMIZERS):
 it would push the transposes into the instance norms and make their ReduceMeans reduce a strided axis.
 
+They must also set `session.x64quantprecision=1` (FAST_SESSION_CONFIG, `session_options`): on x86-64 CPUs
+without VNNI (AVX2 only) ONNX Runtime's default u8 x s8 kernel adds pairs of u8 x s8 products in saturating
+int16, and the derived model spoke gibberish on such a CPU; with the flag the kernel is exact.
+
 The derived model lives in the soritune cache dir, named by the source model's sha256 and CONVERSION_VERSION,
 written atomically (temp file + rename) so parallel workers never read a half-written file. If `onnx` is
 missing, the conversion fails, or the installed onnxruntime does not compute the rewrite as it computes
-ConvInteger (`rewrite_exact`, checked on a small graph once per process: onnxruntime 1.32 does not),
+ConvInteger (`rewrite_exact`, checked on a small graph once per process with the sessions' own options),
 `prepare()` returns the original model and warns once: synthesis never fails and never degrades because of
 this optimisation.
 """
@@ -32,7 +36,9 @@ from pathlib import Path
 from soritune.models.bundled import cache_root
 
 FAST_DISABLED_OPTIMIZERS = ["TransposeOptimizer", "TransposeOptimizer_CPUExecutionProvider"]
-CONVERSION_VERSION = 1  # bump when the rewrite changes: derived models and cached clips are keyed by it
+FAST_SESSION_CONFIG = ("session.x64quantprecision", "1")  # exact u8 x s8 GEMMs on AVX2-only CPUs: session_options
+CONVERSION_VERSION = 2  # bump when the rewrite changes: derived models and cached clips are keyed by it
+# 2: sessions run with FAST_SESSION_CONFIG (version 1's clips, made without it on AVX2-only CPUs, are garbled)
 log = logging.getLogger(__name__)
 _warned: set[str] = set()
 
@@ -104,12 +110,26 @@ def probe_model(c_in: int = 16, c_out: int = 24, k: int = 3, dilation: int = 1, 
     return model
 
 
-def run_probe(model, x, fast: bool):
+def session_options(threads: int, fast: bool):
+    """ONNX Runtime session options for the original (fast=False) or the derived model. The derived model's
+    u8 x s8 GEMMs need `session.x64quantprecision=1` on x86-64 CPUs without VNNI (AVX2 only): their default
+    kernel sums pairs of u8 x s8 products in saturating int16 (255 * 127 * 2 > 32767), which made the derived
+    model speak gibberish on such a CPU; the exact kernel measured about as fast here (AMD EPYC, AVX2)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"],
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    if fast:
+        opts.add_session_config_entry(FAST_SESSION_CONFIG[0], FAST_SESSION_CONFIG[1])
+    return opts
+
+
+def run_probe(model, x, fast: bool):
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(model.SerializeToString(), session_options(1, fast),
+                                   providers=["CPUExecutionProvider"],
                                    disabled_optimizers=FAST_DISABLED_OPTIMIZERS if fast else None)
     return session.run(None, {"x": x})[0]
 
@@ -119,8 +139,9 @@ _exact: list[bool] = []
 
 def rewrite_exact() -> bool:
     """Whether the rewrite reproduces ConvInteger with the installed onnxruntime, on `probe_model` (checked
-    once per process, milliseconds). onnxruntime 1.32 broke it (the derived model spoke gibberish: whisper-base
-    read "유리가 고액식지 크래봇으로..." for "질량 917g을 들어 올리는..."), so it is checked, never assumed."""
+    once per process, milliseconds). Without FAST_SESSION_CONFIG an AVX2-only CPU broke it (the derived model
+    spoke gibberish: whisper-base read "유리가 고액식지 크래봇으로..." for "질량 917g을 들어 올리는..."), so it
+    is checked, never assumed."""
     if not _exact:
         import copy
 
