@@ -86,7 +86,7 @@ class DemoConfig(StageConfig):
     """Settings of `soritune demo`."""
 
     out: Path = Field(Path("demo_out"), description="output directory (data/, runs/, evals/, report.*, plots/)")
-    profile: Profile = Field("default", description="quick (smoke, a few minutes) | default (about 15-20 min on 2 cores) | full (+ Vosk judge, "
+    profile: Profile = Field("default", description="quick (smoke, a few minutes) | default (15 min on 2 cores with AMX, 38 on 2 AVX2-only cores) | full (+ Vosk judge, "
                                   "pruning, distillation, speech LLM)")
     model: str = Field("bundled:whisper-base", description="base model spec")
     seed: int = Field(0, description="seed of the corpus and the training runs")
