@@ -227,7 +227,7 @@ def recording(args, out: Path):
     model, or a broken one, is never reused); the reference is copied to `out`."""
     import hashlib
 
-    from platformdirs import user_cache_dir
+    from soritune.models.bundled import cache_root
 
     if args.tts == "kokoro":
         from soritune.data.kokoro_tts import model_identity
@@ -236,7 +236,7 @@ def recording(args, out: Path):
     else:
         voice_model = "espeak"
     key = f"{args.tts}-{args.minutes:g}min-seed{args.seed}-{voice_model}"
-    cache = Path(os.environ.get("SORITUNE_CACHE", user_cache_dir("soritune"))) / "longform"
+    cache = cache_root() / "longform"
     cache.mkdir(parents=True, exist_ok=True)
     npy, cached_ref, ref = cache / f"recording-{key}.npy", cache / f"reference-{key}.json", out / f"reference-{key}.json"
     if npy.exists() and cached_ref.exists():

@@ -160,10 +160,9 @@ def tokens(phoneme_text: str, vocab: dict[str, int]) -> list[int]:
 
 
 def _cache_path(key: str) -> Path:
-    from platformdirs import user_cache_dir
+    from soritune.models.bundled import cache_root
 
-    root = Path(os.environ.get("SORITUNE_CACHE", user_cache_dir("soritune")))
-    return root / "tts-kokoro" / key[:2] / f"{key}.flac"
+    return cache_root() / "tts-kokoro" / key[:2] / f"{key}.flac"
 
 
 def _trim(audio: np.ndarray, threshold: float = 0.01, pad_s: float = 0.03) -> np.ndarray:

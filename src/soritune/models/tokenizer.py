@@ -20,10 +20,9 @@ SPECIAL = ("<|endoftext|>", "<|startoftranscript|>", "<|translate|>", "<|transcr
 
 @lru_cache(maxsize=1)
 def _asset_tokenizer_file() -> str:
-    from platformdirs import user_cache_dir
+    from soritune.models.bundled import cache_root
 
-    cache = Path(os.environ.get("SORITUNE_CACHE", user_cache_dir("soritune")))
-    path = cache / "tokenizer" / "whisper-multilingual-tokenizer.json"
+    path = cache_root() / "tokenizer" / "whisper-multilingual-tokenizer.json"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent)

@@ -103,7 +103,6 @@ def _random_llm(arch: str, seed: int, attn_implementation: str | None):
 
 def offline_gguf_path(name: str) -> Path:
     """The GGUF file of a packaged offline LLM (assembled once into soritune's cache for gemma3-270m)."""
-    import os
     from importlib import import_module
     from importlib.util import find_spec
 
@@ -116,9 +115,9 @@ def offline_gguf_path(name: str) -> Path:
     if name == "smollm2-135m":  # its __init__ imports llama_cpp: find the file without importing it
         return Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
     pkg = import_module(module)
-    from platformdirs import user_cache_dir
+    from soritune.models.bundled import cache_root
 
-    cache = Path(os.environ.get("SORITUNE_CACHE", user_cache_dir("soritune"))) / "llm"
+    cache = cache_root() / "llm"
     return Path(pkg.assemble(cache / pkg.MODEL_NAME))  # verifies sha256, reuses a verified file
 
 
@@ -134,11 +133,9 @@ def _sha256(path: Path) -> str:
 
 def gguf_cache_dir(path: Path) -> Path:
     """Where a GGUF file's float conversion is kept (keyed by the file's sha256)."""
-    import os
+    from soritune.models.bundled import cache_root
 
-    from platformdirs import user_cache_dir
-
-    root = Path(os.environ.get("SORITUNE_CACHE", user_cache_dir("soritune"))) / "llm"
+    root = cache_root() / "llm"
     return root / f"{path.stem}-{_sha256(path)[:16]}"
 
 
