@@ -227,7 +227,7 @@ def recording(args, out: Path):
     model, or a broken one, is never reused); the reference is copied to `out`."""
     import hashlib
 
-    from soritune.models.bundled import cache_root
+    from soritune.cache import cache_root
 
     if args.tts == "kokoro":
         from soritune.data.kokoro_tts import model_identity

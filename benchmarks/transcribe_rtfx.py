@@ -32,9 +32,10 @@ def main() -> None:
     from soritune.infer import load_backend
 
     if args.convert:
+        from soritune.cache import cache_root
         from soritune.models import bundled
 
-        shutil.rmtree(bundled.cache_root() / "bundled", ignore_errors=True)
+        shutil.rmtree(cache_root() / "bundled", ignore_errors=True)
         t = time.perf_counter()
         bundled.hf_dir()
         print(json.dumps({"bundled_conversion_s": round(time.perf_counter() - t, 2)}))

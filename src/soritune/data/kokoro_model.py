@@ -33,7 +33,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from soritune.models.bundled import cache_root
+from soritune.cache import cache_root
 
 FAST_DISABLED_OPTIMIZERS = ["TransposeOptimizer", "TransposeOptimizer_CPUExecutionProvider"]
 FAST_SESSION_CONFIG = ("session.x64quantprecision", "1")  # exact u8 x s8 GEMMs on AVX2-only CPUs: session_options

