@@ -61,7 +61,8 @@ def prepare(source: Path, source_sha256: str) -> PreparedModel:
         if not rewrite_exact():
             import onnxruntime
 
-            raise RuntimeError(f"the rewrite does not reproduce ConvInteger on onnxruntime {onnxruntime.__version__}")
+            raise RuntimeError("the rewrite does not reproduce ConvInteger with onnxruntime "
+                               f"{onnxruntime.__version__} on this CPU")
         if not dest.exists():
             _build(Path(source), dest)
         return PreparedModel(dest, f"{source_sha256}+int8gemm-v{CONVERSION_VERSION}")
@@ -125,13 +126,17 @@ def session_options(threads: int, fast: bool):
     return opts
 
 
-def run_probe(model, x, fast: bool):
+def session(model: str | bytes, threads: int, fast: bool):
+    """An ONNX Runtime CPU session on a model file or serialised model: the original (fast=False) or the
+    derived one (its options and disabled optimisers); Kokoro synthesis and `rewrite_exact` both use it."""
     import onnxruntime as ort
 
-    session = ort.InferenceSession(model.SerializeToString(), session_options(1, fast),
-                                   providers=["CPUExecutionProvider"],
-                                   disabled_optimizers=FAST_DISABLED_OPTIMIZERS if fast else None)
-    return session.run(None, {"x": x})[0]
+    return ort.InferenceSession(model, session_options(threads, fast), providers=["CPUExecutionProvider"],
+                                disabled_optimizers=FAST_DISABLED_OPTIMIZERS if fast else None)
+
+
+def run_probe(model, x, fast: bool):
+    return session(model.SerializeToString(), 1, fast).run(None, {"x": x})[0]
 
 
 _exact: list[bool] = []

@@ -35,8 +35,8 @@ import numpy as np
 
 from soritune.audio import SAMPLE_RATE, resample
 from soritune.data.ko_phonemes import hangul_to_ipa
-from soritune.data.kokoro_model import FAST_DISABLED_OPTIMIZERS, session_options
 from soritune.data.kokoro_model import prepare as prepare_model
+from soritune.data.kokoro_model import session as onnx_session
 from soritune.errors import SoritunError
 
 NATIVE_RATE = 24000
@@ -125,19 +125,14 @@ def _assembled_model(core) -> Path:
 
 def _session(source: Path, sha256: str, threads: int):
     """The fast derived model (kokoro_model) unless SORITUNE_KOKORO_FAST=0; the original on any failure."""
-    import onnxruntime as ort
-
     if os.environ.get("SORITUNE_KOKORO_FAST", "1") != "0":
         prepared = prepare_model(source, sha256)
         if prepared.path != source:
             try:  # the transpose optimiser would push the GEMMs' time-major layout into the norms: 10x slower
-                return ort.InferenceSession(str(prepared.path), sess_options=session_options(threads, fast=True),
-                                            providers=["CPUExecutionProvider"],
-                                            disabled_optimizers=FAST_DISABLED_OPTIMIZERS), prepared.identity
+                return onnx_session(str(prepared.path), threads, fast=True), prepared.identity
             except Exception as e:  # noqa: BLE001 - a broken derived model must not stop synthesis
                 log.warning("kokoro: using the slower int8 model: %s does not load (%s)", prepared.path, e)
-    return ort.InferenceSession(str(source), sess_options=session_options(threads, fast=False),
-                                providers=["CPUExecutionProvider"]), sha256
+    return onnx_session(str(source), threads, fast=False), sha256
 
 
 def phonemes(text_pron: str) -> str:

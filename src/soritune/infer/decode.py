@@ -234,7 +234,8 @@ def _add_words(timer, tokenizer, encoded, idx, audios, chunks) -> None:
 def too_repetitive(text: str, content: list[int], options: DecodeOptions) -> bool:
     """Whisper's repetition test (gzip compression ratio of the text above the threshold), or a token loop
     anywhere in it (`soritune.loops`): a 30-s chunk of several sentences dilutes a loop in one of them below
-    the ratio (",5,5,5,5..." over half a chunk measured 2.2-2.36 on benchmarks/longform.py, seed 1); off with the threshold."""
+    the ratio (",5,5,5,5..." over half a chunk measured 2.2-2.36 on benchmarks/longform.py, seed 1); off
+    with the threshold."""
     if options.compression_ratio_threshold is None:
         return False
     return compression_ratio(text) > options.compression_ratio_threshold or loop_start(content) is not None
@@ -263,8 +264,9 @@ def _needs_fallback(repetitive: bool, avg_logprob: float, no_speech_prob: float,
 def _generate_with_fallback(engine, encoded, prompts, tokenizer, options: DecodeOptions):
     """(tokens, avg_logprob, no_speech_prob, temperature) per item; failing items retried at the next
     temperature; if every temperature fails, the least repetitive, then most likely, attempt is kept (cut
-    before its loop, `without_loop`, when a fallback ladder was climbed), with the last temperature tried (as faster-whisper passes it on): the prompt is then reset after it
-    (`next_context`), so a chunk that looped at every temperature does not seed the next one's loop."""
+    before its loop, `without_loop`, when a fallback ladder was climbed), with the last temperature tried
+    (as faster-whisper passes it on): the prompt is then reset after it (`next_context`), so a chunk that
+    looped at every temperature does not seed the next one's loop."""
     n = len(prompts)
     final: list = [None] * n
     best: list = [None] * n
