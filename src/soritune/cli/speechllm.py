@@ -24,7 +24,7 @@ app.add_typer(sllm_app, name="speechllm")
 # the model-composition fields `speechllm train` takes as flags (the rest through --config / --set model.X=...)
 MODEL_FLAGS = ("encoder", "llm", "projector", "event_encoder", "encoder_input", "freeze_encoder", "lora_r", "lora_alpha",
                "lora_dropout", "lora_targets", "encoder_lora_r", "encoder_lora_targets", "llm_quantization",
-               "attn_implementation")
+               "attn_implementation", "draft")
 
 
 @sllm_app.command("bench")
@@ -169,7 +169,7 @@ _DEMO_RECIPE = SpeechLLMDemoConfig().recipe  # the demo's defaults differ from a
 @sllm_app.command("demo")
 @config_options(SpeechLLMDemoConfig, short={"out": "-o"}, exclude=("test_set",),
                 nested={"recipe": (RecipeConfig, {"include": RECIPE_FLAGS, "defaults": _DEMO_RECIPE.model_dump()}),
-                        "recipe.model": (SpeechLLMConfig, {"include": ("encoder", "llm", "projector"),
+                        "recipe.model": (SpeechLLMConfig, {"include": ("encoder", "llm", "projector", "draft"),
                                                            "defaults": _DEMO_RECIPE.model.model_dump()})})
 def demo(fields: dict, config: Path | None = ConfigOpt, set_: list[str] | None = SetOpt) -> None:
     """The offline speech-LLM demo: bundled whisper-base + Gemma-3-270M, stage 1 + 2 on the synthetic Korean
@@ -190,7 +190,7 @@ def demo(fields: dict, config: Path | None = ConfigOpt, set_: list[str] | None =
 @sllm_app.command("compare")
 @config_options(CompareConfig, short={"out": "-o"}, exclude=("values",),
                 nested={"base": (RecipeConfig, {"include": RECIPE_FLAGS}),
-                        "base.model": (SpeechLLMConfig, {"include": ("encoder", "llm", "projector", "lora_targets"),
+                        "base.model": (SpeechLLMConfig, {"include": ("encoder", "llm", "projector", "lora_targets", "draft"),
                                                          "csv": ("lora_targets",)})})
 def compare(
     fields: dict,

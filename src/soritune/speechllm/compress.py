@@ -48,14 +48,15 @@ def layer_sensitivity(model, rows: list[dict], *, batch_size: int = 4,
         raise SoritunError("layer sensitivity needs at least one row with a response")
     model.train(False)
     n = len(decoder_of(model.llm).layers)
-    base = response_loss_on(model, rows, batch_size)
-    layers = []
-    for i in range(n):
-        with skipped(model.llm, i):
-            loss = response_loss_on(model, rows, batch_size)
-        layers.append({"layer": i, "loss": round(loss, 5), "delta": round(loss - base, 5)})
-        if progress:
-            progress(i + 1, n)
+    with model.remembering_drafts():  # one Whisper draft per row, not one per layer
+        base = response_loss_on(model, rows, batch_size)
+        layers = []
+        for i in range(n):
+            with skipped(model.llm, i):
+                loss = response_loss_on(model, rows, batch_size)
+            layers.append({"layer": i, "loss": round(loss, 5), "delta": round(loss - base, 5)})
+            if progress:
+                progress(i + 1, n)
     return {"n_layers": n, "n_rows": len(rows), "base_loss": round(base, 5), "layers": layers}
 
 

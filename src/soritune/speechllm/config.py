@@ -54,6 +54,10 @@ class SpeechLLMConfig(StageConfig):
     attn_implementation: Literal["eager", "sdpa", "flash_attention_2"] | None = Field(
         None, description="LLM attention kernel (None: transformers' default).")
     system_prompt: str | None = Field(None, description="System message, when the chat template takes one.")
+    draft: str | None = Field(None, description="Whisper model spec (bundled:whisper-base, ct2:DIR, hf:..., a "
+                              "fine-tuned model) whose greedy transcript of each clip is put in the prompt after "
+                              "the instruction (generative error correction: the LLM hears the audio and reads "
+                              "the draft); None: audio only. soritune.speechllm.draft.")
     seed: int = Field(0, description="Initialisation seed (projector, random specs).")
 
 

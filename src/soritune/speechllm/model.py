@@ -26,6 +26,7 @@ from soritune.speechllm.config import (
     DEFAULT_PROMPTS,
     SpeechLLMConfig,
 )
+from soritune.speechllm.draft import Drafter, with_draft
 from soritune.speechllm.encoders import FRAME_S, SpeechEncoder, split_long
 from soritune.speechllm.events import EventEncoder
 from soritune.speechllm.layers import decoder_of, drop_layers
@@ -56,6 +57,7 @@ class SpeechLLM:
                                   config.encoder_lora_targets)
         self.encoder.freeze(config.freeze_encoder)
         self.events = EventEncoder(config.event_encoder, seed=config.seed) if config.event_encoder else None
+        self.drafter = Drafter(config.draft) if config.draft else None
         loaded = load_llm(config.llm, seed=config.seed, attn_implementation=config.attn_implementation,
                           quantization=config.llm_quantization)
         self.llm, self.tokenizer, self.llm_info = loaded.model, loaded.tokenizer, loaded.info
@@ -96,6 +98,19 @@ class SpeechLLM:
         full = sorted(set(self.config.llm_drop_layers) | {current[i] for i in layers})
         self.config = self.config.model_copy(update={"llm_drop_layers": full})
         self.llm_info.update(dropped_layers=full, params=sum(p.numel() for p in self.llm.parameters()))
+
+    @contextmanager
+    def remembering_drafts(self):
+        """Within the block each clip's Whisper draft is decoded once and reused (training, sensitivity
+        sweeps); outside it every call decodes, so the efficiency protocol's TTFT includes the draft."""
+        if self.drafter is None or self.drafter.remember:
+            yield self
+            return
+        self.drafter.remember = True
+        try:
+            yield self
+        finally:
+            self.drafter.remember = False
 
     def trainable_parameters(self) -> list:
         mods = [self.projector, self.llm, self.encoder.module]
@@ -163,10 +178,10 @@ class SpeechLLM:
         return embeds, infos
 
     # ---- prompts -----------------------------------------------------------------------------
-    def _messages(self, prompt: str, system: str | None = None) -> list[dict]:
+    def _messages(self, prompt: str, system: str | None = None, draft: str | None = None) -> list[dict]:
         system = system or self.config.system_prompt
         msgs = [{"role": "system", "content": system}] if system else []
-        return msgs + [{"role": "user", "content": f"{AUDIO_PLACEHOLDER}\n{prompt}"}]
+        return msgs + [{"role": "user", "content": f"{AUDIO_PLACEHOLDER}\n{with_draft(prompt, draft)}"}]
 
     def _template_end_of_turn(self) -> str:
         """The text the chat template puts after an assistant message (e.g. '<|im_end|>')."""
@@ -176,10 +191,11 @@ class SpeechLLM:
         tail = text.split(marker, 1)[1].rstrip("\n ") if marker in text else ""
         return tail or (self.tokenizer.eos_token or "")
 
-    def prompt_ids(self, prompt: str, system: str | None = None) -> tuple[list[int], list[int]]:
+    def prompt_ids(self, prompt: str, system: str | None = None, draft: str | None = None
+                   ) -> tuple[list[int], list[int]]:
         """Token ids before and after the audio placeholder in the rendered chat template (`system`: a system
-        message instead of config.system_prompt)."""
-        text = self.tokenizer.apply_chat_template(self._messages(prompt, system), tokenize=False,
+        message instead of config.system_prompt; `draft`: a Whisper draft after the prompt)."""
+        text = self.tokenizer.apply_chat_template(self._messages(prompt, system, draft), tokenize=False,
                                                   add_generation_prompt=True)
         if text.count(AUDIO_PLACEHOLDER) != 1:
             raise SoritunError(f"the chat template of {self.config.llm} does not keep the audio placeholder "
@@ -205,22 +221,28 @@ class SpeechLLM:
 
     def build_inputs(self, clips: list[np.ndarray], prompts: list[str], responses: list[str] | None = None,
                      encoded: list[list] | None = None, system: str | None = None,
-                     audio_text: list[str] | None = None):
+                     audio_text: list[str] | None = None, drafts: list[str] | None = None):
         """inputs_embeds, attention_mask and (with responses) labels on the response only. Rows are laid out
         [pad][prompt + audio][response][pad]: the prompts are left-padded to one width, so without responses
         the batch is left-padded as generation needs, and with them every response starts in the same column
         (`response_positions`: the columns whose logits predict a response token, shared by the batch).
-        `audio_text`: the transcript's tokens stand where the audio would (the self-distillation teacher)."""
+        `audio_text`: the transcript's tokens stand where the audio would (the self-distillation teacher).
+        With a drafter (config.draft) each prompt carries the clip's Whisper draft (`drafts`: computed by the
+        caller; None: decoded here; the self-distillation teacher, which has no audio, gets none)."""
         import torch
 
         if audio_text is not None:
             audio = [self._embed(self.tokenizer(t, add_special_tokens=False).input_ids) for t in audio_text]
             infos = [AudioInfo(audio_s=0.0, n_chunks=0, n_audio_tokens=0) for _ in audio_text]
+            drafts = None
         else:
             audio, infos = self.audio_embeddings(clips, encoded)
+            if self.drafter is not None and drafts is None:
+                drafts = self.drafter(clips)
+        drafts = drafts if self.drafter is not None else None
         heads, resps = [], []
         for k, (emb, prompt) in enumerate(zip(audio, prompts)):
-            pre, post = self.prompt_ids(prompt, system)
+            pre, post = self.prompt_ids(prompt, system, drafts[k] if drafts is not None else None)
             heads.append(torch.cat([self._embed(pre), emb, self._embed(post)]))
             resps.append(self.response_ids(responses[k]) if responses is not None else [])
         head_w, resp_w = max(h.shape[0] for h in heads), max(len(r) for r in resps)
@@ -357,6 +379,7 @@ class SpeechLLM:
     def describe(self) -> dict:
         return {"config": self.config.model_dump(), "encoder": self.encoder.info, "llm": self.llm_info,
                 "event_encoder": self.events.info if self.events else None,
+            "draft": self.drafter.info if self.drafter else None,
                 "projector_params": sum(p.numel() for p in self.projector.parameters()),
                 "covered_s_per_pass": round(self.covered_s, 3), "trainable_params":
                 sum(p.numel() for p in self.trainable_parameters())}

@@ -148,43 +148,44 @@ def run_stage(cfg: StageTrainConfig, *, model=None, progress: Progress | None = 
     log = MetricsLog(run / "metrics.jsonl", resume_step=start if ckpt is not None else None)
     model.train(True)
     t0 = time.perf_counter()
-    for step in range(start + 1, cfg.steps + 1):
-        batch = batches.next()
-        clips = [batches.clip(r) for r in batch]
-        encoded = model.encode_clips(clips) if hidden_teacher else batches.encoded_clips(model, batch)
-        out = model.build_inputs(clips, [r["prompt"] for r in batch], [r["response"] for r in batch], encoded)
-        logits, targets = model.response_logits(out)
-        loss = cfg.ce_weight * response_loss(logits, targets)
-        if cfg.self_distill_weight:
-            loss = loss + cfg.self_distill_weight * self_distillation_loss(model, batch, logits, targets,
-                                                                           cfg.distill_temperature)
-        if teacher is not None:
-            loss = loss + cfg.distill_weight * teacher_kl(teacher, clips, batch, logits, targets,
-                                                          cfg.distill_temperature)
-        if hidden_teacher is not None:
-            loss = loss + cfg.hidden_mse_weight * hidden_teacher.loss(clips, encoded)
-        if not torch.isfinite(loss):
-            raise SoritunError(f"stage {cfg.stage}: loss became {loss.item()} at step {step}; lower lr ({cfg.lr})")
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        losses.append(float(loss.item()))
-        chunks += sum(a.n_chunks for a in out["audio"])
-        truncated += sum(a.truncated_s for a in out["audio"])
-        samples += len(batch)
-        if step % cfg.log_every == 0 or step == cfg.steps:
-            row = {"step": step, "loss": losses[-1], "lr": scheduler.get_last_lr()[0], "samples": samples}
-            log.write(row)
-            if progress:
-                progress({**row, "total": cfg.steps})
-        if cfg.save_every and step % cfg.save_every == 0 and step < cfg.steps:
-            save_checkpoint(accelerator, run, step, trainable={k: v.detach().cpu() for k, v in named.items()},
-                            optimizer=optimizer, scheduler=scheduler,
-                            state={"losses": losses, "audio_chunks": chunks, "samples": samples,
-                                   "data": batches.state()})
-            apply_retention(run, cfg.keep_last, None)
+    with model.remembering_drafts():  # each clip's Whisper draft decoded once (config.draft)
+        for step in range(start + 1, cfg.steps + 1):
+            batch = batches.next()
+            clips = [batches.clip(r) for r in batch]
+            encoded = model.encode_clips(clips) if hidden_teacher else batches.encoded_clips(model, batch)
+            out = model.build_inputs(clips, [r["prompt"] for r in batch], [r["response"] for r in batch], encoded)
+            logits, targets = model.response_logits(out)
+            loss = cfg.ce_weight * response_loss(logits, targets)
+            if cfg.self_distill_weight:
+                loss = loss + cfg.self_distill_weight * self_distillation_loss(model, batch, logits, targets,
+                                                                               cfg.distill_temperature)
+            if teacher is not None:
+                loss = loss + cfg.distill_weight * teacher_kl(teacher, clips, batch, logits, targets,
+                                                              cfg.distill_temperature)
+            if hidden_teacher is not None:
+                loss = loss + cfg.hidden_mse_weight * hidden_teacher.loss(clips, encoded)
+            if not torch.isfinite(loss):
+                raise SoritunError(f"stage {cfg.stage}: loss became {loss.item()} at step {step}; lower lr ({cfg.lr})")
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            losses.append(float(loss.item()))
+            chunks += sum(a.n_chunks for a in out["audio"])
+            truncated += sum(a.truncated_s for a in out["audio"])
+            samples += len(batch)
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                row = {"step": step, "loss": losses[-1], "lr": scheduler.get_last_lr()[0], "samples": samples}
+                log.write(row)
+                if progress:
+                    progress({**row, "total": cfg.steps})
+            if cfg.save_every and step % cfg.save_every == 0 and step < cfg.steps:
+                save_checkpoint(accelerator, run, step, trainable={k: v.detach().cpu() for k, v in named.items()},
+                                optimizer=optimizer, scheduler=scheduler,
+                                state={"losses": losses, "audio_chunks": chunks, "samples": samples,
+                                       "data": batches.state()})
+                apply_retention(run, cfg.keep_last, None)
     train_s = time.perf_counter() - t0
     if not losses:
         raise SoritunError(f"stage {cfg.stage}: no steps ran (steps={cfg.steps}, resumed at {start})")
