@@ -68,12 +68,18 @@ def test_timings_positive_and_consistent(bench):
             # can come out at 0 (clamped); the streamer-timed rows are strictly positive
             assert s["min"] > 0 or (k == "tpot_ms" and r.backend in ("ct2", "faster-whisper")), (r.label, k)
         # TTFT is part of a batch's latency (measured in separate rounds: on tiny the encoder is nearly
-        # all of it, so the two are close and only a loose bound is stable on a busy machine);
-        # tokens/s and RTFx follow from the same wall time
-        assert r.ttft_ms["min"] < 1.25 * r.latency_ms["max"]
-        per_clip_s = r.per_clip_ms["median"] / 1000
-        assert r.rtfx["median"] == pytest.approx(r.audio_s / r.n_clips / per_clip_s, rel=0.35)
-        assert r.tokens_per_s["median"] == pytest.approx(r.new_tokens / (per_clip_s * r.n_clips), rel=0.35)
+        # all of it, so the two are close and only a loose bound is stable on a busy machine)
+        assert r.ttft_ms["min"] < 2.0 * r.latency_ms["max"]
+        # tokens/s and RTFx are computed per round from the same wall time as per-clip ms, so the fastest
+        # round gives the highest of each: exact relations, whatever the machine's load (a ratio of
+        # medians is not one: with 2 rounds a median is their mean, and 1/mean != mean of 1/x)
+        audio_per_clip, tokens_per_clip = r.audio_s / r.n_clips, r.new_tokens / r.n_clips
+        fastest_s, slowest_s = r.per_clip_ms["min"] / 1000, r.per_clip_ms["max"] / 1000
+        assert r.rtfx["max"] == pytest.approx(audio_per_clip / fastest_s, rel=1e-3)
+        assert r.rtfx["min"] == pytest.approx(audio_per_clip / slowest_s, rel=1e-3)
+        if r.tokens_match:  # every round produced the same tokens
+            assert r.tokens_per_s["max"] == pytest.approx(tokens_per_clip / fastest_s, rel=1e-6)
+            assert r.tokens_per_s["min"] == pytest.approx(tokens_per_clip / slowest_s, rel=1e-6)
         assert r.consistency_err is not None and r.consistency_err < 1.0
         # random weights never say EOS: every clip runs to the cap, so the decoder took MAX_NEW steps
         assert r.n_steps_mean == MAX_NEW
