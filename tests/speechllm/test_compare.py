@@ -65,3 +65,17 @@ def test_compare_writes_the_ab_table_and_plot(data, tmp_path):
     assert "| model.projector | ASR CER % | CIDEr-D |" in md and "| ultravox |" in md
     assert (tmp_path / "ab" / "compare.png").stat().st_size > 10_000
     assert json.loads((tmp_path / "ab" / "compare.json").read_text())["vary"] == "model.projector"
+
+
+def test_recipe_can_skip_stage_1_but_not_both_stages(data, tmp_path):
+    from pydantic import ValidationError
+
+    from soritune.speechllm.recipe import run_recipe
+
+    with pytest.raises(ValidationError, match="stage1_steps and stage2_steps are both 0"):
+        _base().model_validate({**_base().model_dump(), "stage1_steps": 0, "stage2_steps": 0})
+    cfg = _base().model_copy(update={"stage1_steps": 0, "stage2_steps": 2})
+    row = run_recipe(cfg.model_validate(cfg.model_dump()), train=data, test=data, out=tmp_path / "s2")
+    assert [s["stage"] for s in row["stages"]] == [2] and row["lora_targets"]
+    assert not (tmp_path / "s2" / "stage1").exists() and (tmp_path / "s2" / "stage2").is_dir()
+    assert row["asr_n"] == 4 and row["ttft_ms"] > 0

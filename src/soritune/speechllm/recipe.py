@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Callable, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from soritune.bench.memory import MemoryMeter
 from soritune.config import StageConfig, save_config
@@ -28,7 +28,8 @@ class RecipeConfig(StageConfig):
     """The training, evaluation and measurement budget of one recipe (the model is `model`)."""
 
     model: SpeechLLMConfig = Field(default_factory=SpeechLLMConfig, description="Composition (stage 2 adds LoRA).")
-    stage1_steps: int = Field(60, ge=1, description="Stage-1 steps (projector only).")
+    stage1_steps: int = Field(60, ge=0, description="Stage-1 steps (projector only); 0 skips stage 1 (stage 2 "
+                              "then trains a fresh projector beside the LoRA).")
     stage2_steps: int = Field(40, ge=0, description="Stage-2 steps (projector + LoRA); 0 skips stage 2.")
     batch_size: int = Field(4, ge=1, description="Examples per step.")
     lr_stage1: float = Field(1e-3, gt=0, description="Stage-1 peak learning rate.")
@@ -46,6 +47,12 @@ class RecipeConfig(StageConfig):
     bench_repeats: int = Field(2, ge=1, description="Repeats of the efficiency protocol (median kept).")
     threads: int | None = Field(2, ge=1, description="torch CPU threads.")
     seed: int = Field(0, description="Data order seed.")
+
+    @model_validator(mode="after")
+    def _trains_something(self):
+        if not self.stage1_steps and not self.stage2_steps:
+            raise ValueError("stage1_steps and stage2_steps are both 0: at least one stage must train")
+        return self
 
 
 def _done(out: Path, cfg: RecipeConfig) -> dict | None:
