@@ -33,11 +33,12 @@ ARGS = dict(data="demo/data", n=16, steps=100, lr=1e-3, bs=4, proj="salmonn", po
 PROMPT = DEFAULT_PROMPTS["transcribe"]
 
 
-def parse(argv: list[str]) -> dict:
-    a = dict(ARGS)
+def parse(argv: list[str], defaults: dict = ARGS) -> dict:
+    """key=value arguments over `defaults`, each converted to its default's type (the speech-LLM probes share it)."""
+    a = dict(defaults)
     for kv in argv:
         k, v = kv.split("=", 1)
-        a[k] = type(ARGS[k])(v)
+        a[k] = type(defaults[k])(v)
     return a
 
 

@@ -19,6 +19,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+from speechllm_audio_dependence import parse  # benchmarks/ is on the path when a script runs from it
 
 from soritune.data.manifest import iter_manifest
 from soritune.eval.metrics import cer
@@ -27,14 +28,6 @@ from soritune.speechllm.data import load_clip
 
 ARGS = dict(data="demo/data", steps=1500, stack=4, lr=1e-3, bs=8, eval_every=250, test_set="lecture-kokoro",
             seed=0, threads=2, out="")
-
-
-def parse(argv: list[str]) -> dict:
-    a = dict(ARGS)
-    for kv in argv:
-        k, v = kv.split("=", 1)
-        a[k] = type(ARGS[k])(v)
-    return a
 
 
 def features(m: SpeechLLM, rows: list[dict]) -> list[torch.Tensor]:
@@ -126,4 +119,4 @@ def main(a: dict) -> dict:
 
 
 if __name__ == "__main__":
-    main(parse(sys.argv[1:]))
+    main(parse(sys.argv[1:], ARGS))

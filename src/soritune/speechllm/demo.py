@@ -34,7 +34,8 @@ DEMO_TEST_SET = "lecture-kokoro"  # the main demo's headline slice (held-out Kok
 Event = Callable[[str, int, int], None]
 # Sized for 20 minutes on 2 idle cores (README, speech-LLM demo: where the time goes): every training step
 # runs the whole 270M LLM forward and backward on 4 examples, evaluation decodes 8 clips per batch.
-# 150 + 100 steps: 9 min 42 s on the idle 2-core CPU (captioning learned, CIDEr-D 0.661); 30 + 20 (3.5 min) learned nothing
+# 150 + 100 steps: 9 min 42 s on an idle 2-core CPU with AMX, 13 min 35 s on an AVX2-only one (captioning learned,
+# CIDEr-D 0.661 and 0.460; transcription not); 30 + 20 (3.5 min) learned nothing
 DEMO_BUDGET = {"stage1_steps": 150, "stage2_steps": 100, "batch_size": 4, "max_new_tokens": 48, "eval_batch_size": 8}
 
 
