@@ -99,3 +99,33 @@ def test_curriculum_trims_duration_outliers_and_samples_by_text_length(demo_data
     assert info["curated"]["counts"]["kept"] == 3 and info["asr_train"] == 3
     ids = {r["id"] for r in read_examples(tmp_path / "sllm" / "train.jsonl") if r["task"] == "transcribe"}
     assert len(ids) == 3 and not ids & {"train-0", "train-5"}  # the shortest and the longest clip are gone
+
+
+def test_full_demo_drafts_with_its_int8_export_when_there_is_one(tmp_path, monkeypatch):
+    from soritune.demo import Demo, DemoConfig
+    from soritune.speechllm import demo
+
+    seen = []
+    monkeypatch.setattr(demo, "run_demo_step", lambda out, data, on_event=None, draft=None: seen.append(draft) or {})
+    d = Demo(DemoConfig(out=str(tmp_path)))
+    d.speech_llm()  # no export yet: no draft
+    ct2 = d.run_dir("ct2-int8")
+    ct2.mkdir(parents=True)
+    (ct2 / "model.bin").write_bytes(b"x")
+    d.speech_llm()
+    assert seen == [None, f"ct2:{ct2}"]
+
+
+def test_the_report_names_the_draft():
+    from soritune.speechllm.demo import render
+
+    row = {"encoder": "bundled:whisper-base", "projector": "salmonn", "llm": "offline:gemma3-270m", "name": "n",
+           "draft": "ct2:/runs/ct2-int8", "stages": [], "load_s": 1, "train_s": 1, "eval_s": 1, "asr_cer": 0.2,
+           "asr_n": 1, "cider_d": 0.5, "caption_n": 1, "ttft_ms": 1.0, "tpot_ms": 1.0, "peak_mem_gb": 1.0,
+           "failures": {}, "truncated_audio_s": 0.0, "peak_mem_definition": "rss", "load_average_1_5_15": [0, 0, 0]}
+    report = {"speech_llm": row, "whisper": [], "wall_s": 3, "data_s": 0, "cpu_s": 3,
+              "data": {"asr_train": 1, "train_audio_h": 0.1, "asr_test": 1, "asr_test_set": "t",
+                       "captions": {"train": {"clips": 1}, "test": {"clips": 1}}},
+              "config": {"recipe": {"max_new_tokens": 4, "bench_audio_s": 10.0}}}
+    assert "+ Whisper draft in the prompt (ct2:/runs/ct2-int8)" in render(report).splitlines()[0]
+    assert "Whisper draft" not in render({**report, "speech_llm": {**row, "draft": None}}).splitlines()[0]

@@ -135,8 +135,10 @@ def run_demo(cfg: SpeechLLMDemoConfig, on_event: Event | None = None) -> dict:
     tell("data", 0, 1)
     data = prepare(cfg, out)
     data_s = time.perf_counter() - t0
+    model = cfg.recipe.model
+    name = f"{model.projector} + {model.llm}" + (" + Whisper draft" if model.draft else "")
     row = run_recipe(cfg.recipe, train=out / "sllm" / "train.jsonl", test=out / "sllm" / "test.jsonl",
-                     out=out / "run", name=f"{cfg.recipe.model.projector} + {cfg.recipe.model.llm}", progress=tell)
+                     out=out / "run", name=name, progress=tell)
     report = {"data": data, "data_s": round(data_s, 1), "speech_llm": row,
               "whisper": whisper_rows(Path(data["data"]), cfg.test_set if "all" not in data["asr_test_set"] else None),
               "wall_s": round(time.perf_counter() - t0, 1), "cpu_s": round(time.process_time() - cpu0, 1),
@@ -146,22 +148,24 @@ def run_demo(cfg: SpeechLLMDemoConfig, on_event: Event | None = None) -> dict:
     return report
 
 
-def run_demo_step(out: str | Path, data: str | Path, on_event: Event | None = None) -> dict:
+def run_demo_step(out: str | Path, data: str | Path, on_event: Event | None = None, draft: str | None = None) -> dict:
     """`soritune demo --full`'s speech-LLM step on its own data folder: the demo's summary row, or
-    {"skipped": reason} when the offline LLM package is not installed (`soritune[speechllm]`)."""
+    {"skipped": reason} when the offline LLM package is not installed (`soritune[speechllm]`). `draft`: the
+    Whisper spec whose transcripts go into the prompt (the main demo passes its fine-tuned int8 export)."""
     from importlib.util import find_spec
 
     from soritune.speechllm.llm import OFFLINE_LLMS
 
     cfg = SpeechLLMDemoConfig(out=str(out), data=str(data))
+    cfg.recipe.model.draft = draft
     kind, _, name = cfg.recipe.model.llm.partition(":")
     if kind == "offline" and name in OFFLINE_LLMS and find_spec(OFFLINE_LLMS[name][0]) is None:
         return {"skipped": f"{cfg.recipe.model.llm} is not installed ({OFFLINE_LLMS[name][2]})"}
     report = run_demo(cfg, on_event)
     row = report["speech_llm"]
     return {"report": str(Path(out) / "report.md"), "wall_s": report["wall_s"],
-            **{k: row[k] for k in ("name", "asr_cer", "asr_n", "cider_d", "caption_n", "ttft_ms", "tpot_ms",
-                                   "peak_mem_gb")}}
+            **{k: row.get(k) for k in ("name", "draft", "asr_cer", "asr_n", "cider_d", "caption_n", "ttft_ms",
+                                       "tpot_ms", "peak_mem_gb")}}
 
 
 def _pct(x) -> str:
@@ -174,7 +178,8 @@ def _num(x, nd: int = 1) -> str:
 
 def render(report: dict) -> str:
     r, d = report["speech_llm"], report["data"]
-    lines = [f"# soritune speech-LLM demo: {r['encoder']} + {r['projector']} + {r['llm']}", "",
+    draft = f" + Whisper draft in the prompt ({r['draft']})" if r.get("draft") else ""
+    lines = [f"# soritune speech-LLM demo: {r['encoder']} + {r['projector']} + {r['llm']}{draft}", "",
              f"- data: {d['asr_train']} lecture utterances ({d['train_audio_h']} h) + "
              f"{d['captions']['train']['clips']} captioning clips to train; ASR test: {d['asr_test']} utterances "
              f"({d['asr_test_set']}); captioning test: {d['captions']['test']['clips']} clips",

@@ -106,7 +106,7 @@ def run_recipe(cfg: RecipeConfig, *, train: str | Path, test: str | Path, out: s
     row = {
         "name": name or out.name, "encoder": cfg.model.encoder, "projector": cfg.model.projector,
         "llm": cfg.model.llm, "lora_targets": list(cfg.model.lora_targets) if cfg.stage2_steps else [],
-        **scored, "train_peak_mem_gb": round(train_meter.reading.peak_rss_mb / GB, 3), "load_s": round(load_s, 1),
+        "draft": cfg.model.draft, **scored, "train_peak_mem_gb": round(train_meter.reading.peak_rss_mb / GB, 3), "load_s": round(load_s, 1),
         "train_s": round(train_s, 1), "wall_s": round(time.perf_counter() - t0, 1),
         "cpu_s": round(time.process_time() - cpu0, 1), "stages": stages,
     }
