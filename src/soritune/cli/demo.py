@@ -35,7 +35,7 @@ def demo_cmd(
     fields: dict,
     quick: bool = typer.Option(False, "--quick", help="Smoke run: a tiny corpus and a few steps (= --profile quick)."),
     full: bool = typer.Option(False, "--full", help="Also the Vosk judge, lottery-ticket pruning at 50%, a 2-decoder-layer "
-                              "student and the speech-LLM demo (= --profile full)."),
+                              "student and the speech-LLM demo, drafted by the int8 export (= --profile full)."),
     fresh: bool = typer.Option(False, "--fresh", help="Delete OUT first instead of resuming it."),
     config: Path | None = ConfigOpt,
     set_: list[str] | None = SetOpt,
