@@ -409,9 +409,10 @@ class Demo:
         from soritune.speechllm.demo import run_demo_step
 
         ct2 = self.run_dir("ct2-int8")
-        return run_demo_step(self.out / "speech-llm", self.data, draft=f"ct2:{ct2}" if (ct2 / "model.bin").is_file()
-                             else None, on_event=lambda what, done, total: self.on_event("speech-llm", "progress",
-                                                                                         {"done": done, "total": total}))
+        draft = f"ct2:{ct2}" if (ct2 / "model.bin").is_file() else None
+        return run_demo_step(self.out / "speech-llm", self.data, draft=draft,
+                             on_event=lambda what, done, total: self.on_event("speech-llm", "progress",
+                                                                              {"done": done, "total": total}))
 
     def suite_reports(self) -> dict[str, dict]:
         order = list(self.suite_systems())
